@@ -1,0 +1,91 @@
+//! Test harness: real nats-server processes on free ports in a private directory, SIGKILLed and
+//! removed on drop (also when the test panics). Used by this crate's tests and by later crates'.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::nats_server::{NatsServer, Resolver};
+use crate::process::{state_root, Deployment, UpOptions};
+use crate::topology::{Profile, Topology};
+
+/// The nats-server binary, resolved (and installed if needed) once per test process.
+pub fn nats_server() -> &'static NatsServer {
+    static BIN: OnceLock<NatsServer> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let resolver = Resolver {
+            cache_dir: state_root().join("cache"),
+            install: true,
+        };
+        resolver
+            .resolve()
+            .unwrap_or_else(|e| panic!("test harness needs nats-server: {e}"))
+    })
+}
+
+/// A fresh, empty directory under the system temp dir, unique to this process and call.
+pub fn scratch_dir(label: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sea-test-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A deployment of `profile` on free ports that is torn down on drop.
+pub struct TestCluster {
+    pub deployment: Deployment,
+}
+
+impl TestCluster {
+    /// The profile's topology on free ports, prepared but not started.
+    pub fn new(profile: Profile) -> TestCluster {
+        let topology = Topology::for_profile(profile).remap_ports(crate::ports::free_port);
+        let mut deployment = Deployment::new(
+            topology,
+            scratch_dir(profile.as_str()),
+            nats_server().path.clone(),
+        );
+        deployment.die_with_parent = true;
+        TestCluster { deployment }
+    }
+
+    /// Starts every node and waits for the health gate; panics with the cause otherwise.
+    pub async fn start(profile: Profile) -> TestCluster {
+        let cluster = TestCluster::new(profile);
+        cluster.up().await;
+        cluster
+    }
+
+    /// `up` with default options and no progress output; panics on failure.
+    pub async fn up(&self) -> crate::process::UpReport {
+        self.deployment
+            .up(&UpOptions::default(), &|_| {}, std::future::pending())
+            .await
+            .unwrap_or_else(|e| panic!("test cluster failed to come up: {e}"))
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.deployment.topology
+    }
+
+    pub fn nats_servers(&self) -> String {
+        self.deployment.topology.nats_servers()
+    }
+
+    /// Client URL of one node by name.
+    pub fn client_url(&self, name: &str) -> String {
+        let (_, node) = self.topology().node(name).expect("node exists");
+        self.topology().client_url(node)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for (_, node) in self.deployment.topology.nodes() {
+            self.deployment.kill_node(&node.name);
+        }
+        let _ = std::fs::remove_dir_all(&self.deployment.dir);
+    }
+}

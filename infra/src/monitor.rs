@@ -1,0 +1,141 @@
+//! A small client for the nats-server HTTP monitoring endpoints the health gate reads.
+//!
+//! Only the fields the project uses are typed; unknown fields are ignored so newer servers parse.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{url} unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} returned an unexpected body: {reason}")]
+    BadBody { url: String, reason: String },
+}
+
+/// `/healthz`: `{"status":"ok"}` when healthy, else a status and an error text.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Healthz {
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Healthz {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// The parts of `/jsz` the gate reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Jsz {
+    #[serde(default)]
+    pub meta_cluster: Option<MetaCluster>,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MetaCluster {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub cluster_size: Option<usize>,
+}
+
+/// The parts of `/routez` the gate reads. With route pooling a peer appears several times.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Routez {
+    #[serde(default)]
+    pub routes: Option<Vec<Route>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Route {
+    #[serde(default)]
+    pub remote_name: Option<String>,
+}
+
+impl Routez {
+    /// Distinct names of the servers this one has a route to, sorted.
+    pub fn peer_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .routes
+            .iter()
+            .flatten()
+            .filter_map(|r| r.remote_name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// HTTP client with short timeouts: a gate polls, it must never hang on one request.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    http: reqwest::Client,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor::new(Duration::from_secs(2))
+    }
+}
+
+impl Monitor {
+    pub fn new(timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .expect("a reqwest client without TLS always builds");
+        Monitor { http }
+    }
+
+    /// `/healthz`; the body is read whatever the status code (503 carries the reason).
+    pub async fn healthz(&self, base: &str) -> Result<Healthz, MonitorError> {
+        self.get_json(&format!("{base}/healthz")).await
+    }
+
+    pub async fn jsz(&self, base: &str) -> Result<Jsz, MonitorError> {
+        self.get_json(&format!("{base}/jsz")).await
+    }
+
+    pub async fn routez(&self, base: &str) -> Result<Routez, MonitorError> {
+        self.get_json(&format!("{base}/routez")).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, MonitorError> {
+        let unreachable = |e: reqwest::Error| MonitorError::Unreachable {
+            url: url.to_owned(),
+            reason: root_cause(&e),
+        };
+        let body = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(unreachable)?
+            .bytes()
+            .await
+            .map_err(unreachable)?;
+        serde_json::from_slice(&body).map_err(|e| MonitorError::BadBody {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// reqwest wraps the interesting part (e.g. "Connection refused") several levels deep.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,145 @@
+//! Renders nats-server configuration files from a [`Topology`].
+//!
+//! Output is deterministic (same topology, byte-identical text): the committed files under
+//! `infra/nats/` are checked against it by a test, and `cargo xtask render` rewrites them.
+
+use std::fmt::Write as _;
+
+use std::path::Path;
+
+use crate::topology::{Cluster, Node, Profile, Topology};
+
+/// A rendered file, named relative to the directory it belongs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: String,
+    pub contents: String,
+}
+
+/// The config file name of a node, relative to the state directory.
+pub fn conf_file_name(node: &Node) -> String {
+    format!("{}.conf", node.name)
+}
+
+/// One config file per node. Paths inside (`store_dir`) are relative to the directory the
+/// server runs in, which is the profile's state directory in the process backend.
+pub fn node_configs(topology: &Topology) -> Vec<RenderedFile> {
+    topology
+        .nodes()
+        .map(|(cluster, node)| RenderedFile {
+            path: conf_file_name(node),
+            contents: node_config(topology, cluster, node),
+        })
+        .collect()
+}
+
+/// The rendered files committed to the repository, with paths relative to the workspace root.
+/// They are the configs `cargo xtask up` runs on the fixed ports, kept for review and diffing.
+pub fn committed_files() -> Vec<RenderedFile> {
+    Profile::ALL
+        .into_iter()
+        .flat_map(|profile| {
+            node_configs(&Topology::for_profile(profile))
+                .into_iter()
+                .map(move |f| RenderedFile {
+                    path: format!("infra/nats/{profile}/{}", f.path),
+                    contents: f.contents,
+                })
+        })
+        .collect()
+}
+
+/// Committed files under `root` that are missing or differ from what the model renders.
+pub fn stale_committed_files(root: &Path) -> Vec<String> {
+    committed_files()
+        .into_iter()
+        .filter(|f| {
+            std::fs::read_to_string(root.join(&f.path)).ok().as_deref() != Some(f.contents.as_str())
+        })
+        .map(|f| f.path)
+        .collect()
+}
+
+/// The nats-server configuration of one node.
+pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> String {
+    let s = &topology.settings;
+    let host = &s.host;
+    let mut out = String::new();
+    let w = &mut out;
+    // `writeln!` into a String cannot fail.
+    let _ = writeln!(
+        w,
+        "# Rendered from the SEA topology model (profile {}); do not edit.",
+        topology.profile
+    );
+    let _ = writeln!(w, "# Regenerate with `cargo xtask render`.");
+    let _ = writeln!(w, "server_name: \"{}\"", node.name);
+    let _ = writeln!(w, "listen: \"{host}:{}\"", node.client_port);
+    let _ = writeln!(w, "http: \"{host}:{}\"", node.monitor_port);
+    let _ = writeln!(w, "lame_duck_duration: \"{}\"", s.lame_duck_duration);
+    let _ = writeln!(
+        w,
+        "lame_duck_grace_period: \"{}\"",
+        s.lame_duck_grace_period
+    );
+    let _ = writeln!(w);
+    let _ = writeln!(w, "jetstream {{");
+    let _ = writeln!(w, "  store_dir: \"data/{}\"", node.name);
+    let _ = writeln!(w, "  max_mem_store: {}", s.max_mem_store);
+    let _ = writeln!(w, "  max_file_store: {}", s.max_file_store);
+    let _ = writeln!(w, "  # How often data is fsynced: `always` survives power loss, a duration trades that for speed.");
+    let _ = writeln!(w, "  sync_interval: \"{}\"", s.sync_interval);
+    if let Some(domain) = &cluster.jetstream_domain {
+        let _ = writeln!(w, "  domain: \"{domain}\"");
+    }
+    let _ = writeln!(w, "}}");
+    if let Some(route_port) = node.route_port {
+        let _ = writeln!(w);
+        let _ = writeln!(w, "cluster {{");
+        let _ = writeln!(w, "  name: \"{}\"", cluster.name);
+        let _ = writeln!(w, "  listen: \"{host}:{route_port}\"");
+        let _ = writeln!(w, "  routes: [");
+        for peer in node.routes.iter().filter_map(|p| cluster.node(p)) {
+            if let Some(port) = peer.route_port {
+                let _ = writeln!(w, "    \"nats-route://{host}:{port}\"");
+            }
+        }
+        let _ = writeln!(w, "  ]");
+        let _ = writeln!(w, "}}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_is_deterministic() {
+        for p in Profile::ALL {
+            let t = Topology::for_profile(p);
+            assert_eq!(node_configs(&t), node_configs(&t.clone()));
+        }
+    }
+
+    #[test]
+    fn every_peer_is_an_explicit_route() {
+        let t = Topology::for_profile(Profile::Ha);
+        let conf = &node_configs(&t)[0].contents;
+        assert!(
+            conf.contains("\"nats-route://127.0.0.1:6223\"\n    \"nats-route://127.0.0.1:6224\""),
+            "{conf}"
+        );
+        assert!(
+            !conf.contains("6222\"\n"),
+            "a node does not route to itself:\n{conf}"
+        );
+    }
+
+    #[test]
+    fn single_has_no_cluster_block() {
+        let t = Topology::for_profile(Profile::Single);
+        let conf = &node_configs(&t)[0].contents;
+        assert!(!conf.contains("cluster {"), "{conf}");
+    }
+}

@@ -1,0 +1,41 @@
+//! `cargo xtask down`: stop exactly the servers this project started, optionally purge data.
+
+use std::time::Duration;
+
+use xshell::Shell;
+
+use crate::flags::Down;
+use crate::project;
+
+impl Down {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let profiles = match self.profile {
+            Some(p) => vec![p],
+            None => project::recorded_profiles(),
+        };
+        if profiles.is_empty() {
+            eprintln!(
+                "nothing to stop: no profile has state in {}",
+                sea_infra::process::state_root().display()
+            );
+        }
+        let nodes = (!self.nodes.is_empty()).then_some(self.nodes.as_slice());
+        for profile in profiles {
+            let deployment = project::recorded_deployment(profile);
+            let report = deployment.down(nodes, self.purge, Duration::from_secs(self.grace))?;
+            let stopped = if report.stopped.is_empty() {
+                "none".to_owned()
+            } else {
+                report.stopped.join(", ")
+            };
+            eprintln!("profile {profile}: stopped {stopped}");
+            for name in &report.stale {
+                eprintln!("  {name}: its pid file pointed at a process that is not this server; removed the file, signalled nothing");
+            }
+            if report.purged {
+                eprintln!("  purged data under {}", deployment.dir.display());
+            }
+        }
+        Ok(())
+    }
+}

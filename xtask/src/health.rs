@@ -1,0 +1,45 @@
+//! `cargo xtask health`: exit 0 only when every server passes the health gate.
+
+use anyhow::bail;
+use sea_infra::health;
+use sea_infra::monitor::Monitor;
+use xshell::Shell;
+
+use crate::flags::Health;
+use crate::project;
+
+impl Health {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let profile = project::pick_profile(self.profile)?;
+        let deployment = project::recorded_deployment(profile);
+        let report = project::runtime()?.block_on(health::check(
+            &Monitor::default(),
+            &deployment.topology,
+            None,
+        ));
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            for node in &report.nodes {
+                for check in &node.checks {
+                    let mark = if check.ok { "ok  " } else { "FAIL" };
+                    println!(
+                        "{mark} {:<8} {:<13} {}",
+                        node.name, check.name, check.detail
+                    );
+                }
+            }
+        }
+        if !report.is_healthy() {
+            bail!(
+                "health gate failed for profile {profile}: {}",
+                report.failures().join("; ")
+            );
+        }
+        eprintln!(
+            "profile {profile}: all {} server(s) healthy",
+            report.nodes.len()
+        );
+        Ok(())
+    }
+}

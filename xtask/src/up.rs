@@ -1,0 +1,55 @@
+//! `cargo xtask up`: start a profile's servers and return when the health gate passes.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_infra::process::UpOptions;
+use xshell::Shell;
+
+use crate::flags::Up;
+use crate::project;
+
+impl Up {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let bin = project::nats_server()?;
+        eprintln!(
+            "using nats-server {} ({}, from {})",
+            bin.version,
+            bin.path.display(),
+            bin.source
+        );
+        let deployment = project::fresh_deployment(self.profile, bin.path);
+        let opts = UpOptions {
+            nodes: (!self.nodes.is_empty()).then_some(self.nodes),
+            timeout: Duration::from_secs(self.timeout),
+        };
+        let progress = |line: &str| eprintln!("  {line}");
+        let cancel = async {
+            // If the handler cannot be installed, never cancel rather than cancel at once.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let report = project::runtime()?
+            .block_on(deployment.up(&opts, &progress, cancel))
+            .with_context(|| format!("bring up profile {}", self.profile))?;
+
+        let healthy = report.health.nodes.len();
+        if report.started.is_empty() {
+            eprintln!(
+                "profile {} is already up: {healthy} server(s) healthy, nothing started",
+                self.profile
+            );
+        } else {
+            eprintln!(
+                "profile {} is up: {healthy} server(s) healthy in {:.1}s (started {})",
+                self.profile,
+                report.elapsed.as_secs_f64(),
+                report.started.join(", ")
+            );
+        }
+        eprintln!("state in {}", deployment.dir.display());
+        println!("NATS_SERVERS={}", deployment.topology.nats_servers());
+        Ok(())
+    }
+}
