@@ -51,21 +51,27 @@ impl HealthReport {
         self.nodes.iter().all(|n| n.healthy)
     }
 
+    /// The most telling failure: a node whose own `/healthz` fails (down, or not ready) comes
+    /// before peers that merely miss their route to it.
     pub fn first_failure(&self) -> Option<(&NodeHealth, &Check)> {
-        self.nodes
-            .iter()
-            .find_map(|n| n.first_failure().map(|c| (n, c)))
+        self.ranked_failures().next()
     }
 
-    /// One line per failing node: `nats-2: healthz: connection refused`.
+    /// One line per failing node, root causes first: `nats-2: healthz: connection refused`.
     pub fn failures(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter_map(|n| {
-                n.first_failure()
-                    .map(|c| format!("{}: {}: {}", n.name, c.name, c.detail))
-            })
+        self.ranked_failures()
+            .map(|(n, c)| format!("{}: {}: {}", n.name, c.name, c.detail))
             .collect()
+    }
+
+    fn ranked_failures(&self) -> impl Iterator<Item = (&NodeHealth, &Check)> {
+        let mut failing: Vec<_> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.first_failure().map(|c| (n, c)))
+            .collect();
+        failing.sort_by_key(|(_, c)| c.name != "healthz");
+        failing.into_iter()
     }
 }
 

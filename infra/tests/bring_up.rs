@@ -1,0 +1,280 @@
+//! Bring-up, health gate, partial restarts and teardown against real nats-server processes on
+//! free ports (never the fixed ones).
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sea_infra::harness::{scratch_dir, TestCluster};
+use sea_infra::health;
+use sea_infra::monitor::Monitor;
+use sea_infra::process::{Deployment, UpError, UpOptions};
+use sea_infra::topology::{Profile, Topology};
+
+fn no_progress(_: &str) {}
+
+async fn up(
+    deployment: &Deployment,
+    opts: &UpOptions,
+) -> Result<sea_infra::process::UpReport, UpError> {
+    deployment
+        .up(opts, &no_progress, std::future::pending())
+        .await
+}
+
+fn only(nodes: &[&str]) -> UpOptions {
+    UpOptions {
+        nodes: Some(nodes.iter().map(|s| s.to_string()).collect()),
+        ..UpOptions::default()
+    }
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Publishes on one server until a subscriber on another receives it (interest crosses the
+/// route asynchronously, so the first publishes may find no subscriber yet).
+async fn message_crosses(from: &str, to: &str) {
+    let sub_client = async_nats::connect(to).await.expect("connect subscriber");
+    let mut sub = sub_client.subscribe("sea.test.cross").await.unwrap();
+    sub_client.flush().await.unwrap();
+    let pub_client = async_nats::connect(from).await.expect("connect publisher");
+    let received = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            pub_client
+                .publish("sea.test.cross", "hello".into())
+                .await
+                .unwrap();
+            pub_client.flush().await.unwrap();
+            if let Ok(Some(msg)) =
+                tokio::time::timeout(Duration::from_millis(200), sub.next()).await
+            {
+                return msg;
+            }
+        }
+    })
+    .await
+    .expect("a message published on one server reaches a subscriber on another");
+    assert_eq!(&received.payload[..], b"hello");
+}
+
+/// A dead process has no /proc entry, or an empty cmdline while it is an unreaped zombie.
+fn assert_process_gone(pid: i32) {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.is_empty(), "pid {pid} still alive after down");
+}
+
+#[tokio::test]
+async fn single_comes_up_is_idempotent_and_goes_down() {
+    let cluster = TestCluster::new(Profile::Single);
+    let first = cluster.up().await;
+    assert_eq!(first.started, ["nats-1"]);
+    assert!(
+        first.health.nodes[0].is_meta_leader,
+        "a lone JetStream server is its own authority"
+    );
+
+    let second = cluster.up().await;
+    assert!(
+        second.started.is_empty(),
+        "up on a healthy cluster starts nothing"
+    );
+    assert_eq!(second.already_running, ["nats-1"]);
+
+    let pid = cluster.deployment.running_pid("nats-1").expect("running");
+    let report = cluster
+        .deployment
+        .down(None, true, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(report.stopped, ["nats-1"]);
+    assert_process_gone(pid);
+    assert!(
+        !cluster.deployment.dir.exists(),
+        "purge removes the state directory"
+    );
+}
+
+#[tokio::test]
+async fn ha_survives_node_loss_and_restarts_only_what_is_missing() {
+    let cluster = TestCluster::start(Profile::Ha).await;
+    let d = &cluster.deployment;
+    let monitor = Monitor::default();
+
+    // The gate passed: meta leader, cluster size 3, full route mesh.
+    let report = health::check(&monitor, &d.topology, None).await;
+    assert!(report.is_healthy(), "{:?}", report.failures());
+    assert_eq!(report.nodes.iter().filter(|n| n.is_meta_leader).count(), 1);
+    message_crosses(&cluster.client_url("nats-1"), &cluster.client_url("nats-3")).await;
+
+    // Idempotent.
+    assert!(cluster.up().await.started.is_empty());
+
+    // SIGKILL nats-2: the gate fails and names it.
+    assert!(d.kill_node("nats-2"));
+    let report = health::check(&monitor, &d.topology, None).await;
+    assert!(!report.is_healthy());
+    let (node, check) = report.first_failure().unwrap();
+    assert_eq!((node.name.as_str(), check.name), ("nats-2", "healthz"));
+    assert!(
+        report
+            .failures()
+            .iter()
+            .any(|f| f.starts_with("nats-1: routes: no route to nats-2")),
+        "{:?}",
+        report.failures()
+    );
+
+    // `up` restarts only nats-2, and the gate passes again.
+    let pids_before = (d.running_pid("nats-1"), d.running_pid("nats-3"));
+    let again = cluster.up().await;
+    assert_eq!(again.started, ["nats-2"]);
+    assert_eq!(
+        (d.running_pid("nats-1"), d.running_pid("nats-3")),
+        pids_before
+    );
+    assert!(again.health.is_healthy());
+
+    // With nats-1 dead, nats-2 and nats-3 restart and still form a cluster through their
+    // explicit routes to each other.
+    assert!(d.kill_node("nats-1"));
+    for name in ["nats-2", "nats-3"] {
+        assert!(d.stop_node(
+            name,
+            nix::sys::signal::Signal::SIGTERM,
+            Duration::from_secs(10)
+        ));
+    }
+    let partial = up(d, &only(&["nats-2", "nats-3"]))
+        .await
+        .expect("two of three form a quorum");
+    assert_eq!(partial.started, ["nats-2", "nats-3"]);
+    let report = health::check(&monitor, &d.topology, Some(&set(&["nats-2", "nats-3"]))).await;
+    assert!(report.is_healthy(), "{:?}", report.failures());
+    let leader = report.nodes[0].meta_leader.clone().unwrap();
+    assert!(
+        leader == "nats-2" || leader == "nats-3",
+        "meta leader {leader}"
+    );
+    assert_eq!(report.nodes[0].routes, ["nats-3"]);
+    message_crosses(&cluster.client_url("nats-2"), &cluster.client_url("nats-3")).await;
+
+    // down stops every process it started.
+    let pids: Vec<i32> = ["nats-2", "nats-3"]
+        .iter()
+        .filter_map(|n| d.running_pid(n))
+        .collect();
+    assert_eq!(pids.len(), 2);
+    let report = d.down(None, false, Duration::from_secs(10)).unwrap();
+    assert_eq!(report.stopped, ["nats-2", "nats-3"]);
+    assert!(d.running_nodes().is_empty());
+    for pid in pids {
+        assert_process_gone(pid);
+    }
+}
+
+#[tokio::test]
+async fn busy_port_is_named_and_nothing_starts() {
+    let cluster = TestCluster::new(Profile::Ha);
+    let d = &cluster.deployment;
+    let (_, nats_2) = d.topology.node("nats-2").unwrap();
+    let _squatter = TcpListener::bind(("127.0.0.1", nats_2.monitor_port)).unwrap();
+
+    let err = up(d, &UpOptions::default()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, UpError::PortBusy { .. }), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "port {} (monitor port of nats-2) is already in use by ",
+            nats_2.monitor_port
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("(pid {})", std::process::id())),
+        "names the holder: {text}"
+    );
+    assert!(d.running_nodes().is_empty(), "nothing was started");
+}
+
+#[tokio::test]
+async fn unwritable_state_dir_is_reported_with_the_fix() {
+    let parent = scratch_dir("unwritable");
+    let file = parent.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let topology = Topology::for_profile(Profile::Single).remap_ports(sea_infra::ports::free_port);
+    let d = Deployment::new(
+        topology,
+        file.join("state"),
+        sea_infra::harness::nats_server().path.clone(),
+    );
+    let text = up(&d, &UpOptions::default()).await.unwrap_err().to_string();
+    assert!(
+        text.contains("is not writable") && text.contains("set SEA_STATE_DIR"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(parent).unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_exits_is_reported_with_its_log() {
+    let mut cluster = TestCluster::new(Profile::Single);
+    // A "server" that prints something and exits at once.
+    let fake = cluster.deployment.dir.join("fake-nats-server");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'fatal: pretend config error'\nexit 1\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).unwrap();
+    cluster.deployment.nats_server = fake;
+
+    let err = up(&cluster.deployment, &UpOptions::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, UpError::Exited(_)), "{text}");
+    assert!(
+        text.contains("nats-1 exited during start-up")
+            && text.contains("fatal: pretend config error"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn gate_timeout_names_node_and_check_and_stops_what_it_started() {
+    let cluster = TestCluster::new(Profile::Ha);
+    let d = &cluster.deployment;
+    // One server of three never gets a meta leader: no quorum.
+    let opts = UpOptions {
+        timeout: Duration::from_secs(3),
+        ..only(&["nats-1"])
+    };
+    let err = up(d, &opts).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, UpError::Unhealthy { .. }), "{text}");
+    assert!(text.starts_with("health gate failed after"), "{text}");
+    assert!(text.contains(": nats-1: "), "names the node: {text}");
+    assert!(text.contains("last lines of"), "shows the log: {text}");
+    assert!(
+        d.running_nodes().is_empty(),
+        "the node this run started was stopped again"
+    );
+}
+
+#[tokio::test]
+async fn unknown_node_is_refused_before_anything_starts() {
+    let cluster = TestCluster::new(Profile::Ha);
+    let text = up(&cluster.deployment, &only(&["nats-9"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        "no server named `nats-9` in this topology; `cargo xtask status` lists the servers"
+    );
+    assert!(cluster.deployment.running_nodes().is_empty());
+}
