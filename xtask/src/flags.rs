@@ -110,3 +110,80 @@ pub struct Test {
     #[arg(last = true)]
     pub cargo_test_args: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn unknown_profile_lists_the_valid_ones() {
+        let err = Xtask::try_parse_from(["cargo xtask", "up", "--profile", "triple"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown profile `triple`: use one of single, ha"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn docs_list_every_env_var_and_flag() {
+        let root = sea_infra::workspace_root();
+        let docs = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+        let mut missing = Vec::new();
+        for var in env_vars_in_code(&root) {
+            if !docs.contains(&format!("| `{var}` |")) {
+                missing.push(var);
+            }
+        }
+        for sub in Xtask::command().get_subcommands() {
+            let section = format!("### `cargo xtask {}`", sub.get_name());
+            let Some(start) = docs.find(&section) else {
+                missing.push(section);
+                continue;
+            };
+            let body = &docs[start + section.len()..];
+            let body = &body[..body.find("\n### ").unwrap_or(body.len())];
+            for arg in sub.get_arguments().filter_map(|a| a.get_long()) {
+                if !body.contains(&format!("`--{arg}")) {
+                    missing.push(format!("{section} --{arg}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md does not document: {missing:?}"
+        );
+    }
+
+    /// Names of every `pub const ENV_*` string in the workspace's Rust sources.
+    fn env_vars_in_code(root: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                if path.is_dir() && name != "target" && !name.to_string_lossy().starts_with('.') {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for line in text
+                        .lines()
+                        .filter(|l| l.contains("const ENV_") && l.contains(": &str = \""))
+                    {
+                        out.extend(line.split('"').nth(1).map(str::to_owned));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        assert!(
+            !out.is_empty(),
+            "found no ENV_ constants: is the scan broken?"
+        );
+        out
+    }
+}

@@ -1,0 +1,30 @@
+# Thin wrappers over `cargo xtask`: every recipe is one command, the logic lives in xtask.
+# `just` itself: `pip install rust-just` or `cargo install just`.
+
+# List the recipes.
+default:
+    @just --list
+
+# What CI runs: nats-server, fmt, clippy and the whole test suite.
+ci-quick:
+    cargo xtask test
+
+# Start a profile (single or ha) and wait for the health gate.
+up profile="ha":
+    cargo xtask up --profile {{profile}}
+
+# Stop the servers this project started (`just down --purge` also deletes their data).
+down *args:
+    cargo xtask down {{args}}
+
+# Table of servers: URLs, health, meta leader, routes (`just status --json`).
+status *args:
+    cargo xtask status {{args}}
+
+# Exit 0 only when every server passes the health gate.
+health *args:
+    cargo xtask health {{args}}
+
+# What this machine has (`just doctor --install` installs nats-server).
+doctor *args:
+    cargo xtask doctor {{args}}
