@@ -37,5 +37,12 @@ fn main() {
 
 fn fail(e: &anyhow::Error) -> ! {
     eprintln!("error: {e:#}");
-    std::process::exit(1);
+    let interrupted = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<sea_infra::process::UpError>(),
+            Some(sea_infra::process::UpError::Interrupted)
+        )
+    });
+    // 130: the shell's convention for "ended by Ctrl-C".
+    std::process::exit(if interrupted { 130 } else { 1 });
 }
