@@ -28,3 +28,7 @@ health *args:
 # What this machine has (`just doctor --install` installs nats-server).
 doctor *args:
     cargo xtask doctor {{args}}
+
+# Create or update streams and consumers from the spec (`just provision --check`).
+provision *args:
+    cargo xtask provision {{args}}

@@ -2,13 +2,17 @@
 //!
 //! `xtask` and the worker stay thin over this crate. See `docs/architecture.md` for the map.
 
+pub mod env;
 pub mod harness;
 pub mod health;
 pub mod monitor;
+pub mod nats_config;
 pub mod nats_server;
 pub mod ports;
 pub mod process;
+pub mod provision;
 pub mod render;
+pub mod spec;
 pub mod topology;
 
 use std::path::{Path, PathBuf};

@@ -26,6 +26,8 @@ pub enum Command {
     Status(Status),
     /// Exit 0 only when every server passes the health gate.
     Health(Health),
+    /// Create or update the spec's streams and consumers (env-only configuration).
+    Provision(Provision),
     /// Rewrite the committed rendered configs (infra/nats/) from the topology model.
     Render(Render),
     /// The whole check: nats-server, fmt, clippy and the test suite.
@@ -59,6 +61,9 @@ pub struct Up {
     /// Seconds to wait for the health gate before failing.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// Provision streams and consumers once the gate passes.
+    #[arg(long)]
+    pub provision: bool,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +100,29 @@ pub struct Health {
     /// Print every check as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Provision {
+    /// Profile whose servers to use when NATS_SERVERS and NATS_URL are unset.
+    #[arg(long, value_parser = parse_profile)]
+    pub profile: Option<Profile>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Change nothing; exit 2 when the live configuration drifted from the spec.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the plan (and what was applied) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Allow deleting and recreating this stream or consumer (`STREAM/DURABLE`) for a change the
+    /// server cannot apply in place. Its messages are lost. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub recreate: Vec<String>,
+    /// Seconds to wait for replicas to become current after a change.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub replica_wait: u64,
 }
 
 #[derive(Debug, Args)]

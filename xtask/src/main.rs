@@ -7,6 +7,7 @@ mod down;
 mod flags;
 mod health;
 mod project;
+mod provision;
 mod render;
 mod status;
 mod test;
@@ -27,6 +28,7 @@ fn main() {
         flags::Command::Down(cmd) => cmd.run(&sh),
         flags::Command::Status(cmd) => cmd.run(&sh),
         flags::Command::Health(cmd) => cmd.run(&sh),
+        flags::Command::Provision(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
         flags::Command::Test(cmd) => cmd.run(&sh),
     };
@@ -35,14 +37,37 @@ fn main() {
     }
 }
 
+/// An error that ends the command with a specific exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn fail(e: &anyhow::Error) -> ! {
     eprintln!("error: {e:#}");
-    let interrupted = e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<sea_infra::process::UpError>(),
-            Some(sea_infra::process::UpError::Interrupted)
-        )
-    });
-    // 130: the shell's convention for "ended by Ctrl-C".
-    std::process::exit(if interrupted { 130 } else { 1 });
+    let code = e
+        .chain()
+        .find_map(|c| {
+            if let Some(exit) = c.downcast_ref::<Exit>() {
+                Some(exit.code)
+            } else if c.is::<sea_infra::env::ConfigErrors>() {
+                Some(sea_infra::env::EXIT_CONFIG)
+            } else if let Some(sea_infra::process::UpError::Interrupted) = c.downcast_ref() {
+                // The shell's convention for "ended by Ctrl-C".
+                Some(130)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(1);
+    std::process::exit(code);
 }

@@ -6,11 +6,11 @@ use anyhow::Context;
 use sea_infra::process::UpOptions;
 use xshell::Shell;
 
-use crate::flags::Up;
+use crate::flags::{Provision, Up};
 use crate::project;
 
 impl Up {
-    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let bin = project::nats_server()?;
         eprintln!(
             "using nats-server {} ({}, from {})",
@@ -50,6 +50,17 @@ impl Up {
         }
         eprintln!("state in {}", deployment.dir.display());
         println!("NATS_SERVERS={}", deployment.topology.nats_servers());
+        if self.provision {
+            let provision = Provision {
+                profile: Some(self.profile),
+                dry_run: false,
+                check: false,
+                json: false,
+                recreate: Vec::new(),
+                replica_wait: self.timeout,
+            };
+            provision.run(sh).context("provision after bring-up")?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,582 @@
+//! Declarative, idempotent provisioning of the spec's streams and consumers.
+//!
+//! [`plan`] reads the live configuration and compares only the fields the spec manages, field by
+//! field, so a second run finds everything `unchanged` and sends nothing. Changes the server cannot
+//! apply in place (storage, retention to or from work-queue, mirror, consumer ack / deliver /
+//! replay policy, pull vs push) are `refused` up front, naming the field, unless the operator
+//! asked to recreate that object. [`apply`] executes a plan and waits for replica changes to settle.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{self, IntoConsumerConfig};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::{stream, Context};
+use serde::Serialize;
+
+use crate::env::format_duration;
+use crate::spec::{Spec, ENV_STREAM_REPLICAS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("{what}: {reason}")]
+    Api { what: String, reason: String },
+    #[error("{ENV_STREAM_REPLICAS}={requested} but the JetStream cluster has {size} server(s); set it to {size} or less, or unset it")]
+    ReplicasTooLarge { requested: usize, size: usize },
+    #[error("refusing changes the server cannot apply in place: {}; rerun with `--recreate NAME` to delete and recreate (the stream's messages are lost)", .0.join("; "))]
+    Refused(Vec<String>),
+    #[error("stream {stream}: replicas not current after {waited:?}: {detail}")]
+    ReplicaWait {
+        stream: String,
+        waited: Duration,
+        detail: String,
+    },
+}
+
+fn api(what: impl Into<String>, e: impl std::fmt::Display) -> ProvisionError {
+    ProvisionError::Api {
+        what: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// The JetStream deployment provisioning talks to, as the connected server describes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    pub servers: Vec<String>,
+    /// Cluster name; `None` for an unclustered server.
+    pub cluster: Option<String>,
+    /// Servers of the cluster known to the connected server (itself included).
+    pub cluster_size: usize,
+}
+
+impl Target {
+    pub fn from_client(client: &async_nats::Client, servers: &[String]) -> Target {
+        let info = client.server_info();
+        let cluster = info.cluster.filter(|c| !c.is_empty());
+        let cluster_size = if cluster.is_some() {
+            info.connect_urls.len().max(1)
+        } else {
+            1
+        };
+        Target {
+            servers: servers.to_vec(),
+            cluster,
+            cluster_size,
+        }
+    }
+}
+
+/// Fits the spec's replica counts to the target. Without an explicit `STREAM_REPLICAS`, a lone
+/// server gets 1 replica (said in the returned note); an explicit count larger than the cluster
+/// is an error naming the fix.
+pub fn fit_replicas(
+    spec: &mut Spec,
+    target: &Target,
+    explicit: bool,
+) -> Result<Vec<String>, ProvisionError> {
+    let mut notes = Vec::new();
+    let largest = spec.streams.iter().map(|s| s.replicas).max().unwrap_or(1);
+    if largest <= target.cluster_size {
+        return Ok(notes);
+    }
+    if explicit {
+        return Err(ProvisionError::ReplicasTooLarge {
+            requested: largest,
+            size: target.cluster_size,
+        });
+    }
+    if target.cluster.is_none() {
+        for s in &mut spec.streams {
+            s.replicas = 1;
+        }
+        notes.push(format!(
+            "JetStream is not clustered (one server): using 1 replica instead of {largest}; set {ENV_STREAM_REPLICAS} to override"
+        ));
+    }
+    Ok(notes)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Stream,
+    Consumer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    /// Needs a change the server cannot apply in place; not recreated without permission.
+    Refused,
+    /// Delete and create again (the operator asked with `--recreate`).
+    Recreate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub live: String,
+    pub desired: String,
+    pub in_place: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanItem {
+    pub kind: Kind,
+    /// `SEA_EVENTS`, or `SEA_EVENTS/sea-mq-worker` for a consumer.
+    pub name: String,
+    pub action: Action,
+    pub changes: Vec<FieldChange>,
+    #[serde(skip)]
+    stream: String,
+    #[serde(skip)]
+    replicas_changed: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub target: Target,
+    pub notes: Vec<String>,
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    /// True when the live configuration matches the spec (nothing to do).
+    pub fn is_unchanged(&self) -> bool {
+        self.items.iter().all(|i| i.action == Action::Unchanged)
+    }
+
+    /// `2 create, 1 update, 3 unchanged`.
+    pub fn summary(&self) -> String {
+        let actions = [
+            Action::Create,
+            Action::Update,
+            Action::Recreate,
+            Action::Refused,
+            Action::Unchanged,
+        ];
+        actions
+            .iter()
+            .filter_map(|a| {
+                let n = self.items.iter().filter(|i| i.action == *a).count();
+                (n > 0).then(|| format!("{n} {}", format!("{a:?}").to_lowercase()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Human-readable lines, one per object plus one per changed field.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            let kind = format!("{:?}", item.kind).to_lowercase();
+            let action = format!("{:?}", item.action).to_lowercase();
+            out.push(format!("{kind:<8} {:<32} {action}", item.name));
+            if item.action != Action::Create {
+                for c in &item.changes {
+                    let how = if c.in_place { "" } else { "  (not in place)" };
+                    out.push(format!(
+                        "           {}: {} -> {}{how}",
+                        c.field, c.live, c.desired
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Compares the spec with what the server has. Sends only reads.
+pub async fn plan(
+    js: &Context,
+    spec: &Spec,
+    target: Target,
+    notes: Vec<String>,
+    recreate: &BTreeSet<String>,
+) -> Result<Plan, ProvisionError> {
+    let mut items = Vec::new();
+    for s in &spec.streams {
+        let desired = s.config();
+        let live = match js.get_stream(&s.name).await {
+            Ok(mut st) => Some(
+                st.info()
+                    .await
+                    .map_err(|e| api(format!("read stream {}", s.name), e))?
+                    .config
+                    .clone(),
+            ),
+            Err(e) if is_not_found(e.kind()) => None,
+            Err(e) => return Err(api(format!("read stream {}", s.name), e)),
+        };
+        let mut item = diff_item(
+            Kind::Stream,
+            s.name.clone(),
+            &s.name,
+            live.map(|l| stream_fields(&l)),
+            stream_fields(&desired),
+            recreate,
+        );
+        item.replicas_changed = item.changes.iter().any(|c| c.field == "replicas");
+        items.push(item);
+    }
+    let desired_consumer = spec.consumer.config().into_consumer_config();
+    for s in spec.event_streams() {
+        let durable = spec.consumer.durable_name();
+        let name = format!("{}/{durable}", s.name);
+        let live = match js.get_stream_no_info(&s.name).await {
+            Ok(st) => match st.consumer_info(durable).await {
+                Ok(info) => Some(info.config),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+                    ) =>
+                {
+                    None
+                }
+                Err(e) => return Err(api(format!("read consumer {name}"), e)),
+            },
+            Err(e) if is_not_found(e.kind()) => None,
+            Err(e) => return Err(api(format!("read stream {}", s.name), e)),
+        };
+        // Recreating a stream drops its consumers, so they are recreated with it.
+        let stream_recreated = items
+            .iter()
+            .any(|i| i.kind == Kind::Stream && i.name == s.name && i.action == Action::Recreate);
+        let live_fields = if stream_recreated {
+            None
+        } else {
+            live.map(|l| consumer_fields(&l))
+        };
+        items.push(diff_item(
+            Kind::Consumer,
+            name,
+            &s.name,
+            live_fields,
+            consumer_fields(&desired_consumer),
+            recreate,
+        ));
+    }
+    Ok(Plan {
+        target,
+        notes,
+        items,
+    })
+}
+
+fn is_not_found(kind: GetStreamErrorKind) -> bool {
+    matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+type Fields = Vec<(&'static str, String, bool)>;
+
+fn diff_item(
+    kind: Kind,
+    name: String,
+    stream: &str,
+    live: Option<Fields>,
+    desired: Fields,
+    recreate: &BTreeSet<String>,
+) -> PlanItem {
+    let Some(live) = live else {
+        return PlanItem {
+            kind,
+            name,
+            action: Action::Create,
+            changes: Vec::new(),
+            stream: stream.to_owned(),
+            replicas_changed: false,
+        };
+    };
+    let changes: Vec<FieldChange> = live
+        .into_iter()
+        .zip(desired)
+        .filter(|((_, l, _), (_, d, _))| l != d)
+        .map(|((field, live, _), (_, desired, mutable))| {
+            let in_place = mutable && in_place_retention(field, &live, &desired);
+            FieldChange {
+                field,
+                live,
+                desired,
+                in_place,
+            }
+        })
+        .collect();
+    let action = if changes.is_empty() {
+        Action::Unchanged
+    } else if changes.iter().all(|c| c.in_place) {
+        Action::Update
+    } else if recreate.contains(stream) || recreate.contains(&name) {
+        Action::Recreate
+    } else {
+        Action::Refused
+    };
+    PlanItem {
+        kind,
+        name,
+        action,
+        changes,
+        stream: stream.to_owned(),
+        replicas_changed: false,
+    }
+}
+
+/// Retention may move between limits and interest in place, never to or from work-queue.
+fn in_place_retention(field: &str, live: &str, desired: &str) -> bool {
+    field != "retention" || (live != "workqueue" && desired != "workqueue")
+}
+
+fn lower(v: impl std::fmt::Debug) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+/// The stream fields the spec manages: (name, value, changeable in place).
+fn stream_fields(c: &stream::Config) -> Fields {
+    let mut subjects = c.subjects.clone();
+    subjects.sort();
+    vec![
+        ("subjects", subjects.join(","), true),
+        ("storage", lower(c.storage), false),
+        ("retention", lower(c.retention), true),
+        ("discard", lower(c.discard), true),
+        ("replicas", c.num_replicas.to_string(), true),
+        ("max_age", format_duration(c.max_age), true),
+        ("max_bytes", c.max_bytes.to_string(), true),
+        (
+            "duplicate_window",
+            format_duration(c.duplicate_window),
+            true,
+        ),
+        ("max_msg_size", c.max_message_size.to_string(), true),
+        (
+            "placement",
+            c.placement
+                .as_ref()
+                .and_then(|p| p.cluster.clone())
+                .unwrap_or_else(|| "-".into()),
+            true,
+        ),
+        (
+            "mirror",
+            c.mirror
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| "-".into()),
+            false,
+        ),
+    ]
+}
+
+/// The consumer fields the spec manages.
+fn consumer_fields(c: &consumer::Config) -> Fields {
+    let backoff: Vec<String> = c.backoff.iter().map(|d| format_duration(*d)).collect();
+    vec![
+        (
+            "type",
+            if c.deliver_subject.is_some() {
+                "push"
+            } else {
+                "pull"
+            }
+            .to_owned(),
+            false,
+        ),
+        ("ack_policy", lower(c.ack_policy), false),
+        ("deliver_policy", lower(c.deliver_policy), false),
+        ("replay_policy", lower(c.replay_policy), false),
+        ("ack_wait", format_duration(c.ack_wait), true),
+        ("max_deliver", c.max_deliver.to_string(), true),
+        ("max_ack_pending", c.max_ack_pending.to_string(), true),
+        (
+            "backoff",
+            if backoff.is_empty() {
+                "-".into()
+            } else {
+                backoff.join(",")
+            },
+            true,
+        ),
+    ]
+}
+
+/// What `apply` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApplyReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub recreated: Vec<String>,
+    /// Messages deleted with recreated streams.
+    pub messages_lost: u64,
+    pub elapsed_ms: u128,
+}
+
+/// Executes a plan. Refuses as a whole (changing nothing) when any item is `refused`.
+pub async fn apply(
+    js: &Context,
+    spec: &Spec,
+    plan: &Plan,
+    replica_wait: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<ApplyReport, ProvisionError> {
+    let refused: Vec<String> = plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Refused)
+        .map(|i| {
+            let fields: Vec<String> = i
+                .changes
+                .iter()
+                .filter(|c| !c.in_place)
+                .map(|c| format!("{} {} -> {}", c.field, c.live, c.desired))
+                .collect();
+            format!("{} {} ({})", lower(i.kind), i.name, fields.join(", "))
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(ProvisionError::Refused(refused));
+    }
+    let began = Instant::now();
+    let mut report = ApplyReport::default();
+    for item in &plan.items {
+        match (item.kind, item.action) {
+            (_, Action::Unchanged | Action::Refused) => {}
+            (Kind::Stream, action) => {
+                let s = spec
+                    .stream(&item.name)
+                    .expect("plan items come from the spec");
+                let what = format!("{} stream {}", lower(action), s.name);
+                match action {
+                    Action::Create => {
+                        js.create_stream(s.config())
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        report.created.push(item.name.clone());
+                    }
+                    Action::Update => {
+                        js.update_stream(s.config())
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        report.updated.push(item.name.clone());
+                    }
+                    _ => {
+                        let mut live = js.get_stream(&s.name).await.map_err(|e| api(&what, e))?;
+                        let lost = live.info().await.map_err(|e| api(&what, e))?.state.messages;
+                        progress(&format!(
+                            "recreating stream {}: deleting {lost} message(s)",
+                            s.name
+                        ));
+                        js.delete_stream(&s.name).await.map_err(|e| api(&what, e))?;
+                        js.create_stream(s.config())
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        report.messages_lost += lost;
+                        report.recreated.push(item.name.clone());
+                    }
+                }
+                progress(&format!("{what}: done"));
+                if item.replicas_changed || action != Action::Update {
+                    wait_replicas_current(js, &s.name, s.replicas, replica_wait, progress).await?;
+                }
+            }
+            (Kind::Consumer, action) => {
+                let what = format!("{} consumer {}", lower(action), item.name);
+                let st = js
+                    .get_stream_no_info(&item.stream)
+                    .await
+                    .map_err(|e| api(&what, e))?;
+                let config = spec.consumer.config();
+                match action {
+                    Action::Create => {
+                        st.create_consumer(config)
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        report.created.push(item.name.clone());
+                    }
+                    Action::Update => {
+                        st.update_consumer(config)
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        report.updated.push(item.name.clone());
+                    }
+                    _ => {
+                        st.delete_consumer(spec.consumer.durable_name())
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        st.create_consumer(config)
+                            .await
+                            .map_err(|e| api(&what, e))?;
+                        report.recreated.push(item.name.clone());
+                    }
+                }
+                progress(&format!("{what}: done"));
+            }
+        }
+    }
+    report.elapsed_ms = began.elapsed().as_millis();
+    Ok(report)
+}
+
+/// Waits until the stream has a leader and `replicas - 1` followers, all current.
+pub async fn wait_replicas_current(
+    js: &Context,
+    name: &str,
+    replicas: usize,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<(), ProvisionError> {
+    let began = Instant::now();
+    let mut last_note = began;
+    loop {
+        let detail = match js.get_stream(name).await {
+            Ok(mut st) => match st.info().await {
+                Ok(info) => match replica_state(info, replicas) {
+                    None => return Ok(()),
+                    Some(detail) => detail,
+                },
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if began.elapsed() >= timeout {
+            return Err(ProvisionError::ReplicaWait {
+                stream: name.to_owned(),
+                waited: began.elapsed(),
+                detail,
+            });
+        }
+        if last_note.elapsed() >= Duration::from_secs(2) {
+            last_note = Instant::now();
+            progress(&format!(
+                "waiting for {name} replicas ({:.0?}): {detail}",
+                began.elapsed()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `None` when settled, else what is still missing.
+fn replica_state(info: &stream::Info, replicas: usize) -> Option<String> {
+    let Some(cluster) = &info.cluster else {
+        // An unclustered server has no peers to wait for.
+        return (replicas > 1).then(|| "no cluster information".to_owned());
+    };
+    if cluster.leader.as_deref().unwrap_or("").is_empty() {
+        return Some("no leader".into());
+    }
+    let followers = &cluster.replicas;
+    let current = followers.iter().filter(|p| p.current && !p.offline).count();
+    if followers.len() + 1 != replicas || current + 1 != replicas {
+        return Some(format!(
+            "{} of {} replica(s) current",
+            current + 1,
+            replicas
+        ));
+    }
+    None
+}

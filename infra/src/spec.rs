@@ -1,0 +1,427 @@
+//! The stream and consumer spec (`infra/nats/streams.toml`) and its environment overrides.
+//!
+//! Provisioning, the worker and the tests all start from [`Spec::from_env`], so a value is
+//! decided once. The TOML is compiled in: a binary never depends on a file next to it.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use serde::Deserialize;
+
+use crate::env::{self, EnvReader};
+
+pub const ENV_STREAM_REPLICAS: &str = "STREAM_REPLICAS";
+pub const ENV_STREAM_MAX_AGE: &str = "STREAM_MAX_AGE";
+pub const ENV_STREAM_MAX_BYTES: &str = "STREAM_MAX_BYTES";
+pub const ENV_STREAM_DUPLICATE_WINDOW: &str = "STREAM_DUPLICATE_WINDOW";
+pub const ENV_STREAM_MAX_MSG_SIZE: &str = "STREAM_MAX_MSG_SIZE";
+pub const ENV_STREAM_PLACEMENT_CLUSTER: &str = "STREAM_PLACEMENT_CLUSTER";
+pub const ENV_CONSUMER_GROUP: &str = "CONSUMER_GROUP";
+pub const ENV_CONSUMER_DURABLE: &str = "CONSUMER_DURABLE";
+pub const ENV_CONSUMER_ACK_WAIT_MS: &str = "CONSUMER_ACK_WAIT_MS";
+pub const ENV_CONSUMER_MAX_DELIVER: &str = "CONSUMER_MAX_DELIVER";
+pub const ENV_CONSUMER_MAX_ACK_PENDING: &str = "CONSUMER_MAX_ACK_PENDING";
+
+/// The checked-in spec text.
+pub const SPEC_TOML: &str = include_str!("../nats/streams.toml");
+
+/// JetStream's largest replica count.
+pub const MAX_REPLICAS: usize = 5;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub subjects: Vec<String>,
+    /// Gets the worker's durable consumer.
+    pub events: bool,
+    /// Critical streams keep 3 replicas; only non-critical ones may use 2.
+    pub critical: bool,
+    pub storage: stream::StorageType,
+    pub retention: stream::RetentionPolicy,
+    pub discard: stream::DiscardPolicy,
+    pub replicas: usize,
+    pub max_age: Duration,
+    pub max_bytes: i64,
+    pub duplicate_window: Duration,
+    pub max_msg_size: i32,
+    /// Place the stream in this cluster (supercluster deployments).
+    pub placement_cluster: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumerSpec {
+    pub group: String,
+    /// Explicit durable name; the group name when `None`.
+    pub durable: Option<String>,
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+    pub max_ack_pending: i64,
+    /// Waits before the 2nd, 3rd, ... redelivery.
+    pub redelivery_backoff: Vec<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub streams: Vec<StreamSpec>,
+    pub consumer: ConsumerSpec,
+}
+
+impl Spec {
+    /// The checked-in spec, without environment overrides.
+    pub fn builtin() -> Spec {
+        parse_toml(SPEC_TOML).unwrap_or_else(|e| panic!("infra/nats/streams.toml is invalid: {e}"))
+    }
+
+    /// The checked-in spec with the environment's overrides; problems are recorded in `env`.
+    pub fn from_env(env: &mut EnvReader) -> Spec {
+        let mut spec = Spec::builtin();
+        let replicas = env.parse(
+            ENV_STREAM_REPLICAS,
+            env::parse_u64_in(1, MAX_REPLICAS as u64),
+        );
+        let max_age = env.parse(ENV_STREAM_MAX_AGE, env::parse_duration);
+        let max_bytes = env.parse(ENV_STREAM_MAX_BYTES, env::parse_bytes);
+        let dup = env.parse(ENV_STREAM_DUPLICATE_WINDOW, env::parse_duration);
+        let msg_size = env.parse(ENV_STREAM_MAX_MSG_SIZE, env::parse_bytes);
+        let placement = env.parse(ENV_STREAM_PLACEMENT_CLUSTER, env::parse_name);
+        for s in &mut spec.streams {
+            if let Some(r) = replicas {
+                s.replicas = r as usize;
+            }
+            s.max_age = max_age.unwrap_or(s.max_age);
+            s.max_bytes = max_bytes.map_or(s.max_bytes, |b| b as i64);
+            s.duplicate_window = dup.unwrap_or(s.duplicate_window);
+            s.max_msg_size = msg_size.map_or(s.max_msg_size, |b| b.min(i32::MAX as u64) as i32);
+            if placement.is_some() {
+                s.placement_cluster = placement.clone();
+            }
+            if !s.max_age.is_zero() && s.duplicate_window > s.max_age {
+                env.reject(
+                    ENV_STREAM_DUPLICATE_WINDOW,
+                    env::format_duration(s.duplicate_window),
+                    format!(
+                        "longer than {}'s max_age {}",
+                        s.name,
+                        env::format_duration(s.max_age)
+                    ),
+                );
+            }
+        }
+        let c = &mut spec.consumer;
+        c.group = env
+            .parse(ENV_CONSUMER_GROUP, env::parse_name)
+            .unwrap_or_else(|| c.group.clone());
+        c.durable = env
+            .parse(ENV_CONSUMER_DURABLE, env::parse_name)
+            .or(c.durable.take());
+        c.ack_wait = env
+            .parse(ENV_CONSUMER_ACK_WAIT_MS, env::parse_millis(100))
+            .unwrap_or(c.ack_wait);
+        c.max_deliver = env
+            .parse(ENV_CONSUMER_MAX_DELIVER, env::parse_u64_in(1, 10_000))
+            .map_or(c.max_deliver, |n| n as i64);
+        c.max_ack_pending = env
+            .parse(
+                ENV_CONSUMER_MAX_ACK_PENDING,
+                env::parse_u64_in(1, 1_000_000),
+            )
+            .map_or(c.max_ack_pending, |n| n as i64);
+        spec
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&StreamSpec> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The streams the worker consumes.
+    pub fn event_streams(&self) -> impl Iterator<Item = &StreamSpec> {
+        self.streams.iter().filter(|s| s.events)
+    }
+}
+
+impl StreamSpec {
+    /// The JetStream configuration to create or update the stream with.
+    pub fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.clone(),
+            subjects: self.subjects.clone(),
+            storage: self.storage,
+            retention: self.retention,
+            discard: self.discard,
+            num_replicas: self.replicas,
+            max_age: self.max_age,
+            max_bytes: self.max_bytes,
+            max_messages: -1,
+            max_messages_per_subject: -1,
+            max_consumers: -1,
+            duplicate_window: self.duplicate_window,
+            max_message_size: self.max_msg_size,
+            placement: self.placement_cluster.as_ref().map(|c| stream::Placement {
+                cluster: Some(c.clone()),
+                tags: Vec::new(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+impl ConsumerSpec {
+    pub fn durable_name(&self) -> &str {
+        self.durable.as_deref().unwrap_or(&self.group)
+    }
+
+    /// The server's backoff list: `ack_wait` first (the server would otherwise replace ack_wait
+    /// with the first entry), then the redelivery waits, truncated so `max_deliver` exceeds it.
+    pub fn backoff(&self) -> Vec<Duration> {
+        let max_len = usize::try_from(self.max_deliver - 1).unwrap_or(0);
+        if max_len < 2 {
+            // One wait only: plain ack_wait says the same without a backoff list.
+            return Vec::new();
+        }
+        std::iter::once(self.ack_wait)
+            .chain(self.redelivery_backoff.iter().copied())
+            .take(max_len)
+            .collect()
+    }
+
+    /// The durable pull consumer's configuration.
+    pub fn config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.durable_name().to_owned()),
+            description: Some(format!("sea-mq-worker group {}", self.group)),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            replay_policy: consumer::ReplayPolicy::Instant,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            max_ack_pending: self.max_ack_pending,
+            backoff: self.backoff(),
+            ..Default::default()
+        }
+    }
+}
+
+// ---- TOML ------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    stream_defaults: RawStream,
+    streams: Vec<RawStream>,
+    consumer: RawConsumer,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStream {
+    name: Option<String>,
+    subjects: Option<Vec<String>>,
+    events: Option<bool>,
+    critical: Option<bool>,
+    storage: Option<String>,
+    retention: Option<String>,
+    discard: Option<String>,
+    replicas: Option<usize>,
+    max_age: Option<String>,
+    max_bytes: Option<String>,
+    duplicate_window: Option<String>,
+    max_msg_size: Option<String>,
+    placement_cluster: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsumer {
+    group: String,
+    durable: Option<String>,
+    ack_wait: String,
+    max_deliver: i64,
+    max_ack_pending: i64,
+    #[serde(default)]
+    redelivery_backoff: Vec<String>,
+}
+
+/// Parses and validates a spec text.
+pub fn parse_toml(text: &str) -> Result<Spec, String> {
+    let raw: RawSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+    let d = &raw.stream_defaults;
+    let mut streams = Vec::new();
+    for s in &raw.streams {
+        let name = s.name.clone().ok_or("a stream has no name")?;
+        let ctx = |e: String| format!("stream {name}: {e}");
+        macro_rules! pick {
+            ($field:ident) => {
+                s.$field
+                    .clone()
+                    .or_else(|| d.$field.clone())
+                    .ok_or_else(|| ctx(format!("no {}", stringify!($field))))?
+            };
+        }
+        let spec = StreamSpec {
+            subjects: s
+                .subjects
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ctx("no subjects".into()))?,
+            events: s.events.unwrap_or(false),
+            critical: pick!(critical),
+            storage: match pick!(storage).as_str() {
+                "file" => stream::StorageType::File,
+                "memory" => stream::StorageType::Memory,
+                other => return Err(ctx(format!("storage `{other}`: use file or memory"))),
+            },
+            retention: match pick!(retention).as_str() {
+                "limits" => stream::RetentionPolicy::Limits,
+                "interest" => stream::RetentionPolicy::Interest,
+                "workqueue" => stream::RetentionPolicy::WorkQueue,
+                other => {
+                    return Err(ctx(format!(
+                        "retention `{other}`: use limits, interest or workqueue"
+                    )))
+                }
+            },
+            discard: match pick!(discard).as_str() {
+                "old" => stream::DiscardPolicy::Old,
+                "new" => stream::DiscardPolicy::New,
+                other => return Err(ctx(format!("discard `{other}`: use old or new"))),
+            },
+            replicas: pick!(replicas),
+            max_age: env::parse_duration(&pick!(max_age)).map_err(ctx)?,
+            max_bytes: env::parse_bytes(&pick!(max_bytes)).map_err(ctx)? as i64,
+            duplicate_window: env::parse_duration(&pick!(duplicate_window)).map_err(ctx)?,
+            max_msg_size: env::parse_bytes(&pick!(max_msg_size)).map_err(ctx)? as i32,
+            placement_cluster: s.placement_cluster.clone(),
+            name,
+        };
+        if spec.critical && spec.replicas < 3 {
+            return Err(format!(
+                "stream {}: critical streams need 3 replicas; mark it `critical = false` to use {}",
+                spec.name, spec.replicas
+            ));
+        }
+        if !(1..=MAX_REPLICAS).contains(&spec.replicas) {
+            return Err(format!(
+                "stream {}: replicas must be 1 to {MAX_REPLICAS}",
+                spec.name
+            ));
+        }
+        streams.push(spec);
+    }
+    let c = raw.consumer;
+    let consumer = ConsumerSpec {
+        group: c.group,
+        durable: c.durable,
+        ack_wait: env::parse_duration(&c.ack_wait)
+            .map_err(|e| format!("consumer ack_wait: {e}"))?,
+        max_deliver: c.max_deliver,
+        max_ack_pending: c.max_ack_pending,
+        redelivery_backoff: c
+            .redelivery_backoff
+            .iter()
+            .map(|d| {
+                env::parse_duration(d).map_err(|e| format!("consumer redelivery_backoff: {e}"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Spec { streams, consumer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_spec_has_the_contract_streams() {
+        let spec = Spec::builtin();
+        let names: Vec<&str> = spec.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SEA_EVENTS",
+                "VIBESPRO_EVENTS",
+                "SEA_DLQ",
+                "SEA_MAX_DELIVERIES"
+            ]
+        );
+        let sea = spec.stream("SEA_EVENTS").unwrap();
+        assert_eq!(
+            (sea.replicas, sea.storage, sea.subjects.as_slice()),
+            (
+                3,
+                stream::StorageType::File,
+                &["sea.event.>".to_owned()][..]
+            )
+        );
+        assert_eq!(
+            spec.stream("SEA_DLQ").unwrap().subjects,
+            ["sea.dlq.>", "vibespro.dlq.>"]
+        );
+        assert_eq!(spec.event_streams().count(), 2);
+        assert_eq!(spec.consumer.durable_name(), "sea-mq-worker");
+        assert_eq!(
+            spec.consumer.backoff(),
+            [30, 60, 300, 900].map(Duration::from_secs)
+        );
+    }
+
+    #[test]
+    fn env_overrides_apply_and_backoff_follows_max_deliver() {
+        let mut env = EnvReader::from_pairs([
+            ("STREAM_REPLICAS", "1"),
+            ("STREAM_MAX_AGE", "1d"),
+            ("CONSUMER_GROUP", "billing"),
+            ("CONSUMER_ACK_WAIT_MS", "5000"),
+            ("CONSUMER_MAX_DELIVER", "3"),
+        ]);
+        let spec = Spec::from_env(&mut env);
+        env.finish().unwrap();
+        assert!(spec
+            .streams
+            .iter()
+            .all(|s| s.replicas == 1 && s.max_age == Duration::from_secs(86_400)));
+        assert_eq!(spec.consumer.durable_name(), "billing");
+        assert_eq!(
+            spec.consumer.backoff(),
+            [Duration::from_secs(5), Duration::from_secs(60)]
+        );
+        let config = spec.consumer.config();
+        assert_eq!(
+            (config.ack_wait, config.max_deliver),
+            (Duration::from_secs(5), 3)
+        );
+    }
+
+    #[test]
+    fn every_bad_override_is_reported() {
+        let mut env = EnvReader::from_pairs([
+            ("STREAM_REPLICAS", "banana"),
+            ("CONSUMER_MAX_DELIVER", "-7"),
+            ("STREAM_DUPLICATE_WINDOW", "30d"),
+            ("CONSUMER_GROUP", "a.b"),
+        ]);
+        Spec::from_env(&mut env);
+        let text = env.finish().unwrap_err().to_string();
+        for var in [
+            "STREAM_REPLICAS=\"banana\"",
+            "CONSUMER_MAX_DELIVER=\"-7\"",
+            "STREAM_DUPLICATE_WINDOW",
+            "CONSUMER_GROUP=\"a.b\"",
+        ] {
+            assert!(text.contains(var), "{var} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn critical_streams_refuse_two_replicas() {
+        let text = SPEC_TOML.replace(
+            "[[streams]]\nname = \"SEA_DLQ\"",
+            "[[streams]]\nname = \"SEA_DLQ\"\nreplicas = 2",
+        );
+        let err = parse_toml(&text).unwrap_err();
+        assert!(
+            err.contains("stream SEA_DLQ: critical streams need 3 replicas"),
+            "{err}"
+        );
+        assert!(parse_toml("nonsense = 1").is_err());
+    }
+}

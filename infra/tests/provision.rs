@@ -1,0 +1,286 @@
+//! Provisioning against real clusters on free ports: create, idempotence, drift, live replica
+//! changes, refusal of changes the server cannot apply in place.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream::StorageType};
+use sea_infra::harness::TestCluster;
+use sea_infra::nats_config::NatsConfig;
+use sea_infra::provision::{self, Action, Plan, ProvisionError, Target};
+use sea_infra::spec::Spec;
+use sea_infra::topology::Profile;
+
+struct Conn {
+    js: jetstream::Context,
+    target: Target,
+}
+
+async fn connect(cluster: &TestCluster) -> Conn {
+    let servers: Vec<String> = cluster
+        .nats_servers()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let client = NatsConfig::default()
+        .connect(&servers)
+        .await
+        .expect("connect");
+    let target = Target::from_client(&client, &servers);
+    Conn {
+        js: jetstream::new(client),
+        target,
+    }
+}
+
+async fn plan(conn: &Conn, spec: &Spec, recreate: &[&str]) -> Plan {
+    let recreate: BTreeSet<String> = recreate.iter().map(|s| s.to_string()).collect();
+    provision::plan(&conn.js, spec, conn.target.clone(), Vec::new(), &recreate)
+        .await
+        .expect("plan")
+}
+
+/// Plans and applies; returns the plan that was applied.
+async fn provision(conn: &Conn, spec: &Spec, recreate: &[&str]) -> Result<Plan, ProvisionError> {
+    let plan = plan(conn, spec, recreate).await;
+    provision::apply(&conn.js, spec, &plan, Duration::from_secs(30), &|_| {}).await?;
+    Ok(plan)
+}
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.items
+        .iter()
+        .map(|i| (i.name.clone(), i.action))
+        .collect()
+}
+
+async fn created_times(conn: &Conn, spec: &Spec) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &spec.streams {
+        let mut st = conn.js.get_stream(&s.name).await.unwrap();
+        out.push(format!("{}", st.info().await.unwrap().created));
+    }
+    out
+}
+
+#[tokio::test]
+async fn single_gets_one_replica_and_a_second_run_changes_nothing() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    assert_eq!(
+        (conn.target.cluster.as_deref(), conn.target.cluster_size),
+        (None, 1)
+    );
+
+    let mut spec = Spec::builtin();
+    let notes = provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    assert!(
+        notes[0]
+            .starts_with("JetStream is not clustered (one server): using 1 replica instead of 3"),
+        "{notes:?}"
+    );
+    let first = provision(&conn, &spec, &[]).await.unwrap();
+    assert!(
+        first.items.iter().all(|i| i.action == Action::Create),
+        "{:?}",
+        actions(&first)
+    );
+    let created = created_times(&conn, &spec).await;
+
+    let second = provision(&conn, &spec, &[]).await.unwrap();
+    assert!(second.is_unchanged(), "{:?}", actions(&second));
+    assert_eq!(
+        created_times(&conn, &spec).await,
+        created,
+        "no stream was recreated"
+    );
+
+    // An explicit replica count larger than the cluster is an error with the fix.
+    let mut spec = Spec::builtin();
+    let err = provision::fit_replicas(&mut spec, &conn.target, true)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "STREAM_REPLICAS=3 but the JetStream cluster has 1 server(s); set it to 1 or less, or unset it");
+}
+
+#[tokio::test]
+async fn ha_streams_get_three_current_replicas_and_the_documented_consumer() {
+    let cluster = TestCluster::start(Profile::Ha).await;
+    let conn = connect(&cluster).await;
+    assert_eq!(
+        (conn.target.cluster.as_deref(), conn.target.cluster_size),
+        (Some("sea-nats"), 3)
+    );
+    let spec = Spec::builtin();
+
+    // A dry run (plan only) changes nothing.
+    let dry = plan(&conn, &spec, &[]).await;
+    assert!(dry.items.iter().all(|i| i.action == Action::Create));
+    assert!(
+        conn.js.get_stream("SEA_EVENTS").await.is_err(),
+        "planning created nothing"
+    );
+
+    provision(&conn, &spec, &[]).await.unwrap();
+    for name in ["SEA_EVENTS", "VIBESPRO_EVENTS"] {
+        let mut st = conn.js.get_stream(name).await.unwrap();
+        let info = st.info().await.unwrap();
+        assert_eq!(
+            (info.config.num_replicas, info.config.storage),
+            (3, StorageType::File)
+        );
+        let peers = &info.cluster.as_ref().unwrap().replicas;
+        assert_eq!(peers.len(), 2, "two followers");
+        assert!(peers.iter().all(|p| p.current), "{peers:?}");
+        let consumer = st.consumer_info("sea-mq-worker").await.unwrap().config;
+        assert_eq!(consumer.ack_wait, Duration::from_secs(30));
+        assert_eq!((consumer.max_deliver, consumer.max_ack_pending), (5, 1024));
+    }
+    let created = created_times(&conn, &spec).await;
+    let again = provision(&conn, &spec, &[]).await.unwrap();
+    assert!(again.is_unchanged(), "{:?}", actions(&again));
+    assert_eq!(created_times(&conn, &spec).await, created);
+}
+
+#[tokio::test]
+async fn out_of_band_change_is_drift_until_reprovisioned() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    provision(&conn, &spec, &[]).await.unwrap();
+
+    // Someone edits the stream by hand.
+    let mut config = spec.stream("SEA_EVENTS").unwrap().config();
+    config.max_age = Duration::from_secs(3 * 86_400);
+    conn.js.update_stream(config).await.unwrap();
+
+    let drift = plan(&conn, &spec, &[]).await;
+    assert!(!drift.is_unchanged());
+    let item = drift.items.iter().find(|i| i.name == "SEA_EVENTS").unwrap();
+    assert_eq!(item.action, Action::Update);
+    assert_eq!(
+        (
+            item.changes[0].field,
+            item.changes[0].live.as_str(),
+            item.changes[0].desired.as_str()
+        ),
+        ("max_age", "3d", "7d")
+    );
+
+    provision(&conn, &spec, &[]).await.unwrap();
+    assert!(plan(&conn, &spec, &[]).await.is_unchanged());
+}
+
+#[tokio::test]
+async fn replicas_grow_from_one_to_three_live_and_keep_the_data() {
+    let cluster = TestCluster::start(Profile::Ha).await;
+    let conn = connect(&cluster).await;
+    let mut spec = Spec::builtin();
+    spec.streams.iter_mut().for_each(|s| s.replicas = 1);
+    provision(&conn, &spec, &[]).await.unwrap();
+    for i in 0..100 {
+        conn.js
+            .publish(format!("sea.event.test.{i}"), "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let spec = Spec::builtin();
+    let grown = provision(&conn, &spec, &[]).await.unwrap();
+    let item = grown.items.iter().find(|i| i.name == "SEA_EVENTS").unwrap();
+    assert_eq!(item.action, Action::Update);
+    assert!(item
+        .changes
+        .iter()
+        .any(|c| c.field == "replicas" && c.live == "1" && c.desired == "3"));
+
+    let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
+    let info = st.info().await.unwrap();
+    assert_eq!(info.state.messages, 100, "data kept");
+    let peers = &info.cluster.as_ref().unwrap().replicas;
+    assert!(
+        peers.len() == 2 && peers.iter().all(|p| p.current),
+        "apply waited for current replicas: {peers:?}"
+    );
+}
+
+#[tokio::test]
+async fn storage_change_is_refused_naming_the_field_unless_recreate_is_given() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    provision(&conn, &spec, &[]).await.unwrap();
+    conn.js
+        .publish("sea.event.a", "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    spec.streams[0].storage = StorageType::Memory;
+    spec.streams[0].max_bytes = 64 << 20; // within the servers' max_mem_store
+    let err = provision(&conn, &spec, &[]).await.unwrap_err().to_string();
+    assert!(err.starts_with("refusing changes the server cannot apply in place: stream SEA_EVENTS (storage file -> memory)"), "{err}");
+    assert!(err.contains("--recreate NAME"), "{err}");
+    let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
+    assert_eq!(
+        st.info().await.unwrap().config.storage,
+        StorageType::File,
+        "nothing changed"
+    );
+
+    let recreated = provision(&conn, &spec, &["SEA_EVENTS"]).await.unwrap();
+    let kinds: Vec<_> = recreated
+        .items
+        .iter()
+        .filter(|i| i.name.starts_with("SEA_EVENTS"))
+        .map(|i| i.action)
+        .collect();
+    assert_eq!(
+        kinds,
+        [Action::Recreate, Action::Create],
+        "the consumer is recreated with its stream"
+    );
+    let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
+    let info = st.info().await.unwrap();
+    assert_eq!(
+        (info.config.storage, info.state.messages),
+        (StorageType::Memory, 0)
+    );
+    assert!(plan(&conn, &spec, &[]).await.is_unchanged());
+}
+
+#[tokio::test]
+async fn consumer_policy_change_is_refused() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    provision(&conn, &spec, &[]).await.unwrap();
+
+    // Replace the durable with a push consumer of the same name.
+    let st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
+    st.delete_consumer("sea-mq-worker").await.unwrap();
+    st.create_consumer(jetstream::consumer::push::Config {
+        durable_name: Some("sea-mq-worker".into()),
+        deliver_subject: "elsewhere".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = plan(&conn, &spec, &[]).await;
+    let item = p
+        .items
+        .iter()
+        .find(|i| i.name == "SEA_EVENTS/sea-mq-worker")
+        .unwrap();
+    assert_eq!(item.action, Action::Refused);
+    assert!(item
+        .changes
+        .iter()
+        .any(|c| c.field == "type" && c.live == "push" && !c.in_place));
+}
