@@ -1,7 +1,7 @@
 //! Test harness: real nats-server processes on free ports in a private directory, SIGKILLed and
 //! removed on drop (also when the test panics). Used by this crate's tests and by later crates'.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -23,32 +23,53 @@ pub fn nats_server() -> &'static NatsServer {
     })
 }
 
-/// A fresh, empty directory under the system temp dir, unique to this process and call.
-pub fn scratch_dir(label: &str) -> PathBuf {
+/// A fresh, empty directory under the system temp dir, unique to this process and call, and
+/// removed (with everything in it) on drop.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch_dir(label: &str) -> ScratchDir {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("sea-test-{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    ScratchDir(dir)
 }
 
 /// A deployment of `profile` on free ports that is torn down on drop.
 pub struct TestCluster {
     pub deployment: Deployment,
+    // Dropped after `Drop::drop` killed the servers.
+    _dir: ScratchDir,
 }
 
 impl TestCluster {
     /// The profile's topology on free ports, prepared but not started.
     pub fn new(profile: Profile) -> TestCluster {
         let topology = Topology::for_profile(profile).remap_ports(crate::ports::free_port);
+        let dir = scratch_dir(profile.as_str());
         let mut deployment = Deployment::new(
             topology,
-            scratch_dir(profile.as_str()),
+            dir.path().to_path_buf(),
             nats_server().path.clone(),
         );
         deployment.die_with_parent = true;
-        TestCluster { deployment }
+        TestCluster {
+            deployment,
+            _dir: dir,
+        }
     }
 
     /// Starts every node and waits for the health gate; panics with the cause otherwise.
@@ -86,6 +107,5 @@ impl Drop for TestCluster {
         for (_, node) in self.deployment.topology.nodes() {
             self.deployment.kill_node(&node.name);
         }
-        let _ = std::fs::remove_dir_all(&self.deployment.dir);
     }
 }

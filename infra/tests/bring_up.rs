@@ -201,7 +201,7 @@ async fn busy_port_is_named_and_nothing_starts() {
 #[tokio::test]
 async fn unwritable_state_dir_is_reported_with_the_fix() {
     let parent = scratch_dir("unwritable");
-    let file = parent.join("a-file");
+    let file = parent.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
     let topology = Topology::for_profile(Profile::Single).remap_ports(sea_infra::ports::free_port);
     let d = Deployment::new(
@@ -214,7 +214,6 @@ async fn unwritable_state_dir_is_reported_with_the_fix() {
         text.contains("is not writable") && text.contains("set SEA_STATE_DIR"),
         "{text}"
     );
-    std::fs::remove_dir_all(parent).unwrap();
 }
 
 #[tokio::test]

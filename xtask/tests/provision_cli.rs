@@ -15,7 +15,8 @@ fn provision(args: &[&str], vars: &[(&str, &str)]) -> Output {
         }
     }
     // No recorded local profile can leak in.
-    cmd.env("SEA_STATE_DIR", scratch_dir("cli-state"));
+    let state = scratch_dir("cli-state");
+    cmd.env("SEA_STATE_DIR", state.path());
     cmd.envs(vars.iter().copied());
     cmd.output().expect("run xtask")
 }
