@@ -47,6 +47,16 @@ async fn provision(conn: &Conn, spec: &Spec, recreate: &[&str]) -> Result<Plan, 
     Ok(plan)
 }
 
+/// A single server with the builtin spec (1 replica) provisioned.
+async fn provisioned_single() -> (TestCluster, Conn, Spec) {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    provision(&conn, &spec, &[]).await.unwrap();
+    (cluster, conn, spec)
+}
+
 fn actions(plan: &Plan) -> Vec<(String, Action)> {
     plan.items
         .iter()
@@ -144,11 +154,7 @@ async fn ha_streams_get_three_current_replicas_and_the_documented_consumer() {
 
 #[tokio::test]
 async fn out_of_band_change_is_drift_until_reprovisioned() {
-    let cluster = TestCluster::start(Profile::Single).await;
-    let conn = connect(&cluster).await;
-    let mut spec = Spec::builtin();
-    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
-    provision(&conn, &spec, &[]).await.unwrap();
+    let (_cluster, conn, spec) = provisioned_single().await;
 
     // Someone edits the stream by hand.
     let mut config = spec.stream("SEA_EVENTS").unwrap().config();
@@ -209,11 +215,7 @@ async fn replicas_grow_from_one_to_three_live_and_keep_the_data() {
 
 #[tokio::test]
 async fn storage_change_is_refused_naming_the_field_unless_recreate_is_given() {
-    let cluster = TestCluster::start(Profile::Single).await;
-    let conn = connect(&cluster).await;
-    let mut spec = Spec::builtin();
-    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
-    provision(&conn, &spec, &[]).await.unwrap();
+    let (_cluster, conn, mut spec) = provisioned_single().await;
     conn.js
         .publish("sea.event.a", "x".into())
         .await
@@ -256,11 +258,7 @@ async fn storage_change_is_refused_naming_the_field_unless_recreate_is_given() {
 
 #[tokio::test]
 async fn consumer_policy_change_is_refused() {
-    let cluster = TestCluster::start(Profile::Single).await;
-    let conn = connect(&cluster).await;
-    let mut spec = Spec::builtin();
-    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
-    provision(&conn, &spec, &[]).await.unwrap();
+    let (_cluster, conn, spec) = provisioned_single().await;
 
     // Replace the durable with a push consumer of the same name.
     let st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
