@@ -1,0 +1,419 @@
+//! The worker's configuration: environment variables only, all parsed before anything starts.
+//! Every invalid variable is reported in one run; secrets never appear in output.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sea_infra::env::{self, ConfigErrors, EnvReader};
+use sea_infra::nats_config::NatsConfig;
+use sea_infra::spec::{Spec, StreamSpec};
+
+pub const ENV_NATS_RECONNECT_MAX: &str = "NATS_RECONNECT_MAX";
+pub const ENV_NATS_RECONNECT_DELAY_MS: &str = "NATS_RECONNECT_DELAY_MS";
+pub const ENV_NATS_RECONNECT_DELAY_MAX_MS: &str = "NATS_RECONNECT_DELAY_MAX_MS";
+pub const ENV_STREAM_NAME: &str = "STREAM_NAME";
+pub const ENV_WORKER_BATCH_SIZE: &str = "WORKER_BATCH_SIZE";
+pub const ENV_WORKER_PULL_EXPIRES_MS: &str = "WORKER_PULL_EXPIRES_MS";
+pub const ENV_WORKER_NAME: &str = "WORKER_NAME";
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+pub const ENV_DATABASE_BUSY_TIMEOUT_MS: &str = "DATABASE_BUSY_TIMEOUT_MS";
+pub const ENV_OUTBOX_ENABLED: &str = "OUTBOX_ENABLED";
+pub const ENV_OUTBOX_POLL_INTERVAL_MS: &str = "OUTBOX_POLL_INTERVAL_MS";
+pub const ENV_OUTBOX_BATCH_SIZE: &str = "OUTBOX_BATCH_SIZE";
+pub const ENV_OUTBOX_LEASE_MS: &str = "OUTBOX_LEASE_MS";
+pub const ENV_OUTBOX_RETRY_HORIZON: &str = "OUTBOX_RETRY_HORIZON";
+pub const ENV_HTTP_ADDR: &str = "HTTP_ADDR";
+pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
+pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
+pub const ENV_SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
+pub const ENV_WORKER_FAILPOINT: &str = "WORKER_FAILPOINT";
+
+/// Where the worker keeps its inbox and outbox tables.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file, created with its tables when missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (it may carry a password: never printed).
+    Postgres(String),
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Database::Postgres(url) => write!(f, "{}", redact_url(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:<redacted>@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<redacted>".into();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// `sqlite:///abs.db`, `sqlite://relative.db` or `postgres://...`.
+pub fn parse_database_url(s: &str) -> Result<Database, String> {
+    if let Some(path) = s
+        .strip_prefix("sqlite://")
+        .or_else(|| s.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err("no file path: write sqlite:///absolute/path.db".into());
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Ok(Database::Postgres(s.to_owned()));
+    }
+    Err("use sqlite:///absolute/path.db, sqlite://relative/path.db or postgres://user:password@host/db".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("use text or json".into()),
+    }
+}
+
+/// A `tracing` filter such as `info` or `sea_mq_worker=debug,async_nats=warn`.
+fn parse_log_level(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a log filter ({e}); try info or debug"))
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("use true or false".into()),
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "not a host:port address such as 127.0.0.1:8080".into())
+}
+
+/// Test-only fault injection, so crash windows can be hit deterministically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failpoint {
+    /// Abort after the outbox batch is published and acknowledged, before it is marked.
+    OutboxAfterPublish,
+}
+
+fn parse_failpoint(s: &str) -> Result<Failpoint, String> {
+    match s {
+        "outbox-after-publish" => Ok(Failpoint::OutboxAfterPublish),
+        _ => Err("use outbox-after-publish (testing only)".into()),
+    }
+}
+
+/// Reconnect budget and delays: exponential from `base` to `max`, with jitter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconnect {
+    /// `None`: retry forever.
+    pub max_attempts: Option<usize>,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Reconnect {
+    /// Delay before reconnect attempt `attempt` (1-based): doubling, capped, with up to 25 % jitter.
+    pub fn delay(&self, attempt: usize) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let jitter = capped.mul_f64(f64::from(nanos % 250) / 1000.0);
+        capped.saturating_sub(jitter)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbox {
+    pub enabled: bool,
+    pub poll_interval: Duration,
+    pub batch_size: usize,
+    /// SQLite: how long the relay lease lasts without renewal. Postgres: how long a claimed row
+    /// stays claimed before another relay may take it.
+    pub lease: Duration,
+    /// A row republished later than this after its first attempt may no longer be de-duplicated
+    /// by JetStream: the stream's duplicate window must cover it (checked at start).
+    pub retry_horizon: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub nats: NatsConfig,
+    pub servers: Vec<String>,
+    pub reconnect: Reconnect,
+    pub spec: Spec,
+    /// The stream consumed (an event stream of the spec).
+    pub stream: StreamSpec,
+    pub batch_size: usize,
+    pub pull_expires: Duration,
+    pub name: String,
+    pub database: Database,
+    pub db_busy_timeout: Duration,
+    pub outbox: Outbox,
+    pub http_addr: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub shutdown_grace: Duration,
+    pub failpoint: Option<Failpoint>,
+}
+
+pub const DEFAULT_SERVERS: &str = "nats://127.0.0.1:4222";
+
+impl WorkerConfig {
+    pub fn from_process_env() -> Result<WorkerConfig, ConfigErrors> {
+        WorkerConfig::from_env(EnvReader::from_process())
+    }
+
+    pub fn from_env(mut env: EnvReader) -> Result<WorkerConfig, ConfigErrors> {
+        let nats = NatsConfig::from_env(&mut env);
+        let spec = Spec::from_env(&mut env);
+        let stream_name = env
+            .parse(ENV_STREAM_NAME, env::parse_name)
+            .unwrap_or_else(|| "SEA_EVENTS".into());
+        let stream = match spec.event_streams().find(|s| s.name == stream_name) {
+            Some(s) => Some(s.clone()),
+            None => {
+                let names: Vec<&str> = spec.event_streams().map(|s| s.name.as_str()).collect();
+                env.reject(
+                    ENV_STREAM_NAME,
+                    stream_name.clone(),
+                    format!(
+                        "not an event stream of the spec; use one of {}",
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        };
+        let reconnect = Reconnect {
+            // 0 means "forever" (async-nats' convention too).
+            max_attempts: env
+                .parse(ENV_NATS_RECONNECT_MAX, env::parse_u64_in(0, 1_000_000))
+                .map_or(Some(60), |n| (n > 0).then_some(n as usize)),
+            base_delay: env
+                .parse(ENV_NATS_RECONNECT_DELAY_MS, env::parse_millis(10))
+                .unwrap_or(Duration::from_millis(250)),
+            max_delay: env
+                .parse(ENV_NATS_RECONNECT_DELAY_MAX_MS, env::parse_millis(10))
+                .unwrap_or(Duration::from_secs(5)),
+        };
+        let batch_size = env
+            .parse(ENV_WORKER_BATCH_SIZE, env::parse_u64_in(1, 10_000))
+            .map_or(128, |n| n as usize);
+        let pull_expires = env
+            .parse(ENV_WORKER_PULL_EXPIRES_MS, env::parse_millis(100))
+            .unwrap_or(Duration::from_secs(5));
+        let database = env
+            .parse(ENV_DATABASE_URL, parse_database_url)
+            .unwrap_or_else(|| Database::Sqlite("sea-mq-worker.db".into()));
+        let outbox = Outbox {
+            enabled: env.parse(ENV_OUTBOX_ENABLED, parse_bool).unwrap_or(true),
+            poll_interval: env
+                .parse(ENV_OUTBOX_POLL_INTERVAL_MS, env::parse_millis(1))
+                .unwrap_or(Duration::from_millis(200)),
+            batch_size: env
+                .parse(ENV_OUTBOX_BATCH_SIZE, env::parse_u64_in(1, 10_000))
+                .map_or(256, |n| n as usize),
+            lease: env
+                .parse(ENV_OUTBOX_LEASE_MS, env::parse_millis(100))
+                .unwrap_or(Duration::from_secs(10)),
+            retry_horizon: env
+                .parse(ENV_OUTBOX_RETRY_HORIZON, env::parse_duration)
+                .unwrap_or(Duration::from_secs(3600)),
+        };
+        let config = WorkerConfig {
+            servers: nats
+                .servers
+                .clone()
+                .unwrap_or_else(|| vec![DEFAULT_SERVERS.to_owned()]),
+            nats,
+            reconnect,
+            stream: stream.unwrap_or_else(|| spec.streams[0].clone()),
+            spec,
+            batch_size,
+            pull_expires,
+            name: env
+                .parse(ENV_WORKER_NAME, env::parse_name)
+                .unwrap_or_else(default_name),
+            database,
+            db_busy_timeout: env
+                .parse(ENV_DATABASE_BUSY_TIMEOUT_MS, env::parse_millis(0))
+                .unwrap_or(Duration::from_secs(5)),
+            outbox,
+            http_addr: env
+                .parse(ENV_HTTP_ADDR, parse_addr)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            log_format: env
+                .parse(ENV_LOG_FORMAT, parse_log_format)
+                .unwrap_or(LogFormat::Text),
+            log_level: env
+                .parse(ENV_LOG_LEVEL, parse_log_level)
+                .unwrap_or_else(|| "info".into()),
+            shutdown_grace: env
+                .parse(ENV_SHUTDOWN_GRACE_MS, env::parse_millis(0))
+                .unwrap_or(Duration::from_secs(10)),
+            failpoint: env.parse(ENV_WORKER_FAILPOINT, parse_failpoint),
+        };
+        if config.reconnect.max_delay < config.reconnect.base_delay {
+            env.reject(
+                ENV_NATS_RECONNECT_DELAY_MAX_MS,
+                config.reconnect.max_delay.as_millis().to_string(),
+                "smaller than NATS_RECONNECT_DELAY_MS",
+            );
+        }
+        env.finish()?;
+        Ok(config)
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!(
+        "{}-{}",
+        if host.is_empty() { "worker" } else { &host },
+        std::process::id()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigErrors> {
+        WorkerConfig::from_env(EnvReader::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.servers, [DEFAULT_SERVERS]);
+        assert_eq!(c.stream.name, "SEA_EVENTS");
+        assert_eq!(c.spec.consumer.durable_name(), "sea-mq-worker");
+        assert_eq!(c.database, Database::Sqlite("sea-mq-worker.db".into()));
+        assert_eq!(c.reconnect.max_attempts, Some(60));
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert!(c.outbox.enabled);
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            parse_database_url("sqlite:///tmp/x.db"),
+            Ok(Database::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(
+            parse_database_url("sqlite://rel.db"),
+            Ok(Database::Sqlite("rel.db".into()))
+        );
+        assert!(matches!(
+            parse_database_url("postgres://u:p@h/db"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(parse_database_url("mysql://x").is_err());
+        assert!(parse_database_url("sqlite://").is_err());
+        assert_eq!(
+            format!(
+                "{:?}",
+                Database::Postgres("postgres://app:s3cret@db:5432/sea".into())
+            ),
+            "postgres://app:<redacted>@db:5432/sea"
+        );
+    }
+
+    #[test]
+    fn every_invalid_variable_is_reported_and_no_secret_shown() {
+        let err = parse(&[
+            ("NATS_SERVERS", "nats://a:4222,localhost"),
+            ("NATS_RECONNECT_MAX", "lots"),
+            ("WORKER_BATCH_SIZE", "0"),
+            ("DATABASE_URL", "mysql://root:hunter2@db"),
+            ("HTTP_ADDR", "8080"),
+            ("LOG_FORMAT", "xml"),
+            ("LOG_LEVEL", "loud=="),
+            ("STREAM_NAME", "SEA_DLQ"),
+            ("NATS_AUTH_TOKEN", "tok-secret"),
+            ("NATS_USER", "u"),
+            ("NATS_PASSWORD", "pw-secret"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for var in [
+            "NATS_SERVERS",
+            "NATS_RECONNECT_MAX",
+            "WORKER_BATCH_SIZE",
+            "DATABASE_URL",
+            "HTTP_ADDR",
+            "LOG_FORMAT",
+            "STREAM_NAME",
+            "NATS_AUTH_TOKEN",
+        ] {
+            assert!(text.contains(&format!("{var}=")), "{var} missing: {text}");
+        }
+        assert!(
+            !text.contains("tok-secret") && !text.contains("pw-secret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = parse(&[
+            ("NATS_AUTH_TOKEN", "tok-secret"),
+            ("DATABASE_URL", "postgres://app:pg-secret@db/sea"),
+        ])
+        .unwrap();
+        let dump = format!("{c:?}");
+        assert!(
+            !dump.contains("tok-secret") && !dump.contains("pg-secret"),
+            "{dump}"
+        );
+    }
+
+    #[test]
+    fn reconnect_delays_grow_and_are_capped() {
+        let r = Reconnect {
+            max_attempts: Some(5),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        assert!(
+            r.delay(1) <= Duration::from_millis(100) && r.delay(1) >= Duration::from_millis(75)
+        );
+        assert!(r.delay(3) >= Duration::from_millis(300));
+        assert!(r.delay(30) <= Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,117 @@
+//! The worker's tables: `inbox` (JetStream -> database, one row per event per consumer group) and
+//! `outbox` (database -> JetStream, relayed with `Nats-Msg-Id` = row id).
+//!
+//! One enum over the backends keeps the call sites plain; each backend owns its SQL.
+
+mod sqlite;
+
+use std::time::Duration;
+
+use crate::config::Database;
+
+/// One event to record in the inbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRow {
+    pub message_id: String,
+    pub subject: String,
+    pub payload: String,
+    /// Headers as a JSON object, if the message had any.
+    pub headers: Option<String>,
+    pub stream_seq: u64,
+}
+
+/// One outbox row claimed for relaying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: String,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    /// Headers as a JSON object of string values.
+    pub headers: Option<String>,
+    /// Time since the row was first claimed for publishing.
+    pub first_attempt_age: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {what}: {reason}")]
+    Failed { what: &'static str, reason: String },
+    #[error("DATABASE_URL {0}: PostgreSQL support is not built into this version; use sqlite:///path.db")]
+    Unsupported(String),
+}
+
+pub(crate) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
+    move |e| DbError::Failed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// The database behind the inbox and outbox.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens the database, creating the file and the tables when missing.
+    pub async fn open(db: &Database, busy_timeout: Duration) -> Result<Store, DbError> {
+        match db {
+            Database::Sqlite(path) => Ok(Store::Sqlite(
+                sqlite::SqliteStore::open(path.clone(), busy_timeout).await?,
+            )),
+            Database::Postgres(_) => Err(DbError::Unsupported(format!("{db:?}"))),
+        }
+    }
+
+    /// Inserts each row unless its (group, message id) is already there, in one transaction.
+    /// Returns, per row, whether it was new.
+    pub async fn insert_inbox(
+        &self,
+        group: &str,
+        rows: Vec<InboxRow>,
+    ) -> Result<Vec<bool>, DbError> {
+        match self {
+            Store::Sqlite(s) => s.insert_inbox(group.to_owned(), rows).await,
+        }
+    }
+
+    /// Claims up to `limit` unpublished rows, oldest first, for `owner`. Empty when another
+    /// relay holds the claim.
+    pub async fn claim_outbox(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, DbError> {
+        match self {
+            Store::Sqlite(s) => s.claim_outbox(owner.to_owned(), limit, lease).await,
+        }
+    }
+
+    pub async fn mark_published(&self, ids: Vec<String>) -> Result<(), DbError> {
+        match self {
+            Store::Sqlite(s) => s.mark_published(ids).await,
+        }
+    }
+
+    /// Records a row that can never be published (e.g. malformed headers); it is not retried.
+    pub async fn mark_failed(&self, id: String, error: String) -> Result<(), DbError> {
+        match self {
+            Store::Sqlite(s) => s.mark_failed(id, error).await,
+        }
+    }
+
+    /// Rows waiting to be relayed.
+    pub async fn outbox_pending(&self) -> Result<u64, DbError> {
+        match self {
+            Store::Sqlite(s) => s.outbox_pending().await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+        }
+    }
+}

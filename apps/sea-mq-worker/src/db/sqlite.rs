@@ -1,0 +1,239 @@
+//! SQLite backend: one connection on the blocking pool, WAL mode, `synchronous=FULL` so a
+//! committed inbox row survives a power loss before its ack is sent. Several workers may share
+//! one file: writes take the lock up front (`BEGIN IMMEDIATE`) and wait up to the busy timeout.
+//! Outbox relaying is single-writer: a lease row names the one relay allowed to claim rows.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{failed, DbError, InboxRow, OutboxRow};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inbox (
+    consumer_group TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    headers        TEXT,
+    stream_seq     INTEGER NOT NULL,
+    received_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    PRIMARY KEY (consumer_group, message_id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id               TEXT PRIMARY KEY,
+    subject          TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    headers          TEXT,
+    created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    first_attempt_at TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    published_at     TEXT,
+    failed_at        TEXT,
+    last_error       TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at, id) WHERE published_at IS NULL AND failed_at IS NULL;
+CREATE TABLE IF NOT EXISTS outbox_lease (
+    name          TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl SqliteStore {
+    pub async fn open(path: PathBuf, busy_timeout: Duration) -> Result<SqliteStore, DbError> {
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, DbError> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| DbError::Failed {
+                    what: "create directory",
+                    reason: format!("{}: {e}", dir.display()),
+                })?;
+            }
+            let conn = Connection::open(&path).map_err(failed("open"))?;
+            conn.busy_timeout(busy_timeout).map_err(failed("open"))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(failed("enable WAL"))?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(failed("set synchronous"))?;
+            conn.execute_batch(SCHEMA)
+                .map_err(failed("create tables"))?;
+            Ok(conn)
+        })
+        .await
+        .expect("the blocking pool runs the task")?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .expect("the blocking pool runs the task")
+    }
+
+    pub async fn insert_inbox(
+        &self,
+        group: String,
+        rows: Vec<InboxRow>,
+    ) -> Result<Vec<bool>, DbError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin inbox batch"))?;
+            let mut inserted = Vec::with_capacity(rows.len());
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO inbox (consumer_group, message_id, subject, payload, headers, stream_seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (consumer_group, message_id) DO NOTHING",
+                    )
+                    .map_err(failed("prepare inbox insert"))?;
+                for r in &rows {
+                    let n = stmt
+                        .execute(params![group, r.message_id, r.subject, r.payload, r.headers, r.stream_seq as i64])
+                        .map_err(failed("insert inbox row"))?;
+                    inserted.push(n == 1);
+                }
+            }
+            tx.commit().map_err(failed("commit inbox batch"))?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    pub async fn claim_outbox(
+        &self,
+        owner: String,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, DbError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin outbox claim"))?;
+            let now = now_ms();
+            let holds = tx
+                .execute(
+                    "INSERT INTO outbox_lease (name, owner, expires_at_ms) VALUES ('relay', ?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
+                     WHERE outbox_lease.owner = excluded.owner OR outbox_lease.expires_at_ms < ?3",
+                    params![owner, now + lease.as_millis() as i64, now],
+                )
+                .map_err(failed("take the outbox lease"))?;
+            if holds == 0 {
+                tx.commit().map_err(failed("commit outbox claim"))?;
+                return Ok(Vec::new());
+            }
+            let rows = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, subject, payload, headers,
+                                CAST(COALESCE((julianday('now') - julianday(first_attempt_at)) * 86400000, 0) AS INTEGER)
+                         FROM outbox WHERE published_at IS NULL AND failed_at IS NULL
+                         ORDER BY created_at, id LIMIT ?1",
+                    )
+                    .map_err(failed("prepare outbox claim"))?;
+                let rows = stmt
+                    .query_map(params![limit as i64], |row| {
+                        // Payloads inserted as TEXT or BLOB both relay as their bytes.
+                        let payload = match row.get_ref(2)? {
+                            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
+                            other => other.as_str().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
+                        };
+                        Ok(OutboxRow {
+                            id: row.get(0)?,
+                            subject: row.get(1)?,
+                            payload,
+                            headers: row.get(3)?,
+                            first_attempt_age: Duration::from_millis(row.get::<_, i64>(4)?.max(0) as u64),
+                        })
+                    })
+                    .map_err(failed("claim outbox rows"))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(failed("read outbox rows"))?
+            };
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE outbox SET attempts = attempts + 1,
+                         first_attempt_at = COALESCE(first_attempt_at, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = ?1",
+                    )
+                    .map_err(failed("prepare outbox attempt"))?;
+                for r in &rows {
+                    stmt.execute(params![r.id]).map_err(failed("record outbox attempt"))?;
+                }
+            }
+            tx.commit().map_err(failed("commit outbox claim"))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn mark_published(&self, ids: Vec<String>) -> Result<(), DbError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin outbox mark"))?;
+            {
+                let mut stmt = tx
+                    .prepare_cached("UPDATE outbox SET published_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), last_error = NULL WHERE id = ?1")
+                    .map_err(failed("prepare outbox mark"))?;
+                for id in &ids {
+                    stmt.execute(params![id]).map_err(failed("mark outbox row published"))?;
+                }
+            }
+            tx.commit().map_err(failed("commit outbox mark"))
+        })
+        .await
+    }
+
+    pub async fn mark_failed(&self, id: String, error: String) -> Result<(), DbError> {
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET failed_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )
+            .map_err(failed("mark outbox row failed"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn outbox_pending(&self) -> Result<u64, DbError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(failed("count pending outbox rows"))
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(failed("ping"))?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,96 @@
+//! `/healthz` (alive), `/readyz` (NATS connected, consumer bound, database reachable) and
+//! `/metrics` (Prometheus text) on one port.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::run::Worker;
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    worker: Arc<Worker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, worker.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    worker: Arc<Worker>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let text = "text/plain; charset=utf-8";
+    Ok(match req.uri().path() {
+        "/healthz" => reply(StatusCode::OK, text, "ok\n".into()),
+        "/readyz" => {
+            let problems = readiness_problems(&worker).await;
+            if problems.is_empty() {
+                reply(StatusCode::OK, text, "ready\n".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    text,
+                    format!("not ready: {}\n", problems.join("; ")),
+                )
+            }
+        }
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            worker.metrics.render(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            text,
+            "not found: try /healthz, /readyz or /metrics\n".into(),
+        ),
+    })
+}
+
+/// Everything that keeps the worker from doing its job right now.
+async fn readiness_problems(worker: &Worker) -> Vec<String> {
+    let mut problems = Vec::new();
+    if worker.client.connection_state() != async_nats::connection::State::Connected {
+        problems.push("NATS not connected".to_owned());
+    }
+    if !worker.consumer_bound.load(Ordering::Relaxed) {
+        problems.push("consumer not bound".to_owned());
+    }
+    match tokio::time::timeout(Duration::from_secs(1), worker.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(e.to_string()),
+        Err(_) => problems.push("database did not answer within 1s".to_owned()),
+    }
+    problems
+}

@@ -1,0 +1,212 @@
+//! Inbox: JetStream -> database, effectively once. Each event becomes one row per consumer
+//! group, keyed by its `Nats-Msg-Id` header (else its CloudEvents `id`); the batch is committed,
+//! then acked. A redelivered or duplicated event finds its row and is acked without a second.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+
+use crate::db::InboxRow;
+use crate::dlq;
+use crate::metrics::Metrics;
+use crate::run::Worker;
+
+/// What a message is, before any I/O.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Classified {
+    Event(InboxRow),
+    /// Can never succeed: straight to the DLQ.
+    Poison(String),
+}
+
+/// Checks the payload is JSON and finds the event id.
+pub fn classify(
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+    stream_seq: u64,
+) -> Classified {
+    let json: serde_json::Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(e) => return Classified::Poison(format!("payload is not JSON: {e}")),
+    };
+    let header_id = headers
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str().to_owned())
+        .filter(|v| !v.is_empty());
+    let cloud_events_id = json
+        .get("id")
+        .and_then(|v| v.as_str())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let Some(message_id) = header_id.or(cloud_events_id) else {
+        return Classified::Poison("no Nats-Msg-Id header and no CloudEvents `id` field".into());
+    };
+    let headers = headers.filter(|h| !h.is_empty()).map(|h| {
+        let map: serde_json::Map<String, serde_json::Value> = h
+            .iter()
+            .map(|(name, values)| {
+                let joined: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
+                (
+                    name.to_string(),
+                    serde_json::Value::String(joined.join(",")),
+                )
+            })
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    });
+    Classified::Event(InboxRow {
+        message_id,
+        subject: subject.to_owned(),
+        payload: String::from_utf8_lossy(payload).into_owned(),
+        headers,
+        stream_seq,
+    })
+}
+
+/// Nak delay for a transient failure: doubling from 1 s, capped at 30 s.
+pub fn retry_delay(delivered: i64) -> Duration {
+    let exp = u32::try_from(delivered.saturating_sub(1).clamp(0, 5)).unwrap_or(5);
+    Duration::from_secs(1 << exp).min(Duration::from_secs(30))
+}
+
+/// Handles one batch: poison to the DLQ, the rest into the inbox in one transaction, then acks.
+pub async fn process_batch(worker: &Worker, batch: Vec<(jetstream::Message, Instant)>) {
+    let m = &worker.metrics;
+    let mut events = Vec::with_capacity(batch.len());
+    let mut rows = Vec::with_capacity(batch.len());
+    for (msg, arrived) in batch {
+        let Ok(info) = msg.info() else {
+            tracing::warn!(subject = %msg.subject, "message without JetStream metadata; skipped");
+            continue;
+        };
+        let (seq, delivered) = (info.stream_sequence, info.delivered);
+        if delivered > 1 {
+            Metrics::add(&m.redeliveries, 1);
+        }
+        match classify(
+            msg.subject.as_str(),
+            msg.headers.as_ref(),
+            &msg.payload,
+            seq,
+        ) {
+            Classified::Poison(reason) => dead_letter(worker, &msg, &reason, arrived).await,
+            Classified::Event(row) => {
+                rows.push(row);
+                events.push((msg, arrived, delivered));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    match worker
+        .store
+        .insert_inbox(&worker.cfg.spec.consumer.group, rows)
+        .await
+    {
+        Ok(inserted) => {
+            let new = inserted.iter().filter(|i| **i).count() as u64;
+            Metrics::add(&m.events_inserted, new);
+            Metrics::add(&m.events_duplicate, inserted.len() as u64 - new);
+            for (msg, arrived, _) in &events {
+                ack(msg, AckKind::Ack).await;
+                m.processing.observe(arrived.elapsed());
+            }
+        }
+        Err(e) => {
+            let max_deliver = worker.cfg.spec.consumer.max_deliver;
+            tracing::warn!(error = %e, events = events.len(), "inbox write failed; retrying later");
+            for (msg, arrived, delivered) in &events {
+                if *delivered >= max_deliver {
+                    dead_letter(
+                        worker,
+                        msg,
+                        &format!("still failing on delivery {delivered}: {e}"),
+                        *arrived,
+                    )
+                    .await;
+                } else {
+                    Metrics::add(&m.events_retried, 1);
+                    ack(msg, AckKind::Nak(Some(retry_delay(*delivered)))).await;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes to the DLQ, then terminates the message. If the DLQ publish fails, the message is
+/// nak'ed instead so it is neither lost nor terminated.
+async fn dead_letter(worker: &Worker, msg: &jetstream::Message, reason: &str, arrived: Instant) {
+    match dlq::publish(&worker.js, msg, reason).await {
+        Ok(()) => {
+            tracing::warn!(subject = %msg.subject, reason, "moved to the DLQ");
+            Metrics::add(&worker.metrics.events_dlq, 1);
+            ack(msg, AckKind::Term).await;
+            worker.metrics.processing.observe(arrived.elapsed());
+        }
+        Err(e) => {
+            tracing::warn!(subject = %msg.subject, error = %e, "DLQ publish failed; will retry");
+            ack(msg, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+}
+
+/// Acks are fire-and-forget: a lost ack means a redelivery, which the inbox absorbs.
+async fn ack(msg: &jetstream::Message, kind: AckKind) {
+    if let Err(e) = msg.ack_with(kind).await {
+        tracing::debug!(error = %e, "ack not sent; the message will be redelivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, *v);
+        }
+        h
+    }
+
+    #[test]
+    fn id_comes_from_the_header_then_the_cloudevents_id() {
+        let h = headers(&[("Nats-Msg-Id", "m-1")]);
+        let Classified::Event(row) = classify("sea.event.a", Some(&h), br#"{"id":"ce-9"}"#, 7)
+        else {
+            panic!()
+        };
+        assert_eq!((row.message_id.as_str(), row.stream_seq), ("m-1", 7));
+        assert!(row.headers.unwrap().contains("\"Nats-Msg-Id\":\"m-1\""));
+        let Classified::Event(row) = classify("sea.event.a", None, br#"{"id":"ce-9","data":1}"#, 8)
+        else {
+            panic!()
+        };
+        assert_eq!(row.message_id, "ce-9");
+        assert_eq!(row.headers, None);
+    }
+
+    #[test]
+    fn poison_is_recognised() {
+        assert!(
+            matches!(classify("s", None, b"not json", 1), Classified::Poison(r) if r.starts_with("payload is not JSON"))
+        );
+        assert!(
+            matches!(classify("s", None, br#"{"data":1}"#, 1), Classified::Poison(r) if r.contains("no Nats-Msg-Id"))
+        );
+        let h = headers(&[("Nats-Msg-Id", "")]);
+        assert!(matches!(
+            classify("s", Some(&h), b"[1]", 1),
+            Classified::Poison(_)
+        ));
+    }
+
+    #[test]
+    fn retry_delays_grow_to_a_cap() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(3), Duration::from_secs(4));
+        assert_eq!(retry_delay(50), Duration::from_secs(30));
+    }
+}

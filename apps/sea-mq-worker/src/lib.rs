@@ -1,0 +1,21 @@
+//! sea-mq-worker: a cluster-aware JetStream worker.
+//!
+//! - `config`: env-only configuration, every invalid variable reported at once.
+//! - `connection`: multi-server connect, bounded reconnects, lifecycle events.
+//! - `consumer` + `inbox`: the shared durable pull consumer feeding the transactional inbox.
+//! - `outbox`: the relay from the `outbox` table to JetStream.
+//! - `dlq`: dead-lettering with provenance headers.
+//! - `db`: the inbox and outbox tables (SQLite).
+//! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`.
+//! - `run`: start-up and graceful shutdown.
+
+pub mod config;
+pub mod connection;
+pub mod consumer;
+pub mod db;
+pub mod dlq;
+pub mod http;
+pub mod inbox;
+pub mod metrics;
+pub mod outbox;
+pub mod run;

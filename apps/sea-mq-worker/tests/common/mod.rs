@@ -1,0 +1,361 @@
+//! Shared by the worker's integration tests: a provisioned `ha` cluster on free ports, worker
+//! processes that are killed on drop, and readers of the inbox and streams.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use sea_infra::harness::{scratch_dir, ScratchDir, TestCluster};
+use sea_infra::nats_config::NatsConfig;
+use sea_infra::provision::{self, Target};
+use sea_infra::spec::Spec;
+use sea_infra::topology::Profile;
+
+/// Redelivery after a crashed worker must not take the default 30 s in tests.
+pub const ACK_WAIT_MS: u64 = 2000;
+
+pub struct Env {
+    pub cluster: TestCluster,
+    pub js: jetstream::Context,
+    pub client: async_nats::Client,
+    pub dir: ScratchDir,
+}
+
+impl Env {
+    /// An `ha` (or `single`) cluster with the spec provisioned, `ack_wait` shortened.
+    pub async fn start(profile: Profile) -> Env {
+        let cluster = TestCluster::start(profile).await;
+        let servers: Vec<String> = cluster
+            .nats_servers()
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let client = NatsConfig::default()
+            .connect(&servers)
+            .await
+            .expect("connect");
+        let target = Target::from_client(&client, &servers);
+        let mut spec = Spec::builtin();
+        spec.consumer.ack_wait = Duration::from_millis(ACK_WAIT_MS);
+        provision::fit_replicas(&mut spec, &target, false).unwrap();
+        let js = jetstream::new(client.clone());
+        let plan = provision::plan(&js, &spec, target, Vec::new(), &Default::default())
+            .await
+            .unwrap();
+        provision::apply(&js, &spec, &plan, Duration::from_secs(30), &|_| {})
+            .await
+            .unwrap();
+        Env {
+            cluster,
+            js,
+            client,
+            dir: scratch_dir("worker"),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("sea.db")
+    }
+
+    /// Starts a worker process of `group` on the shared database.
+    pub fn worker(&self, group: &str, extra: &[(&str, &str)]) -> WorkerProc {
+        let port = sea_infra::ports::free_port();
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let log = self
+            .dir
+            .path()
+            .join(format!("worker-{group}-{port}-{n}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sea-mq-worker"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NATS_SERVERS", self.cluster.nats_servers())
+            .env("DATABASE_URL", format!("sqlite://{}", self.db().display()))
+            .env("CONSUMER_GROUP", group)
+            .env("CONSUMER_ACK_WAIT_MS", ACK_WAIT_MS.to_string())
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("NATS_RECONNECT_DELAY_MS", "100")
+            .env("NATS_RECONNECT_DELAY_MAX_MS", "500")
+            .env("LOG_LEVEL", "info")
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("start sea-mq-worker");
+        WorkerProc {
+            child: Some(child),
+            http: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+}
+
+pub struct WorkerProc {
+    child: Option<Child>,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl WorkerProc {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit status (bounded).
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "worker did not stop within {within:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the process exits by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let resp = reqwest::get(format!("{}{path}", self.http)).await.ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+
+    /// Waits until `/readyz` says ready.
+    pub async fn ready(&self) {
+        wait_until(Duration::from_secs(30), "worker ready", || async {
+            matches!(self.get("/readyz").await, Some((200, _)))
+        })
+        .await;
+    }
+
+    /// A counter or gauge from `/metrics` (`name` may include labels).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await.expect("metrics reachable");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .map(|v| v.parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("metric {name} not found"))
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {}:", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until true; panics naming `what` after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// (rows, distinct message ids) of a group in the inbox.
+pub fn inbox_counts(db: &Path, group: &str) -> (u64, u64) {
+    let Ok(conn) = rusqlite::Connection::open(db) else {
+        return (0, 0);
+    };
+    conn.query_row(
+        "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM inbox WHERE consumer_group = ?1",
+        [group],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )
+    .unwrap_or((0, 0))
+}
+
+/// Every message id of a group in the inbox.
+pub fn inbox_ids(db: &Path, group: &str) -> std::collections::BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT message_id FROM inbox WHERE consumer_group = ?1")
+        .unwrap();
+    stmt.query_map([group], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Publishes events `evt-{from}..evt-{to}` with `Nats-Msg-Id`, acks awaited in windows of 256,
+/// retrying a publish whose ack fails (e.g. while a leader moves).
+pub async fn publish_events(js: &jetstream::Context, prefix: &str, range: std::ops::Range<u64>) {
+    let ids: Vec<u64> = range.collect();
+    for chunk in ids.chunks(256) {
+        let mut acks = Vec::new();
+        for i in chunk {
+            acks.push((*i, publish_one(js, prefix, *i, true).await));
+        }
+        for (i, ack) in acks {
+            if !matches!(tokio::time::timeout(ACK_TIMEOUT, ack).await, Ok(Ok(_))) {
+                retry_publish(js, prefix, i).await;
+            }
+        }
+    }
+}
+
+async fn publish_one(
+    js: &jetstream::Context,
+    prefix: &str,
+    i: u64,
+    with_header: bool,
+) -> jetstream::context::PublishAckFuture {
+    let id = format!("{prefix}-{i}");
+    let payload = serde_json::json!({ "id": id, "type": "test", "n": i }).to_string();
+    let mut headers = async_nats::HeaderMap::new();
+    if with_header {
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+    }
+    loop {
+        match js
+            .publish_with_headers(
+                format!("sea.event.test.{}", i % 16),
+                headers.clone(),
+                payload.clone().into(),
+            )
+            .await
+        {
+            Ok(ack) => return ack,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// How long a publish waits for its ack before it is retried (async-nats' default is 30 s, far
+/// longer than a leader election).
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn retry_publish(js: &jetstream::Context, prefix: &str, i: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let ack = publish_one(js, prefix, i, true).await;
+        if let Ok(Ok(_)) = tokio::time::timeout(ACK_TIMEOUT, ack).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not publish {prefix}-{i} within 60s");
+}
+
+/// Re-publishes an event without `Nats-Msg-Id`: JetStream stores it again and only the inbox
+/// (through its CloudEvents id) can tell it is a duplicate.
+pub async fn publish_without_header(js: &jetstream::Context, prefix: &str, i: u64) {
+    publish_one(js, prefix, i, false)
+        .await
+        .await
+        .expect("publish duplicate");
+}
+
+/// All messages of a stream matching `filter`, read with an ephemeral consumer.
+pub async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Vec<jetstream::Message> {
+    let st = js.get_stream(stream).await.unwrap();
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            filter_subject: filter.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let total = c.cached_info().num_pending as usize;
+    let mut out = Vec::with_capacity(total);
+    let mut messages = c.messages().await.unwrap();
+    while out.len() < total {
+        let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("stream read")
+            .unwrap()
+            .unwrap();
+        msg.ack().await.unwrap();
+        out.push(msg);
+    }
+    out
+}
+
+/// Waits until the group's consumer has acknowledged (or terminated) everything in the stream:
+/// its ack floor reached the stream's last sequence and nothing is outstanding. (A consumer just
+/// created can briefly report nothing pending, so `num_pending` alone is not enough.)
+pub async fn wait_drained(js: &jetstream::Context, stream: &str, durable: &str, timeout: Duration) {
+    wait_until(timeout, "consumer drained", || async {
+        let Ok(mut st) = js.get_stream(stream).await else {
+            return false;
+        };
+        let Ok(last) = st.info().await.map(|i| i.state.last_sequence) else {
+            return false;
+        };
+        match st.consumer_info(durable).await {
+            Ok(info) => {
+                info.ack_floor.stream_sequence >= last
+                    && info.num_ack_pending == 0
+                    && info.num_pending == 0
+            }
+            Err(_) => false,
+        }
+    })
+    .await;
+}

@@ -1,0 +1,140 @@
+//! Exactly-once into the inbox with real workers on a real `ha` cluster: duplicates, a second
+//! group, a worker killed mid-way, the stream leader killed mid-way.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sea_infra::topology::Profile;
+
+const GROUP: &str = "billing";
+
+fn expected_ids(prefix: &str, n: u64) -> std::collections::BTreeSet<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+#[tokio::test]
+async fn three_workers_share_a_group_exactly_once_and_a_second_group_gets_everything() {
+    let env = Env::start(Profile::Ha).await;
+    let workers: Vec<_> = (0..3).map(|_| env.worker(GROUP, &[])).collect();
+    for w in &workers {
+        w.ready().await;
+    }
+    const N: u64 = 10_000;
+    publish_events(&env.js, "evt", 0..N).await;
+    // 5 % duplicates: half with the same Nats-Msg-Id (JetStream drops them), half without the
+    // header (stored again; only the inbox can tell, by CloudEvents id).
+    publish_events(&env.js, "evt", 0..N / 40).await;
+    for i in (N / 2)..(N / 2 + N / 40) {
+        publish_without_header(&env.js, "evt", i).await;
+    }
+
+    wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
+    assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
+    assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("evt", N));
+    let mut inserted = 0.0;
+    let mut duplicates = 0.0;
+    for w in &workers {
+        inserted += w
+            .metric("sea_worker_events_total{outcome=\"inserted\"}")
+            .await;
+        duplicates += w.metric("sea_worker_duplicates_skipped_total").await;
+    }
+    assert_eq!(inserted, N as f64, "metrics count what happened");
+    assert_eq!(
+        duplicates,
+        (N / 40) as f64,
+        "the header-less duplicates were skipped by the inbox"
+    );
+
+    // A second group receives every event too, into its own rows.
+    let other = env.worker("audit", &[]);
+    wait_drained(&env.js, "SEA_EVENTS", "audit", Duration::from_secs(120)).await;
+    assert_eq!(inbox_counts(&env.db(), "audit"), (N, N));
+    drop(other);
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_way_leaves_exactly_once() {
+    let env = Env::start(Profile::Ha).await;
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| env.worker(GROUP, &[("WORKER_BATCH_SIZE", "32")]))
+        .collect();
+    for w in &workers {
+        w.ready().await;
+    }
+    const N: u64 = 5_000;
+    let publisher = {
+        let js = env.js.clone();
+        tokio::spawn(async move { publish_events(&js, "k", 0..N).await })
+    };
+    let db = env.db();
+    wait_until(Duration::from_secs(60), "a fifth of the events", || async {
+        inbox_counts(&db, GROUP).0 >= N / 5
+    })
+    .await;
+    workers[0].kill();
+    publisher.await.unwrap();
+    wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
+    assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
+    assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("k", N));
+}
+
+#[tokio::test]
+async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
+    let env = Env::start(Profile::Ha).await;
+    let workers: Vec<_> = (0..2).map(|_| env.worker(GROUP, &[])).collect();
+    for w in &workers {
+        w.ready().await;
+    }
+    const N: u64 = 3_000;
+    let publisher = {
+        let js = env.js.clone();
+        tokio::spawn(async move { publish_events(&js, "l", 0..N).await })
+    };
+    let db = env.db();
+    wait_until(Duration::from_secs(60), "a third of the events", || async {
+        inbox_counts(&db, GROUP).0 >= N / 3
+    })
+    .await;
+    let mut stream = env.js.get_stream("SEA_EVENTS").await.unwrap();
+    let leader = stream
+        .info()
+        .await
+        .unwrap()
+        .cluster
+        .as_ref()
+        .unwrap()
+        .leader
+        .clone()
+        .unwrap();
+    assert!(env.cluster.deployment.kill_node(&leader), "killed {leader}");
+    let t = std::time::Instant::now();
+    publisher.await.unwrap();
+    eprintln!(
+        "DEBUG publisher done after {:?}, inbox {:?}",
+        t.elapsed(),
+        inbox_counts(&db, GROUP)
+    );
+    wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
+    assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
+    assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("l", N));
+    let new_leader = env
+        .js
+        .get_stream("SEA_EVENTS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .cluster
+        .as_ref()
+        .unwrap()
+        .leader
+        .clone();
+    assert!(
+        new_leader.is_some_and(|l| l != leader),
+        "a new leader was elected"
+    );
+}
