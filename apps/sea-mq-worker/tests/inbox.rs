@@ -110,13 +110,7 @@ async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
         .clone()
         .unwrap();
     assert!(env.cluster.deployment.kill_node(&leader), "killed {leader}");
-    let t = std::time::Instant::now();
     publisher.await.unwrap();
-    eprintln!(
-        "DEBUG publisher done after {:?}, inbox {:?}",
-        t.elapsed(),
-        inbox_counts(&db, GROUP)
-    );
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
     assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
     assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("l", N));
