@@ -94,6 +94,28 @@ impl EnvReader {
         }
     }
 
+    /// Like [`parse`](Self::parse) for values that may embed credentials (URLs): an error shows
+    /// the value with any `user:password@` password replaced.
+    pub fn parse_url<T>(
+        &mut self,
+        var: &str,
+        parser: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let raw = self.string(var)?;
+        match parser(&raw) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                let reason = reason.replace(&raw, &redact_credentials(&raw));
+                self.errors.push(ConfigError {
+                    var: var.to_owned(),
+                    value: redact_credentials(&raw),
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
     /// A secret: never echoed, not even in errors.
     pub fn secret(&self, var: &str) -> Option<Secret> {
         self.string(var).map(Secret)
@@ -250,6 +272,25 @@ pub fn parse_servers(s: &str) -> Result<Vec<String>, String> {
     Ok(urls)
 }
 
+/// `scheme://user:secret@host` -> `scheme://user:<redacted>@host`, for each item of a
+/// comma-separated list; text without credentials is unchanged.
+pub fn redact_credentials(s: &str) -> String {
+    s.split(',')
+        .map(|item| match item.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('@') {
+                Some((userinfo, host)) if userinfo.contains(':') => {
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}:<redacted>@{host}")
+                }
+                Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
+                None => item.to_owned(),
+            },
+            None => item.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Formats a duration the way `parse_duration` reads it (largest exact unit).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -315,6 +356,29 @@ mod tests {
         );
         assert_eq!(parse_millis(100)("1500"), Ok(Duration::from_millis(1500)));
         assert!(parse_millis(100)("5").is_err());
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_credentials("postgres://app:pw@db:5432/sea"),
+            "postgres://app:<redacted>@db:5432/sea"
+        );
+        assert_eq!(
+            redact_credentials("nats://tok@a:1, nats://b:2"),
+            "nats://<redacted>@a:1, nats://b:2"
+        );
+        assert_eq!(redact_credentials("sqlite:///x.db"), "sqlite:///x.db");
+        let mut env = EnvReader::from_pairs([("U", "mysql://root:hunter2@db")]);
+        assert_eq!(
+            env.parse_url("U", |_| Err::<(), _>("bad scheme".to_owned())),
+            None
+        );
+        let text = env.finish().unwrap_err().to_string();
+        assert!(
+            text.contains("U=\"mysql://root:<redacted>@db\"") && !text.contains("hunter2"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -67,8 +67,8 @@ impl NatsConfig {
     pub fn from_env(env: &mut EnvReader) -> NatsConfig {
         let defaults = NatsConfig::default();
         let servers = env
-            .parse(ENV_NATS_SERVERS, env::parse_servers)
-            .or_else(|| env.parse(ENV_NATS_URL, env::parse_servers));
+            .parse_url(ENV_NATS_SERVERS, env::parse_servers)
+            .or_else(|| env.parse_url(ENV_NATS_URL, env::parse_servers));
         let token = env.secret(ENV_NATS_AUTH_TOKEN);
         let user = env.string(ENV_NATS_USER);
         let password = env.secret(ENV_NATS_PASSWORD);

@@ -43,22 +43,8 @@ impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
-            Database::Postgres(url) => write!(f, "{}", redact_url(url)),
+            Database::Postgres(url) => write!(f, "{}", env::redact_credentials(url)),
         }
-    }
-}
-
-/// `postgres://user:secret@host/db` -> `postgres://user:<redacted>@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<redacted>".into();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:<redacted>@{host}")
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -233,7 +219,7 @@ impl WorkerConfig {
             .parse(ENV_WORKER_PULL_EXPIRES_MS, env::parse_millis(100))
             .unwrap_or(Duration::from_secs(5));
         let database = env
-            .parse(ENV_DATABASE_URL, parse_database_url)
+            .parse_url(ENV_DATABASE_URL, parse_database_url)
             .unwrap_or_else(|| Database::Sqlite("sea-mq-worker.db".into()));
         let outbox = Outbox {
             enabled: env.parse(ENV_OUTBOX_ENABLED, parse_bool).unwrap_or(true),

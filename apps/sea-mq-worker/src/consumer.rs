@@ -93,6 +93,8 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
                 continue;
             }
         };
+        // The last delivery is decided by the consumer the server has, not by our own env.
+        let max_deliver = consumer.cached_info().config.max_deliver;
         worker.consumer_bound.store(true, Ordering::Relaxed);
         tracing::info!(stream = %cfg.stream.name, durable = cfg.spec.consumer.durable_name(), "consuming");
         let mut errors = 0u32;
@@ -128,7 +130,7 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
                     _ => break,
                 }
             }
-            inbox::process_batch(worker, batch).await;
+            inbox::process_batch(worker, batch, max_deliver).await;
         }
         worker.consumer_bound.store(false, Ordering::Relaxed);
         if *shutdown.borrow() {

@@ -71,7 +71,12 @@ pub fn retry_delay(delivered: i64) -> Duration {
 }
 
 /// Handles one batch: poison to the DLQ, the rest into the inbox in one transaction, then acks.
-pub async fn process_batch(worker: &Worker, batch: Vec<(jetstream::Message, Instant)>) {
+/// `max_deliver` is the bound consumer's: its last delivery of a failing event goes to the DLQ.
+pub async fn process_batch(
+    worker: &Worker,
+    batch: Vec<(jetstream::Message, Instant)>,
+    max_deliver: i64,
+) {
     let m = &worker.metrics;
     let mut events = Vec::with_capacity(batch.len());
     let mut rows = Vec::with_capacity(batch.len());
@@ -115,10 +120,9 @@ pub async fn process_batch(worker: &Worker, batch: Vec<(jetstream::Message, Inst
             }
         }
         Err(e) => {
-            let max_deliver = worker.cfg.spec.consumer.max_deliver;
             tracing::warn!(error = %e, events = events.len(), "inbox write failed; retrying later");
             for (msg, arrived, delivered) in &events {
-                if *delivered >= max_deliver {
+                if max_deliver > 0 && *delivered >= max_deliver {
                     dead_letter(
                         worker,
                         msg,

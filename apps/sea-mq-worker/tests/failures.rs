@@ -1,0 +1,175 @@
+//! Failure handling with a real worker: poison to the DLQ with provenance headers, a database
+//! outage nak'ed and recovered with nothing lost, a still-failing event dead-lettered on its last
+//! delivery, bad configuration refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sea_infra::topology::Profile;
+
+#[tokio::test]
+async fn poison_lands_on_the_dlq_with_headers_and_is_not_retried() {
+    let env = Env::start(Profile::Single).await;
+    let worker = env.worker("g", &[]);
+    worker.ready().await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "poison-1");
+    let ack = env
+        .js
+        .publish_with_headers("sea.event.orders.created", headers, "not json {".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // JSON, but with no id anywhere.
+    env.js
+        .publish("sea.event.orders.updated", r#"{"data":1}"#.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish_events(&env.js, "ok", 0..10).await;
+
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(30)).await;
+    let dlq = read_stream(&env.js, "SEA_DLQ", "sea.dlq.>").await;
+    assert_eq!(dlq.len(), 2, "both poison events, once each");
+    let first = dlq
+        .iter()
+        .find(|m| m.subject.as_str() == "sea.dlq.orders.created")
+        .expect("on sea.dlq.<rest of subject>");
+    let h = first.headers.as_ref().unwrap();
+    let get = |name: &str| {
+        h.get(name)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("Sea-Dlq-Original-Subject"), "sea.event.orders.created");
+    assert_eq!(get("Sea-Dlq-Stream"), "SEA_EVENTS");
+    assert_eq!(get("Sea-Dlq-Stream-Sequence"), ack.sequence.to_string());
+    assert_eq!(get("Sea-Dlq-Delivery-Count"), "1");
+    assert!(
+        get("Sea-Dlq-Error").starts_with("payload is not JSON"),
+        "{}",
+        get("Sea-Dlq-Error")
+    );
+    assert_eq!(&first.payload[..], b"not json {");
+    assert_eq!(inbox_counts(&env.db(), "g"), (10, 10));
+    assert_eq!(worker.metric("sea_worker_dlq_total").await, 2.0);
+    assert_eq!(
+        worker.metric("sea_worker_redeliveries_total").await,
+        0.0,
+        "terminated, not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_database_outage_naks_and_recovers_with_nothing_lost() {
+    let env = Env::start(Profile::Single).await;
+    let worker = env.worker("g", &[("DATABASE_BUSY_TIMEOUT_MS", "100")]);
+    worker.ready().await;
+
+    // Another process holds the write lock: the worker's inserts fail as in an outage.
+    let blocker = rusqlite::Connection::open(env.db()).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    publish_events(&env.js, "o", 0..50).await;
+    wait_until(
+        Duration::from_secs(30),
+        "naks during the outage",
+        || async {
+            worker
+                .metric("sea_worker_events_total{outcome=\"retried\"}")
+                .await
+                >= 50.0
+        },
+    )
+    .await;
+    assert_eq!(
+        worker
+            .metric("sea_worker_events_total{outcome=\"inserted\"}")
+            .await,
+        0.0
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    drop(blocker);
+
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(60)).await;
+    assert_eq!(inbox_counts(&env.db(), "g"), (50, 50));
+    assert_eq!(worker.metric("sea_worker_dlq_total").await, 0.0);
+    assert!(worker.metric("sea_worker_redeliveries_total").await >= 50.0);
+}
+
+#[tokio::test]
+async fn an_event_still_failing_on_its_last_delivery_goes_to_the_dlq() {
+    let env = Env::start(Profile::Single).await;
+    // This group's consumer does not exist yet: the worker creates it with max_deliver 2.
+    let worker = env.worker(
+        "short",
+        &[
+            ("DATABASE_BUSY_TIMEOUT_MS", "50"),
+            ("CONSUMER_MAX_DELIVER", "2"),
+        ],
+    );
+    worker.ready().await;
+    let blocker = rusqlite::Connection::open(env.db()).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    publish_events(&env.js, "s", 0..3).await;
+    wait_drained(&env.js, "SEA_EVENTS", "short", Duration::from_secs(30)).await;
+    blocker.execute_batch("COMMIT").unwrap();
+
+    let dlq = read_stream(&env.js, "SEA_DLQ", "sea.dlq.>").await;
+    assert_eq!(dlq.len(), 3);
+    for m in &dlq {
+        let h = m.headers.as_ref().unwrap();
+        assert_eq!(h.get("Sea-Dlq-Delivery-Count").unwrap().as_str(), "2");
+        assert!(h
+            .get("Sea-Dlq-Error")
+            .unwrap()
+            .as_str()
+            .starts_with("still failing on delivery 2: database"));
+    }
+    assert_eq!(inbox_counts(&env.db(), "short"), (0, 0));
+}
+
+#[test]
+fn every_invalid_variable_is_reported_at_once_with_exit_64_and_no_secret() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sea-mq-worker"))
+        .env_clear()
+        .envs([
+            ("NATS_SERVERS", "nats://a:4222, bogus"),
+            ("NATS_RECONNECT_MAX", "-1"),
+            ("CONSUMER_MAX_DELIVER", "0"),
+            ("DATABASE_URL", "postgres-ish://admin:db-secret@x"),
+            ("HTTP_ADDR", "everywhere"),
+            ("LOG_FORMAT", "yaml"),
+            ("NATS_USER", "svc"),
+            ("NATS_PASSWORD", "nats-secret"),
+            ("NATS_AUTH_TOKEN", "token-secret"),
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    for var in [
+        "NATS_SERVERS",
+        "NATS_RECONNECT_MAX",
+        "CONSUMER_MAX_DELIVER",
+        "DATABASE_URL",
+        "HTTP_ADDR",
+        "LOG_FORMAT",
+        "NATS_AUTH_TOKEN",
+    ] {
+        assert!(
+            text.contains(&format!("{var}=")),
+            "{var} not reported:\n{text}"
+        );
+    }
+    for secret in ["nats-secret", "token-secret", "db-secret"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+}
