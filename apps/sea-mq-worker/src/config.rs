@@ -102,7 +102,7 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 /// Test-only fault injection, so crash windows can be hit deterministically.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failpoint {
-    /// Abort after the outbox batch is published and acknowledged, before it is marked.
+    /// Exit at once after an outbox batch is published and acknowledged, before it is marked.
     OutboxAfterPublish,
 }
 
