@@ -28,6 +28,8 @@ pub enum Command {
     Health(Health),
     /// Create or update the spec's streams and consumers (env-only configuration).
     Provision(Provision),
+    /// Measure raw JetStream rates and the worker's, side by side on one private cluster.
+    Bench(Bench),
     /// Rewrite the committed rendered configs (infra/nats/) from the topology model.
     Render(Render),
     /// The whole check: nats-server, fmt, clippy and the test suite.
@@ -123,6 +125,19 @@ pub struct Provision {
     /// Seconds to wait for replicas to become current after a change.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub replica_wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Topology of the private cluster the benchmark starts on free ports.
+    #[arg(long, default_value = "ha", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// Events per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: u64,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //!
 //! One module per command, each with `run(self, sh)`; flags live in `flags.rs`.
 
+mod bench;
 mod doctor;
 mod down;
 mod flags;
@@ -29,6 +30,7 @@ fn main() {
         flags::Command::Status(cmd) => cmd.run(&sh),
         flags::Command::Health(cmd) => cmd.run(&sh),
         flags::Command::Provision(cmd) => cmd.run(&sh),
+        flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
         flags::Command::Test(cmd) => cmd.run(&sh),
     };

@@ -8,7 +8,9 @@
 //! - `db`: the inbox and outbox tables (SQLite).
 //! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`.
 //! - `run`: start-up and graceful shutdown.
+//! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.
 
+pub mod bench;
 pub mod config;
 pub mod connection;
 pub mod consumer;

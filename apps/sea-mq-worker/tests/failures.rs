@@ -173,3 +173,53 @@ fn every_invalid_variable_is_reported_at_once_with_exit_64_and_no_secret() {
         assert!(!text.contains(secret), "{secret} printed:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn an_exhausted_reconnect_budget_ends_the_worker_with_exit_69() {
+    let env = Env::start(Profile::Single).await;
+    let mut worker = env.worker(
+        "g",
+        &[
+            ("NATS_RECONNECT_MAX", "3"),
+            ("NATS_RECONNECT_DELAY_MS", "50"),
+            ("NATS_RECONNECT_DELAY_MAX_MS", "100"),
+        ],
+    );
+    worker.ready().await;
+    assert_eq!(worker.metric("sea_worker_nats_connected").await, 1.0);
+    env.cluster.deployment.kill_node("nats-1");
+    let status = worker.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(69), "{}", worker.log_text());
+    assert!(worker
+        .log_text()
+        .contains("could not reach NATS within NATS_RECONNECT_MAX attempts"));
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_work_and_exits_0() {
+    let env = Env::start(Profile::Single).await;
+    let mut worker = env.worker("g", &[]);
+    worker.ready().await;
+    let publisher = {
+        let js = env.js.clone();
+        tokio::spawn(async move { publish_events(&js, "t", 0..2000).await })
+    };
+    let db = env.db();
+    wait_until(Duration::from_secs(30), "work in progress", || async {
+        inbox_counts(&db, "g").0 > 200
+    })
+    .await;
+    assert_eq!(
+        worker.terminate(Duration::from_secs(15)).code(),
+        Some(0),
+        "{}",
+        worker.log_text()
+    );
+    assert!(worker.log_text().contains("stopped"));
+    publisher.await.unwrap();
+    // Whatever the stopped worker had pulled was acked or handed back: a new worker finishes
+    // the rest without waiting for ack_wait and without doubles.
+    let _next = env.worker("g", &[]);
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(60)).await;
+    assert_eq!(inbox_counts(&env.db(), "g"), (2000, 2000));
+}

@@ -1,0 +1,188 @@
+//! Measurements behind `cargo xtask bench`, run from the release-built `sea-mq-bench` binary so
+//! the raw async-nats client and the worker are compiled alike and compared side by side.
+//!
+//! Rates are taken over the span of the work itself (first message to last ack, first claim to
+//! last mark), so process start-up does not count for either side.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use serde::Serialize;
+
+/// `events` handled in `seconds`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Span {
+    pub events: u64,
+    pub seconds: f64,
+}
+
+impl Span {
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.events as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+async fn connect(servers: &str) -> anyhow::Result<async_nats::Client> {
+    let addrs: Vec<async_nats::ServerAddr> = servers
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    Ok(async_nats::ConnectOptions::new().connect(addrs).await?)
+}
+
+/// A JSON event of exactly `size` bytes (padded), with its id in the payload.
+pub fn event_payload(id: &str, size: usize) -> Vec<u8> {
+    let mut body = format!(r#"{{"id":"{id}","type":"bench","pad":""}}"#).into_bytes();
+    let pad = size.saturating_sub(body.len());
+    let at = body.len() - 2;
+    body.splice(at..at, std::iter::repeat_n(b'x', pad));
+    body
+}
+
+/// Publishes `count` events with `Nats-Msg-Id`, keeping at most `window` acks outstanding.
+pub async fn raw_publish(
+    servers: &str,
+    prefix: &str,
+    count: u64,
+    size: usize,
+    window: usize,
+) -> anyhow::Result<Span> {
+    let js = jetstream::new(connect(servers).await?);
+    let began = Instant::now();
+    let mut outstanding = std::collections::VecDeque::with_capacity(window);
+    for i in 0..count {
+        let id = format!("{prefix}-{i}");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        let ack = js
+            .publish_with_headers(
+                format!("sea.event.bench.{}", i % 16),
+                headers,
+                event_payload(&id, size).into(),
+            )
+            .await?;
+        outstanding.push_back(ack);
+        if outstanding.len() >= window {
+            outstanding.pop_front().expect("non-empty").await?;
+        }
+    }
+    for ack in outstanding {
+        ack.await?;
+    }
+    Ok(Span {
+        events: count,
+        seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+/// Pulls and acks `count` messages through a new durable, in batches of `batch`.
+pub async fn raw_consume(
+    servers: &str,
+    stream: &str,
+    durable: &str,
+    count: u64,
+    batch: usize,
+) -> anyhow::Result<Span> {
+    let client = connect(servers).await?;
+    let js = jetstream::new(client.clone());
+    let st = js.get_stream(stream).await?;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(durable.to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_ack_pending: 1024,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = c.stream().max_messages_per_batch(batch).messages().await?;
+    let mut began = None;
+    let mut seen = 0;
+    while seen < count {
+        let msg = tokio::time::timeout(Duration::from_secs(30), messages.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no message for 30s after {seen}"))?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        began.get_or_insert_with(Instant::now);
+        msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        seen += 1;
+    }
+    client.flush().await?;
+    Ok(Span {
+        events: seen,
+        seconds: began.map_or(0.0, |b| b.elapsed().as_secs_f64()),
+    })
+}
+
+fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Inserts `count` outbox rows (only id, subject, payload), creating the tables first.
+pub async fn fill_outbox(db: &Path, count: u64, size: usize) -> anyhow::Result<()> {
+    crate::db::Store::open(
+        &crate::config::Database::Sqlite(db.to_path_buf()),
+        Duration::from_secs(10),
+    )
+    .await?;
+    let mut conn = open(db)?;
+    let tx = conn.transaction()?;
+    for i in 0..count {
+        let id = format!("outbox-{i}");
+        let payload = String::from_utf8(event_payload(&id, size))?;
+        tx.execute(
+            "INSERT INTO outbox (id, subject, payload) VALUES (?1, ?2, ?3)",
+            (&id, format!("sea.event.bench.outbox.{}", i % 16), payload),
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Inbox rows of `group` and the time between the first and the last insert.
+pub fn inbox_span(db: &Path, group: &str) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db)?.query_row(
+        "SELECT COUNT(*), COALESCE((julianday(MAX(received_at)) - julianday(MIN(received_at))) * 86400.0, 0)
+         FROM inbox WHERE consumer_group = ?1",
+        [group],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
+    )?;
+    Ok(Span {
+        events: events as u64,
+        seconds,
+    })
+}
+
+/// Published outbox rows and the time from the first claim to the last mark.
+pub fn outbox_span(db: &Path) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db)?.query_row(
+        "SELECT COUNT(published_at), COALESCE((julianday(MAX(published_at)) - julianday(MIN(first_attempt_at))) * 86400.0, 0)
+         FROM outbox",
+        [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
+    )?;
+    Ok(Span {
+        events: events as u64,
+        seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_the_requested_size_and_stay_json() {
+        let p = event_payload("e-1", 128);
+        assert_eq!(p.len(), 128);
+        let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
+        assert_eq!(v["id"], "e-1");
+    }
+}

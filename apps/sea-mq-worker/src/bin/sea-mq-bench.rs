@@ -1,0 +1,54 @@
+//! Measurement probes for `cargo xtask bench` (not for production use). Each prints one JSON line.
+//!
+//! ```text
+//! sea-mq-bench publish SERVERS PREFIX COUNT SIZE WINDOW
+//! sea-mq-bench consume SERVERS STREAM DURABLE COUNT BATCH
+//! sea-mq-bench fill-outbox DB COUNT SIZE
+//! sea-mq-bench inbox-span DB GROUP
+//! sea-mq-bench outbox-span DB
+//! ```
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use sea_mq_worker::bench::{self, Span};
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> anyhow::Result<T> {
+    args.get(i)
+        .with_context(|| format!("missing {name}"))?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{name} is not valid"))
+}
+
+async fn probe(args: &[String]) -> anyhow::Result<Span> {
+    let s = |i: usize, name: &str| arg::<String>(args, i, name);
+    match args.first().map(String::as_str) {
+        Some("publish") => bench::raw_publish(&s(1, "SERVERS")?, &s(2, "PREFIX")?, arg(args, 3, "COUNT")?, arg(args, 4, "SIZE")?, arg(args, 5, "WINDOW")?).await,
+        Some("consume") => bench::raw_consume(&s(1, "SERVERS")?, &s(2, "STREAM")?, &s(3, "DURABLE")?, arg(args, 4, "COUNT")?, arg(args, 5, "BATCH")?).await,
+        Some("fill-outbox") => {
+            bench::fill_outbox(Path::new(&s(1, "DB")?), arg(args, 2, "COUNT")?, arg(args, 3, "SIZE")?).await?;
+            Ok(Span { events: arg(args, 2, "COUNT")?, seconds: 0.0 })
+        }
+        Some("inbox-span") => bench::inbox_span(Path::new(&s(1, "DB")?), &s(2, "GROUP")?),
+        Some("outbox-span") => bench::outbox_span(Path::new(&s(1, "DB")?)),
+        _ => bail!("usage: sea-mq-bench publish|consume|fill-outbox|inbox-span|outbox-span ARGS (see the source)"),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match probe(&args).await {
+        Ok(span) => {
+            println!(
+                "{}",
+                serde_json::to_string(&span).expect("a span serializes")
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sea-mq-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

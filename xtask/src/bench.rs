@@ -1,0 +1,331 @@
+//! `cargo xtask bench`: raw JetStream rates and the worker's, measured side by side in one run
+//! on one private cluster (free ports), with the ratios the project's goals are stated in.
+//!
+//! The raw client runs from the release-built `sea-mq-bench` probe and the worker from its
+//! release build, so both sides are compiled alike.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sea_infra::harness::{scratch_dir, TestCluster};
+use sea_infra::nats_config::NatsConfig;
+use sea_infra::provision::{self, Target};
+use sea_infra::spec::Spec;
+use serde::Serialize;
+use serde_json::json;
+use xshell::{cmd, Shell};
+
+use crate::flags::Bench;
+
+const PAYLOAD_BYTES: usize = 128;
+const PUBLISH_WINDOW: usize = 256;
+const PULL_BATCH: usize = 128;
+
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
+struct Span {
+    events: u64,
+    seconds: f64,
+}
+
+impl Span {
+    fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.events as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Worker processes that are stopped on drop.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct Bins {
+    worker: PathBuf,
+    probe: PathBuf,
+}
+
+impl Bins {
+    fn probe(&self, args: &[&str]) -> anyhow::Result<Span> {
+        let out = Command::new(&self.probe)
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .context("run sea-mq-bench")?;
+        if !out.status.success() {
+            bail!("sea-mq-bench {} failed", args.join(" "));
+        }
+        serde_json::from_slice(&out.stdout).context("read sea-mq-bench output")
+    }
+
+    fn workers(
+        &self,
+        n: usize,
+        servers: &str,
+        db: &Path,
+        group: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Workers> {
+        let mut children = Vec::new();
+        for _ in 0..n {
+            let port = sea_infra::ports::free_port();
+            let child = Command::new(&self.worker)
+                .env_clear()
+                .env("NATS_SERVERS", servers)
+                .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+                .env("CONSUMER_GROUP", group)
+                .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+                .env("LOG_LEVEL", "warn")
+                .envs(extra.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("start sea-mq-worker")?;
+            children.push(child);
+        }
+        Ok(Workers(children))
+    }
+
+    /// Polls `span` until it covers `events`, bounded.
+    fn wait_for(
+        &self,
+        events: u64,
+        what: &str,
+        span: impl Fn() -> anyhow::Result<Span>,
+    ) -> anyhow::Result<Span> {
+        let began = Instant::now();
+        loop {
+            let s = span()?;
+            if s.events >= events {
+                return Ok(s);
+            }
+            if began.elapsed() > Duration::from_secs(600) {
+                bail!(
+                    "{what}: only {} of {events} events after 10 minutes",
+                    s.events
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Bench {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        eprintln!("building sea-mq-worker and sea-mq-bench (release) ...");
+        cmd!(sh, "cargo build --quiet --release -p sea-mq-worker --bins")
+            .run()
+            .context("build the release binaries")?;
+        let release = crate::project::project_root().join("target/release");
+        let bins = Bins {
+            worker: release.join("sea-mq-worker"),
+            probe: release.join("sea-mq-bench"),
+        };
+        let n = self.events;
+        let count = n.to_string();
+
+        eprintln!(
+            "starting a private {} cluster on free ports ...",
+            self.profile
+        );
+        let rt = crate::project::runtime()?;
+        let cluster = rt.block_on(TestCluster::start(self.profile));
+        let servers = cluster.nats_servers();
+        rt.block_on(provision_spec(&servers))?;
+        let dir = scratch_dir("bench");
+
+        let step = |label: &str| eprintln!("  measuring {label} ...");
+        step("raw publish");
+        let publish = bins.probe(&[
+            "publish",
+            &servers,
+            "raw",
+            &count,
+            &PAYLOAD_BYTES.to_string(),
+            &PUBLISH_WINDOW.to_string(),
+        ])?;
+        step("raw pull consume + ack");
+        let consume = bins.probe(&[
+            "consume",
+            &servers,
+            "SEA_EVENTS",
+            "bench-raw",
+            &count,
+            &PULL_BATCH.to_string(),
+        ])?;
+
+        let mut inbox = Vec::new();
+        for workers in [1usize, 2, 4] {
+            step(&format!("inbox with {workers} worker(s)"));
+            let db = dir.path().join(format!("inbox-{workers}.db"));
+            let group = format!("bench-{workers}");
+            let batch = PULL_BATCH.to_string();
+            let running = bins.workers(
+                workers,
+                &servers,
+                &db,
+                &group,
+                &[("OUTBOX_ENABLED", "false"), ("WORKER_BATCH_SIZE", &batch)],
+            )?;
+            let db_arg = db.display().to_string();
+            let span =
+                bins.wait_for(n, "inbox", || bins.probe(&["inbox-span", &db_arg, &group]))?;
+            drop(running);
+            inbox.push((workers, span));
+        }
+
+        step("outbox relay, 1 worker");
+        let db = dir.path().join("outbox.db");
+        let db_arg = db.display().to_string();
+        bins.probe(&["fill-outbox", &db_arg, &count, &PAYLOAD_BYTES.to_string()])?;
+        // The relay's worker consumes an empty stream, so its inbox side stays idle.
+        let relay = bins.workers(
+            1,
+            &servers,
+            &db,
+            "bench-outbox",
+            &[
+                ("STREAM_NAME", "VIBESPRO_EVENTS"),
+                ("OUTBOX_POLL_INTERVAL_MS", "10"),
+            ],
+        )?;
+        let outbox = bins.wait_for(n, "outbox", || bins.probe(&["outbox-span", &db_arg]))?;
+        drop(relay);
+        drop(cluster);
+
+        report(&self, publish, consume, &inbox, outbox)
+    }
+}
+
+async fn provision_spec(servers: &str) -> anyhow::Result<()> {
+    let list: Vec<String> = servers.split(',').map(str::to_owned).collect();
+    let nats = NatsConfig::default();
+    let client = nats.connect(&list).await?;
+    let target = Target::from_client(&client, &list);
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &target, false)?;
+    let js = nats.jetstream(client);
+    let plan = provision::plan(&js, &spec, target, Vec::new(), &Default::default()).await?;
+    provision::apply(&js, &spec, &plan, Duration::from_secs(60), &|_| {}).await?;
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{cores} cores, {mem_gib:.0} GiB, {cpu}")
+}
+
+fn report(
+    b: &Bench,
+    publish: Span,
+    consume: Span,
+    inbox: &[(usize, Span)],
+    outbox: Span,
+) -> anyhow::Result<()> {
+    let one = inbox[0].1.rate();
+    let four = inbox
+        .iter()
+        .find(|(w, _)| *w == 4)
+        .map_or(0.0, |(_, s)| s.rate());
+    let ratios = json!({
+        "inbox_1_worker_vs_raw_consume": one / consume.rate(),
+        "outbox_vs_raw_publish": outbox.rate() / publish.rate(),
+        "inbox_4_workers_vs_1_worker": four / one,
+    });
+    let goals = [
+        (
+            "inbox, 1 worker >= 0.80 x raw consume",
+            one / consume.rate() >= 0.8,
+        ),
+        (
+            "outbox relay >= 0.80 x raw publish",
+            outbox.rate() / publish.rate() >= 0.8,
+        ),
+        ("inbox, 4 workers >= 1.5 x 1 worker", four / one >= 1.5),
+    ];
+    if b.json {
+        let out = json!({
+            "profile": b.profile.as_str(),
+            "events": b.events,
+            "payload_bytes": PAYLOAD_BYTES,
+            "machine": machine(),
+            "rates": {
+                "raw_publish": publish.rate(),
+                "raw_consume": consume.rate(),
+                "inbox": inbox.iter().map(|(w, s)| json!({"workers": w, "rate": s.rate()})).collect::<Vec<_>>(),
+                "outbox": outbox.rate(),
+            },
+            "ratios": ratios,
+            "goals": goals.iter().map(|(g, ok)| json!({"goal": g, "met": ok})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "profile {}, {} events of {PAYLOAD_BYTES} bytes, on {}",
+        b.profile,
+        b.events,
+        machine()
+    );
+    println!(
+        "{:<44} {:>10.0} events/s",
+        format!("raw publish (R3, window {PUBLISH_WINDOW})"),
+        publish.rate()
+    );
+    println!(
+        "{:<44} {:>10.0} events/s",
+        format!("raw pull consume + ack (batch {PULL_BATCH})"),
+        consume.rate()
+    );
+    for (w, s) in inbox {
+        let vs = if *w == 1 {
+            format!("{:.2} x raw consume", s.rate() / consume.rate())
+        } else {
+            format!("{:.2} x 1 worker", s.rate() / one)
+        };
+        println!(
+            "{:<44} {:>10.0} events/s  {vs}",
+            format!("worker inbox, {w} worker(s)"),
+            s.rate()
+        );
+    }
+    println!(
+        "{:<44} {:>10.0} events/s  {:.2} x raw publish",
+        "outbox relay, 1 worker",
+        outbox.rate(),
+        outbox.rate() / publish.rate()
+    );
+    for (goal, ok) in goals {
+        println!("{} {goal}", if ok { "met   " } else { "MISSED" });
+    }
+    Ok(())
+}
