@@ -3,6 +3,7 @@
 //!
 //! One enum over the backends keeps the call sites plain; each backend owns its SQL.
 
+mod postgres;
 mod sqlite;
 
 use std::time::Duration;
@@ -36,10 +37,9 @@ pub struct OutboxRow {
 pub enum DbError {
     #[error("database {what}: {reason}")]
     Failed { what: &'static str, reason: String },
-    #[error("DATABASE_URL {0}: PostgreSQL support is not built into this version; use sqlite:///path.db")]
-    Unsupported(String),
 }
 
+/// Maps a rusqlite error (the PostgreSQL backend has its own).
 pub(crate) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
     move |e| DbError::Failed {
         what,
@@ -51,16 +51,18 @@ pub(crate) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError 
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
-    /// Opens the database, creating the file and the tables when missing.
+    /// Opens the database, creating the file (SQLite) and the tables when missing.
+    /// `busy_timeout` applies to SQLite only.
     pub async fn open(db: &Database, busy_timeout: Duration) -> Result<Store, DbError> {
         match db {
             Database::Sqlite(path) => Ok(Store::Sqlite(
                 sqlite::SqliteStore::open(path.clone(), busy_timeout).await?,
             )),
-            Database::Postgres(_) => Err(DbError::Unsupported(format!("{db:?}"))),
+            Database::Postgres(url) => Ok(Store::Postgres(postgres::PgStore::open(url).await?)),
         }
     }
 
@@ -73,11 +75,13 @@ impl Store {
     ) -> Result<Vec<bool>, DbError> {
         match self {
             Store::Sqlite(s) => s.insert_inbox(group.to_owned(), rows).await,
+            Store::Postgres(s) => s.insert_inbox(group.to_owned(), rows).await,
         }
     }
 
-    /// Claims up to `limit` unpublished rows, oldest first, for `owner`. Empty when another
-    /// relay holds the claim.
+    /// Claims up to `limit` unpublished rows, oldest first, for `owner`, for `lease`. SQLite:
+    /// empty when another relay holds the lease. PostgreSQL: rows claimed by other relays are
+    /// skipped, so relays share the work.
     pub async fn claim_outbox(
         &self,
         owner: &str,
@@ -86,12 +90,14 @@ impl Store {
     ) -> Result<Vec<OutboxRow>, DbError> {
         match self {
             Store::Sqlite(s) => s.claim_outbox(owner.to_owned(), limit, lease).await,
+            Store::Postgres(s) => s.claim_outbox(owner.to_owned(), limit, lease).await,
         }
     }
 
     pub async fn mark_published(&self, ids: Vec<String>) -> Result<(), DbError> {
         match self {
             Store::Sqlite(s) => s.mark_published(ids).await,
+            Store::Postgres(s) => s.mark_published(ids).await,
         }
     }
 
@@ -99,6 +105,7 @@ impl Store {
     pub async fn mark_failed(&self, id: String, error: String) -> Result<(), DbError> {
         match self {
             Store::Sqlite(s) => s.mark_failed(id, error).await,
+            Store::Postgres(s) => s.mark_failed(id, error).await,
         }
     }
 
@@ -106,12 +113,14 @@ impl Store {
     pub async fn outbox_pending(&self) -> Result<u64, DbError> {
         match self {
             Store::Sqlite(s) => s.outbox_pending().await,
+            Store::Postgres(s) => s.outbox_pending().await,
         }
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
         match self {
             Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
         }
     }
 }

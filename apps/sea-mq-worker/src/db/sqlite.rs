@@ -53,6 +53,16 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Opens the file, switches it to WAL with `synchronous=FULL`, and creates the tables.
+fn open_once(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
     pub async fn open(path: PathBuf, busy_timeout: Duration) -> Result<SqliteStore, DbError> {
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, DbError> {
@@ -62,15 +72,20 @@ impl SqliteStore {
                     reason: format!("{}: {e}", dir.display()),
                 })?;
             }
-            let conn = Connection::open(&path).map_err(failed("open"))?;
-            conn.busy_timeout(busy_timeout).map_err(failed("open"))?;
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(failed("enable WAL"))?;
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(failed("set synchronous"))?;
-            conn.execute_batch(SCHEMA)
-                .map_err(failed("create tables"))?;
-            Ok(conn)
+            // Workers starting together on a new file contend for the switch to WAL and the
+            // schema, which fail at once with SQLITE_BUSY instead of waiting: retry, bounded.
+            let deadline = std::time::Instant::now() + busy_timeout.max(Duration::from_secs(5));
+            loop {
+                match open_once(&path, busy_timeout) {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::DatabaseBusy
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    other => return other.map_err(failed("open")),
+                }
+            }
         })
         .await
         .expect("the blocking pool runs the task")?;

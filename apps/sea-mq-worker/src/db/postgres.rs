@@ -1,0 +1,250 @@
+//! PostgreSQL backend: one connection behind an async mutex, reopened if it drops. Several
+//! workers may share one database: each relay claims outbox rows for itself (`FOR UPDATE SKIP
+//! LOCKED` plus a `claimed_until` deadline), so relays run in parallel without publishing a row
+//! twice; a claim left by a crashed relay is taken over once it expires.
+//!
+//! TLS to PostgreSQL is not supported yet: connections use `NoTls`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::{DbError, InboxRow, OutboxRow};
+
+/// Any fixed key: it only serialises schema creation between workers starting at once
+/// (concurrent `CREATE TABLE IF NOT EXISTS` can fail on a catalog unique constraint).
+const SCHEMA_LOCK: i64 = 0x5ea_0b0c;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inbox (
+    consumer_group TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    headers        TEXT,
+    stream_seq     BIGINT NOT NULL,
+    received_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, message_id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id               TEXT PRIMARY KEY,
+    subject          TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    headers          TEXT,
+    -- clock_timestamp(): rows inserted in one transaction keep their insertion order.
+    created_at       TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    first_attempt_at TIMESTAMPTZ,
+    attempts         INT NOT NULL DEFAULT 0,
+    published_at     TIMESTAMPTZ,
+    failed_at        TIMESTAMPTZ,
+    last_error       TEXT,
+    claimed_by       TEXT,
+    claimed_until    TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at, id)
+    WHERE published_at IS NULL AND failed_at IS NULL;
+";
+
+/// Claims in one statement; `first_attempt_at` is read from the locked row before the update so
+/// the age is the one before this claim. MATERIALIZED: the SKIP LOCKED pick must run exactly
+/// once, never be re-scanned by the join. `RETURNING` has no order: the outer SELECT sorts.
+const CLAIM: &str = "
+WITH picked AS MATERIALIZED (
+    SELECT id, first_attempt_at FROM outbox
+    WHERE published_at IS NULL AND failed_at IS NULL
+      AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY created_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE outbox o
+    SET claimed_by = $1,
+        claimed_until = now() + $3::float8 * interval '1 millisecond',
+        attempts = o.attempts + 1,
+        first_attempt_at = COALESCE(o.first_attempt_at, now())
+    FROM picked WHERE o.id = picked.id
+    RETURNING o.id, o.subject, o.payload, o.headers, o.created_at,
+        COALESCE((EXTRACT(EPOCH FROM now() - picked.first_attempt_at) * 1000)::bigint, 0) AS age_ms
+)
+SELECT id, subject, payload, headers, age_ms FROM claimed ORDER BY created_at, id";
+
+/// A driver error with its cause (tokio-postgres' own text is only e.g. "db error"). Neither
+/// carries the connection string.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
+    move |e| DbError::Failed {
+        what,
+        reason: describe(&e),
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    config: Arc<Config>,
+    client: Arc<Mutex<Client>>,
+}
+
+async fn connect(config: &Config) -> Result<Client, DbError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(failed("connect"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %describe(&e), "PostgreSQL connection lost; reconnecting on next use");
+        }
+    });
+    Ok(client)
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> Result<PgStore, DbError> {
+        let mut config: Config = url.parse().map_err(failed("parse DATABASE_URL"))?;
+        // Without a timeout an unreachable host would hang start-up indefinitely.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sea-mq-worker");
+        }
+        let mut client = connect(&config).await?;
+        let tx = client.transaction().await.map_err(failed("begin schema"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await
+            .map_err(failed("lock schema"))?;
+        tx.batch_execute(SCHEMA)
+            .await
+            .map_err(failed("create tables"))?;
+        tx.commit().await.map_err(failed("commit schema"))?;
+        Ok(PgStore {
+            config: Arc::new(config),
+            client: Arc::new(Mutex::new(client)),
+        })
+    }
+
+    /// The connection, reopened first if it was lost (e.g. the server restarted).
+    async fn client(&self) -> Result<MutexGuard<'_, Client>, DbError> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            *client = connect(&self.config).await?;
+        }
+        Ok(client)
+    }
+
+    pub async fn insert_inbox(
+        &self,
+        group: String,
+        rows: Vec<InboxRow>,
+    ) -> Result<Vec<bool>, DbError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("begin inbox batch"))?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO inbox (consumer_group, message_id, subject, payload, headers, stream_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (consumer_group, message_id) DO NOTHING",
+            )
+            .await
+            .map_err(failed("prepare inbox insert"))?;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let n = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &group,
+                        &r.message_id,
+                        &r.subject,
+                        &r.payload,
+                        &r.headers,
+                        &(r.stream_seq as i64),
+                    ],
+                )
+                .await
+                .map_err(failed("insert inbox row"))?;
+            inserted.push(n == 1);
+        }
+        tx.commit().await.map_err(failed("commit inbox batch"))?;
+        Ok(inserted)
+    }
+
+    pub async fn claim_outbox(
+        &self,
+        owner: String,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, DbError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                CLAIM,
+                &[&owner, &(limit as i64), &(lease.as_millis() as f64)],
+            )
+            .await
+            .map_err(failed("claim outbox rows"))?;
+        Ok(rows
+            .iter()
+            .map(|row| OutboxRow {
+                id: row.get(0),
+                subject: row.get(1),
+                payload: row.get::<_, String>(2).into_bytes(),
+                headers: row.get(3),
+                first_attempt_age: Duration::from_millis(row.get::<_, i64>(4).max(0) as u64),
+            })
+            .collect())
+    }
+
+    pub async fn mark_published(&self, ids: Vec<String>) -> Result<(), DbError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE outbox SET published_at = now(), last_error = NULL, claimed_by = NULL,
+                 claimed_until = NULL WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(failed("mark outbox rows published"))?;
+        Ok(())
+    }
+
+    pub async fn mark_failed(&self, id: String, error: String) -> Result<(), DbError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE outbox SET failed_at = now(), last_error = $2 WHERE id = $1",
+                &[&id, &error],
+            )
+            .await
+            .map_err(failed("mark outbox row failed"))?;
+        Ok(())
+    }
+
+    pub async fn outbox_pending(&self) -> Result<u64, DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(failed("count pending outbox rows"))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.client()
+            .await?
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(failed("ping"))?;
+        Ok(())
+    }
+}
