@@ -119,7 +119,13 @@ pub async fn raw_consume(
     })
 }
 
-fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
+/// Opens the database, creating the worker's tables first (a probe may run before the worker).
+async fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
+    crate::db::Store::open(
+        &crate::config::Database::Sqlite(db.to_path_buf()),
+        Duration::from_secs(10),
+    )
+    .await?;
     let conn = rusqlite::Connection::open(db)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
@@ -127,12 +133,7 @@ fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
 
 /// Inserts `count` outbox rows (only id, subject, payload), creating the tables first.
 pub async fn fill_outbox(db: &Path, count: u64, size: usize) -> anyhow::Result<()> {
-    crate::db::Store::open(
-        &crate::config::Database::Sqlite(db.to_path_buf()),
-        Duration::from_secs(10),
-    )
-    .await?;
-    let mut conn = open(db)?;
+    let mut conn = open(db).await?;
     let tx = conn.transaction()?;
     for i in 0..count {
         let id = format!("outbox-{i}");
@@ -147,8 +148,8 @@ pub async fn fill_outbox(db: &Path, count: u64, size: usize) -> anyhow::Result<(
 }
 
 /// Inbox rows of `group` and the time between the first and the last insert.
-pub fn inbox_span(db: &Path, group: &str) -> anyhow::Result<Span> {
-    let (events, seconds) = open(db)?.query_row(
+pub async fn inbox_span(db: &Path, group: &str) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db).await?.query_row(
         "SELECT COUNT(*), COALESCE((julianday(MAX(received_at)) - julianday(MIN(received_at))) * 86400.0, 0)
          FROM inbox WHERE consumer_group = ?1",
         [group],
@@ -161,8 +162,8 @@ pub fn inbox_span(db: &Path, group: &str) -> anyhow::Result<Span> {
 }
 
 /// Published outbox rows and the time from the first claim to the last mark.
-pub fn outbox_span(db: &Path) -> anyhow::Result<Span> {
-    let (events, seconds) = open(db)?.query_row(
+pub async fn outbox_span(db: &Path) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db).await?.query_row(
         "SELECT COUNT(published_at), COALESCE((julianday(MAX(published_at)) - julianday(MIN(first_attempt_at))) * 86400.0, 0)
          FROM outbox",
         [],

@@ -5,7 +5,7 @@
 //! - `consumer` + `inbox`: the shared durable pull consumer feeding the transactional inbox.
 //! - `outbox`: the relay from the `outbox` table to JetStream.
 //! - `dlq`: dead-lettering with provenance headers.
-//! - `db`: the inbox and outbox tables (SQLite).
+//! - `db`: the inbox and outbox tables (SQLite or PostgreSQL).
 //! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`.
 //! - `run`: start-up and graceful shutdown.
 //! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.

@@ -132,3 +132,34 @@ async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
         "a new leader was elected"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_consumer_is_recreated_and_nothing_is_doubled() {
+    let env = Env::start(Profile::Single).await;
+    let worker = env.worker(GROUP, &[("WORKER_PULL_EXPIRES_MS", "1000")]);
+    worker.ready().await;
+    publish_events(&env.js, "d", 0..100).await;
+    wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(30)).await;
+
+    // Someone deletes the durable under the running worker (nats.rs #1584: the pull stream
+    // never recovers by itself).
+    env.js
+        .get_stream("SEA_EVENTS")
+        .await
+        .unwrap()
+        .delete_consumer(GROUP)
+        .await
+        .unwrap();
+    publish_events(&env.js, "d", 100..200).await;
+    wait_until(Duration::from_secs(30), "consumer rebuilt", || async {
+        worker.metric("sea_worker_consumer_rebuilds_total").await >= 1.0
+    })
+    .await;
+    wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(30)).await;
+    // The recreated consumer starts from the beginning: the first 100 come again as duplicates.
+    assert_eq!(inbox_counts(&env.db(), GROUP), (200, 200));
+    assert_eq!(
+        worker.metric("sea_worker_duplicates_skipped_total").await,
+        100.0
+    );
+}

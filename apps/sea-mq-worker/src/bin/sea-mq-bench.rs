@@ -29,8 +29,8 @@ async fn probe(args: &[String]) -> anyhow::Result<Span> {
             bench::fill_outbox(Path::new(&s(1, "DB")?), arg(args, 2, "COUNT")?, arg(args, 3, "SIZE")?).await?;
             Ok(Span { events: arg(args, 2, "COUNT")?, seconds: 0.0 })
         }
-        Some("inbox-span") => bench::inbox_span(Path::new(&s(1, "DB")?), &s(2, "GROUP")?),
-        Some("outbox-span") => bench::outbox_span(Path::new(&s(1, "DB")?)),
+        Some("inbox-span") => bench::inbox_span(Path::new(&s(1, "DB")?), &s(2, "GROUP")?).await,
+        Some("outbox-span") => bench::outbox_span(Path::new(&s(1, "DB")?)).await,
         _ => bail!("usage: sea-mq-bench publish|consume|fill-outbox|inbox-span|outbox-span ARGS (see the source)"),
     }
 }

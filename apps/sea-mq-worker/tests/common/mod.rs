@@ -248,8 +248,11 @@ pub async fn publish_events(js: &jetstream::Context, prefix: &str, range: std::o
         for i in chunk {
             acks.push((*i, publish_one(js, prefix, *i, true).await));
         }
+        // One deadline for the whole window: acks lost with a dead server must not each wait
+        // their own timeout in turn.
+        let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
         for (i, ack) in acks {
-            if !matches!(tokio::time::timeout(ACK_TIMEOUT, ack).await, Ok(Ok(_))) {
+            if !matches!(tokio::time::timeout_at(deadline, ack).await, Ok(Ok(_))) {
                 retry_publish(js, prefix, i).await;
             }
         }
@@ -323,6 +326,15 @@ pub async fn read_stream(
         .await
         .unwrap();
     let total = c.cached_info().num_pending as usize;
+    // A consumer just created on a replicated stream answers pulls once it has a leader.
+    let name = c.cached_info().name.clone();
+    wait_until(Duration::from_secs(10), "consumer leader", || async {
+        match st.consumer_info(&name).await {
+            Ok(info) => info.cluster.is_none_or(|c| c.leader.is_some()),
+            Err(_) => false,
+        }
+    })
+    .await;
     let mut out = Vec::with_capacity(total);
     let mut messages = c.messages().await.unwrap();
     while out.len() < total {
