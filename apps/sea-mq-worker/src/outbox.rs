@@ -1,10 +1,12 @@
 //! Outbox relay: database -> JetStream, de-duplicated. Unpublished rows are claimed oldest first,
 //! published with `Nats-Msg-Id` = row id, their acks awaited, then marked published. A crash
 //! between publish and mark republishes the same ids, which JetStream drops as duplicates within
-//! the stream's duplicate window.
+//! the stream's duplicate window. Rows whose publish was not acknowledged return after the lease
+//! (`OUTBOX_LEASE_MS`).
 
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::HeaderMap;
 use tokio::sync::watch;
 
@@ -13,43 +15,70 @@ use crate::db::OutboxRow;
 use crate::metrics::Metrics;
 use crate::run::Worker;
 
-/// Runs until `shutdown` turns true; a batch in progress is finished first.
+/// A published batch whose acks are still on their way.
+pub struct InFlight {
+    acks: Vec<(String, PublishAckFuture)>,
+}
+
+/// Runs until `shutdown` turns true; batches in flight are finished first.
+///
+/// Pipelined like a windowed publisher: batch k+1 is claimed and published while batch k's acks
+/// travel, then batch k is settled (acks awaited, rows marked). Claims exclude rows already in
+/// flight (each claimed row carries a deadline), so no row is sent twice by one relay.
 pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg.outbox;
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
+    let mut in_flight: Option<InFlight> = None;
     while !*shutdown.borrow() {
-        let relayed = match relay_once(worker).await {
-            Ok(n) => n,
+        let (claimed, next) = match publish_batch(worker).await {
+            Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "outbox relay failed; retrying");
-                0
+                (0, None)
             }
         };
+        if let Some(previous) = in_flight.take() {
+            settle_logged(worker, previous).await;
+        }
+        in_flight = next;
         if last_gauge.elapsed() >= Duration::from_secs(1) {
             last_gauge = Instant::now();
             if let Ok(n) = worker.store.outbox_pending().await {
                 Metrics::set(&worker.metrics.outbox_pending, n);
             }
         }
-        // A full batch means more are waiting: go again at once.
-        if relayed < cfg.batch_size {
+        // A full batch means more are waiting: go again at once. Otherwise settle first, so
+        // rows are not left unmarked for a whole poll interval.
+        if claimed < cfg.batch_size {
+            if let Some(batch) = in_flight.take() {
+                settle_logged(worker, batch).await;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll_interval) => {}
                 _ = shutdown.changed() => {}
             }
         }
     }
+    if let Some(batch) = in_flight.take() {
+        settle_logged(worker, batch).await;
+    }
 }
 
-/// Relays one batch; returns how many rows were claimed.
-pub async fn relay_once(worker: &Worker) -> anyhow::Result<usize> {
+async fn settle_logged(worker: &Worker, batch: InFlight) {
+    if let Err(e) = settle(worker, batch).await {
+        tracing::warn!(error = %format!("{e:#}"), "outbox batch not marked; its rows return after the lease");
+    }
+}
+
+/// Claims one batch and sends it; returns how many rows were claimed and the acks to await.
+pub async fn publish_batch(worker: &Worker) -> anyhow::Result<(usize, Option<InFlight>)> {
     let cfg = &worker.cfg;
     let rows = worker
         .store
         .claim_outbox(&cfg.name, cfg.outbox.batch_size, cfg.outbox.lease)
         .await?;
     let claimed = rows.len();
-    let mut pending = Vec::with_capacity(claimed);
+    let mut acks = Vec::with_capacity(claimed);
     for row in rows {
         let headers = match headers(&row) {
             Ok(h) => h,
@@ -69,14 +98,20 @@ pub async fn relay_once(worker: &Worker) -> anyhow::Result<usize> {
             .publish_with_headers(row.subject.clone(), headers, row.payload.into())
             .await
         {
-            Ok(ack) => pending.push((row.id, ack)),
+            Ok(ack) => acks.push((row.id, ack)),
             Err(e) => {
-                tracing::warn!(id = %row.id, error = %e, "outbox publish not sent; will retry")
+                tracing::warn!(id = %row.id, error = %e, "outbox publish not sent; retried after the lease")
             }
         }
     }
+    Ok((claimed, (!acks.is_empty()).then_some(InFlight { acks })))
+}
+
+/// Awaits a batch's acks and marks the acknowledged rows published.
+pub async fn settle(worker: &Worker, batch: InFlight) -> anyhow::Result<()> {
     let acks = futures::future::join_all(
-        pending
+        batch
+            .acks
             .into_iter()
             .map(|(id, ack)| async move { (id, ack.await) }),
     )
@@ -86,23 +121,24 @@ pub async fn relay_once(worker: &Worker) -> anyhow::Result<usize> {
         match result {
             Ok(_) => published.push(id),
             Err(e) => {
-                tracing::warn!(%id, error = %e, "outbox publish not acknowledged; will retry")
+                tracing::warn!(%id, error = %e, "outbox publish not acknowledged; retried after the lease")
             }
         }
     }
-    if cfg.failpoint == Some(Failpoint::OutboxAfterPublish) && !published.is_empty() {
+    if worker.cfg.failpoint == Some(Failpoint::OutboxAfterPublish) && !published.is_empty() {
         tracing::error!(
             rows = published.len(),
-            "failpoint outbox-after-publish: aborting before marking"
+            "failpoint outbox-after-publish: exiting before marking"
         );
-        std::process::abort();
+        // A hard stop like a crash (no shutdown, nothing marked), without leaving a core file.
+        std::process::exit(70);
     }
     let n = published.len() as u64;
     if n > 0 {
         worker.store.mark_published(published).await?;
         Metrics::add(&worker.metrics.outbox_published, n);
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// `Nats-Msg-Id` = row id, plus the row's own headers (a JSON object of strings).

@@ -1,7 +1,9 @@
 //! SQLite backend: one connection on the blocking pool, WAL mode, `synchronous=FULL` so a
 //! committed inbox row survives a power loss before its ack is sent. Several workers may share
 //! one file: writes take the lock up front (`BEGIN IMMEDIATE`) and wait up to the busy timeout.
-//! Outbox relaying is single-writer: a lease row names the one relay allowed to claim rows.
+//! Outbox relaying is single-writer: a lease row names the one relay allowed to claim rows; each
+//! claimed row also carries a deadline, so the relay can claim the next batch while the previous
+//! one is still in flight, and a crashed relay's rows return after the lease.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,7 +34,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts         INTEGER NOT NULL DEFAULT 0,
     published_at     TEXT,
     failed_at        TEXT,
-    last_error       TEXT
+    last_error       TEXT,
+    claimed_until_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at, id) WHERE published_at IS NULL AND failed_at IS NULL;
 CREATE TABLE IF NOT EXISTS outbox_lease (
@@ -163,11 +166,12 @@ impl SqliteStore {
                         "SELECT id, subject, payload, headers,
                                 CAST(COALESCE((julianday('now') - julianday(first_attempt_at)) * 86400000, 0) AS INTEGER)
                          FROM outbox WHERE published_at IS NULL AND failed_at IS NULL
+                           AND (claimed_until_ms IS NULL OR claimed_until_ms < ?2)
                          ORDER BY created_at, id LIMIT ?1",
                     )
                     .map_err(failed("prepare outbox claim"))?;
                 let rows = stmt
-                    .query_map(params![limit as i64], |row| {
+                    .query_map(params![limit as i64, now], |row| {
                         // Payloads inserted as TEXT or BLOB both relay as their bytes.
                         let payload = match row.get_ref(2)? {
                             rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
@@ -187,12 +191,13 @@ impl SqliteStore {
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "UPDATE outbox SET attempts = attempts + 1,
+                        "UPDATE outbox SET attempts = attempts + 1, claimed_until_ms = ?2,
                          first_attempt_at = COALESCE(first_attempt_at, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = ?1",
                     )
                     .map_err(failed("prepare outbox attempt"))?;
+                let until = now + lease.as_millis() as i64;
                 for r in &rows {
-                    stmt.execute(params![r.id]).map_err(failed("record outbox attempt"))?;
+                    stmt.execute(params![r.id, until]).map_err(failed("record outbox attempt"))?;
                 }
             }
             tx.commit().map_err(failed("commit outbox claim"))?;
