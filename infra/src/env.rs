@@ -80,18 +80,7 @@ impl EnvReader {
         var: &str,
         parser: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        let raw = self.string(var)?;
-        match parser(&raw) {
-            Ok(v) => Some(v),
-            Err(reason) => {
-                self.errors.push(ConfigError {
-                    var: var.to_owned(),
-                    value: raw,
-                    reason,
-                });
-                None
-            }
-        }
+        self.parse_shown(var, parser, str::to_owned)
     }
 
     /// Like [`parse`](Self::parse) for values that may embed credentials (URLs): an error shows
@@ -101,19 +90,28 @@ impl EnvReader {
         var: &str,
         parser: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
+        self.parse_shown(var, parser, redact_credentials)
+    }
+
+    /// Parses; an error records the value (and any mention of it in the reason) as `show` gives it.
+    fn parse_shown<T>(
+        &mut self,
+        var: &str,
+        parser: impl FnOnce(&str) -> Result<T, String>,
+        show: fn(&str) -> String,
+    ) -> Option<T> {
         let raw = self.string(var)?;
-        match parser(&raw) {
-            Ok(v) => Some(v),
-            Err(reason) => {
-                let reason = reason.replace(&raw, &redact_credentials(&raw));
+        parser(&raw)
+            .map_err(|reason| {
+                let shown = show(&raw);
+                let reason = reason.replace(&raw, &shown);
                 self.errors.push(ConfigError {
                     var: var.to_owned(),
-                    value: redact_credentials(&raw),
+                    value: shown,
                     reason,
                 });
-                None
-            }
-        }
+            })
+            .ok()
     }
 
     /// A secret: never echoed, not even in errors.

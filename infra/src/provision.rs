@@ -521,6 +521,22 @@ pub async fn apply(
     Ok(report)
 }
 
+/// Plans and applies the spec on `servers` in one go (tests, benchmarks): connects, fits the
+/// replica counts to the cluster, and returns the plan that was applied.
+pub async fn provision_servers(
+    servers: &[String],
+    spec: &mut Spec,
+) -> Result<Plan, ProvisionError> {
+    let nats = crate::nats_config::NatsConfig::default();
+    let client = nats.connect(servers).await.map_err(|e| api("connect", e))?;
+    let target = Target::from_client(&client, servers);
+    let notes = fit_replicas(spec, &target, false)?;
+    let js = nats.jetstream(client);
+    let plan = plan(&js, spec, target, notes, &BTreeSet::new()).await?;
+    apply(&js, spec, &plan, Duration::from_secs(60), &|_| {}).await?;
+    Ok(plan)
+}
+
 /// Waits until the stream has a leader and `replicas - 1` followers, all current.
 pub async fn wait_replicas_current(
     js: &Context,

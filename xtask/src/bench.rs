@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sea_infra::harness::{scratch_dir, TestCluster};
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Target};
+use sea_infra::provision;
 use sea_infra::spec::Spec;
 use serde::Serialize;
 use serde_json::json;
@@ -142,7 +141,8 @@ impl Bench {
         let rt = crate::project::runtime()?;
         let cluster = rt.block_on(TestCluster::start(self.profile));
         let servers = cluster.nats_servers();
-        rt.block_on(provision_spec(&servers))?;
+        let list: Vec<String> = servers.split(',').map(str::to_owned).collect();
+        rt.block_on(provision::provision_servers(&list, &mut Spec::builtin()))?;
         let dir = scratch_dir("bench");
 
         let step = |label: &str| eprintln!("  measuring {label} ...");
@@ -206,19 +206,6 @@ impl Bench {
 
         report(&self, publish, consume, &inbox, outbox)
     }
-}
-
-async fn provision_spec(servers: &str) -> anyhow::Result<()> {
-    let list: Vec<String> = servers.split(',').map(str::to_owned).collect();
-    let nats = NatsConfig::default();
-    let client = nats.connect(&list).await?;
-    let target = Target::from_client(&client, &list);
-    let mut spec = Spec::builtin();
-    provision::fit_replicas(&mut spec, &target, false)?;
-    let js = nats.jetstream(client);
-    let plan = provision::plan(&js, &spec, target, Vec::new(), &Default::default()).await?;
-    provision::apply(&js, &spec, &plan, Duration::from_secs(60), &|_| {}).await?;
-    Ok(())
 }
 
 fn machine() -> String {

@@ -17,10 +17,7 @@ fn expected_ids(prefix: &str, n: u64) -> std::collections::BTreeSet<String> {
 #[tokio::test]
 async fn three_workers_share_a_group_exactly_once_and_a_second_group_gets_everything() {
     let env = Env::start(Profile::Ha).await;
-    let workers: Vec<_> = (0..3).map(|_| env.worker(GROUP, &[])).collect();
-    for w in &workers {
-        w.ready().await;
-    }
+    let workers = env.ready_workers(3, GROUP, &[]).await;
     const N: u64 = 10_000;
     publish_events(&env.js, "evt", 0..N).await;
     // 5 % duplicates: half with the same Nats-Msg-Id (JetStream drops them), half without the
@@ -58,12 +55,9 @@ async fn three_workers_share_a_group_exactly_once_and_a_second_group_gets_everyt
 #[tokio::test]
 async fn a_worker_killed_mid_way_leaves_exactly_once() {
     let env = Env::start(Profile::Ha).await;
-    let mut workers: Vec<_> = (0..3)
-        .map(|_| env.worker(GROUP, &[("WORKER_BATCH_SIZE", "32")]))
-        .collect();
-    for w in &workers {
-        w.ready().await;
-    }
+    let mut workers = env
+        .ready_workers(3, GROUP, &[("WORKER_BATCH_SIZE", "32")])
+        .await;
     const N: u64 = 5_000;
     let publisher = {
         let js = env.js.clone();
@@ -84,10 +78,7 @@ async fn a_worker_killed_mid_way_leaves_exactly_once() {
 #[tokio::test]
 async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
     let env = Env::start(Profile::Ha).await;
-    let workers: Vec<_> = (0..2).map(|_| env.worker(GROUP, &[])).collect();
-    for w in &workers {
-        w.ready().await;
-    }
+    let _workers = env.ready_workers(2, GROUP, &[]).await;
     const N: u64 = 3_000;
     let publisher = {
         let js = env.js.clone();

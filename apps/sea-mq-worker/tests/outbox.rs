@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,30 +38,12 @@ fn unpublished(db: &Path) -> u64 {
     .unwrap() as u64
 }
 
-/// (messages, distinct Nats-Msg-Id) on the outbox subjects of SEA_EVENTS.
-async fn stream_counts(env: &Env) -> (usize, usize) {
-    let msgs = read_stream(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await;
-    let ids: BTreeSet<String> = msgs
-        .iter()
-        .filter_map(|m| {
-            m.headers
-                .as_ref()?
-                .get("Nats-Msg-Id")
-                .map(|v| v.as_str().to_owned())
-        })
-        .collect();
-    (msgs.len(), ids.len())
-}
-
 #[tokio::test]
 async fn rows_inserted_while_three_workers_run_are_published_exactly_once() {
     let env = Env::start(Profile::Ha).await;
-    let workers: Vec<_> = (0..3)
-        .map(|_| env.worker("g", &[("OUTBOX_POLL_INTERVAL_MS", "20")]))
-        .collect();
-    for w in &workers {
-        w.ready().await;
-    }
+    let workers = env
+        .ready_workers(3, "g", &[("OUTBOX_POLL_INTERVAL_MS", "20")])
+        .await;
     const N: u64 = 5_000;
     for start in (0..N).step_by(500) {
         insert_rows(&env.db(), "row", start..start + 500);
@@ -72,7 +53,10 @@ async fn rows_inserted_while_three_workers_run_are_published_exactly_once() {
         unpublished(&db) == 0
     })
     .await;
-    assert_eq!(stream_counts(&env).await, (N as usize, N as usize));
+    assert_eq!(
+        stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
+        (N as usize, N as usize)
+    );
     let mut published = 0.0;
     for w in &workers {
         published += w.metric("sea_worker_outbox_published_total").await;
@@ -102,7 +86,7 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     let status = crashing.wait_exit(Duration::from_secs(30));
     assert!(!status.success(), "the failpoint aborted the relay");
     assert_eq!(unpublished(&env.db()), 300, "published, but nothing marked");
-    let (published_before, _) = stream_counts(&env).await;
+    let (published_before, _) = stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await;
     assert!(
         published_before > 0,
         "the first batch reached the stream before the crash"
@@ -115,7 +99,7 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     })
     .await;
     assert_eq!(
-        stream_counts(&env).await,
+        stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
         (300, 300),
         "JetStream dropped the republished ids"
     );

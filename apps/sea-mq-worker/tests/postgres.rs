@@ -6,7 +6,6 @@ mod common;
 #[path = "common/pg.rs"]
 mod pg;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
@@ -14,21 +13,6 @@ use pg::PgServer;
 use sea_infra::topology::Profile;
 
 const GROUP: &str = "billing";
-
-/// (messages, distinct Nats-Msg-Id) on the outbox subjects of SEA_EVENTS.
-async fn stream_counts(env: &Env) -> (usize, usize) {
-    let msgs = read_stream(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await;
-    let ids: BTreeSet<String> = msgs
-        .iter()
-        .filter_map(|m| {
-            m.headers
-                .as_ref()?
-                .get("Nats-Msg-Id")
-                .map(|v| v.as_str().to_owned())
-        })
-        .collect();
-    (msgs.len(), ids.len())
-}
 
 async fn count(db: &tokio_postgres::Client, sql: &str) -> i64 {
     db.query_one(sql, &[]).await.unwrap().get(0)
@@ -79,7 +63,7 @@ async fn three_workers_on_one_database_fill_the_inbox_exactly_once() {
         (row.get::<_, i64>(0), row.get::<_, i64>(1)),
         (N as i64, N as i64)
     );
-    let ids: BTreeSet<String> = db
+    let ids: std::collections::BTreeSet<String> = db
         .query(
             "SELECT message_id FROM inbox WHERE consumer_group = $1",
             &[&GROUP],
@@ -149,7 +133,10 @@ async fn outbox_rows_inserted_while_three_workers_run_are_published_exactly_once
     })
     .await;
 
-    assert_eq!(stream_counts(&env).await, (N as usize, N as usize));
+    assert_eq!(
+        stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
+        (N as usize, N as usize)
+    );
     let mut published = 0.0;
     for w in &workers {
         published += w.metric("sea_worker_outbox_published_total").await;

@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use sea_infra::harness::{scratch_dir, ScratchDir, TestCluster};
 use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Target};
+use sea_infra::provision;
 use sea_infra::spec::Spec;
 use sea_infra::topology::Profile;
 
@@ -34,21 +34,16 @@ impl Env {
             .split(',')
             .map(str::to_owned)
             .collect();
+        let mut spec = Spec::builtin();
+        spec.consumer.ack_wait = Duration::from_millis(ACK_WAIT_MS);
+        provision::provision_servers(&servers, &mut spec)
+            .await
+            .expect("provision");
         let client = NatsConfig::default()
             .connect(&servers)
             .await
             .expect("connect");
-        let target = Target::from_client(&client, &servers);
-        let mut spec = Spec::builtin();
-        spec.consumer.ack_wait = Duration::from_millis(ACK_WAIT_MS);
-        provision::fit_replicas(&mut spec, &target, false).unwrap();
         let js = jetstream::new(client.clone());
-        let plan = provision::plan(&js, &spec, target, Vec::new(), &Default::default())
-            .await
-            .unwrap();
-        provision::apply(&js, &spec, &plan, Duration::from_secs(30), &|_| {})
-            .await
-            .unwrap();
         Env {
             cluster,
             js,
@@ -92,6 +87,22 @@ impl Env {
             http: format!("http://127.0.0.1:{port}"),
             log,
         }
+    }
+}
+
+impl Env {
+    /// `n` workers of `group`, each ready (`/readyz`) before this returns.
+    pub async fn ready_workers(
+        &self,
+        n: usize,
+        group: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<WorkerProc> {
+        let workers: Vec<WorkerProc> = (0..n).map(|_| self.worker(group, extra)).collect();
+        for w in &workers {
+            w.ready().await;
+        }
+        workers
     }
 }
 
@@ -347,6 +358,21 @@ pub async fn read_stream(
         out.push(msg);
     }
     out
+}
+
+/// (messages, distinct `Nats-Msg-Id`) of a stream's messages matching `filter`.
+pub async fn stream_counts(js: &jetstream::Context, stream: &str, filter: &str) -> (usize, usize) {
+    let msgs = read_stream(js, stream, filter).await;
+    let ids: std::collections::BTreeSet<String> = msgs
+        .iter()
+        .filter_map(|m| {
+            m.headers
+                .as_ref()?
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_owned())
+        })
+        .collect();
+    (msgs.len(), ids.len())
 }
 
 /// Waits until the group's consumer has acknowledged (or terminated) everything in the stream:
