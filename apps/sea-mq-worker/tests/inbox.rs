@@ -30,17 +30,10 @@ async fn three_workers_share_a_group_exactly_once_and_a_second_group_gets_everyt
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
     assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
     assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("evt", N));
-    let mut inserted = 0.0;
-    let mut duplicates = 0.0;
-    for w in &workers {
-        inserted += w
-            .metric("sea_worker_events_total{outcome=\"inserted\"}")
-            .await;
-        duplicates += w.metric("sea_worker_duplicates_skipped_total").await;
-    }
+    let inserted = sum_metric(&workers, "sea_worker_events_total{outcome=\"inserted\"}").await;
     assert_eq!(inserted, N as f64, "metrics count what happened");
     assert_eq!(
-        duplicates,
+        sum_metric(&workers, "sea_worker_duplicates_skipped_total").await,
         (N / 40) as f64,
         "the header-less duplicates were skipped by the inbox"
     );
@@ -59,15 +52,7 @@ async fn a_worker_killed_mid_way_leaves_exactly_once() {
         .ready_workers(3, GROUP, &[("WORKER_BATCH_SIZE", "32")])
         .await;
     const N: u64 = 5_000;
-    let publisher = {
-        let js = env.js.clone();
-        tokio::spawn(async move { publish_events(&js, "k", 0..N).await })
-    };
-    let db = env.db();
-    wait_until(Duration::from_secs(60), "a fifth of the events", || async {
-        inbox_counts(&db, GROUP).0 >= N / 5
-    })
-    .await;
+    let publisher = publish_while(&env, "k", N, GROUP, N / 5).await;
     workers[0].kill();
     publisher.await.unwrap();
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
@@ -80,15 +65,7 @@ async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
     let env = Env::start(Profile::Ha).await;
     let _workers = env.ready_workers(2, GROUP, &[]).await;
     const N: u64 = 3_000;
-    let publisher = {
-        let js = env.js.clone();
-        tokio::spawn(async move { publish_events(&js, "l", 0..N).await })
-    };
-    let db = env.db();
-    wait_until(Duration::from_secs(60), "a third of the events", || async {
-        inbox_counts(&db, GROUP).0 >= N / 3
-    })
-    .await;
+    let publisher = publish_while(&env, "l", N, GROUP, N / 3).await;
     let mut stream = env.js.get_stream("SEA_EVENTS").await.unwrap();
     let leader = stream
         .info()

@@ -137,12 +137,9 @@ async fn outbox_rows_inserted_while_three_workers_run_are_published_exactly_once
         stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
         (N as usize, N as usize)
     );
-    let mut published = 0.0;
-    for w in &workers {
-        published += w.metric("sea_worker_outbox_published_total").await;
-    }
     assert_eq!(
-        published, N as f64,
+        sum_metric(&workers, "sea_worker_outbox_published_total").await,
+        N as f64,
         "no row was published twice by competing relays"
     );
     assert_eq!(

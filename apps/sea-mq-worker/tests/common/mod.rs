@@ -209,6 +209,34 @@ impl Drop for WorkerProc {
     }
 }
 
+/// The sum of one metric over several workers.
+pub async fn sum_metric(workers: &[WorkerProc], name: &str) -> f64 {
+    let mut total = 0.0;
+    for w in workers {
+        total += w.metric(name).await;
+    }
+    total
+}
+
+/// Publishes `prefix-0..n` in the background (see [`publish_events`]) and returns once the
+/// group's inbox holds at least `before` rows, so a fault can be injected mid-stream.
+pub async fn publish_while(
+    env: &Env,
+    prefix: &str,
+    n: u64,
+    group: &str,
+    before: u64,
+) -> tokio::task::JoinHandle<()> {
+    let (js, prefix_owned) = (env.js.clone(), prefix.to_owned());
+    let publisher = tokio::spawn(async move { publish_events(&js, &prefix_owned, 0..n).await });
+    let db = env.db();
+    wait_until(Duration::from_secs(60), "events in progress", || async {
+        inbox_counts(&db, group).0 >= before
+    })
+    .await;
+    publisher
+}
+
 /// Polls `cond` every 50 ms until true; panics naming `what` after `timeout`.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where
