@@ -66,35 +66,15 @@ async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
     let _workers = env.ready_workers(2, GROUP, &[]).await;
     const N: u64 = 3_000;
     let publisher = publish_while(&env, "l", N, GROUP, N / 3).await;
-    let mut stream = env.js.get_stream("SEA_EVENTS").await.unwrap();
-    let leader = stream
-        .info()
+    let leader = stream_leader(&env.js, "SEA_EVENTS")
         .await
-        .unwrap()
-        .cluster
-        .as_ref()
-        .unwrap()
-        .leader
-        .clone()
-        .unwrap();
+        .expect("SEA_EVENTS has a leader");
     assert!(env.cluster.deployment.kill_node(&leader), "killed {leader}");
     publisher.await.unwrap();
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
     assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
     assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("l", N));
-    let new_leader = env
-        .js
-        .get_stream("SEA_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .cluster
-        .as_ref()
-        .unwrap()
-        .leader
-        .clone();
+    let new_leader = stream_leader(&env.js, "SEA_EVENTS").await;
     assert!(
         new_leader.is_some_and(|l| l != leader),
         "a new leader was elected"

@@ -53,15 +53,7 @@ async fn rows_inserted_while_three_workers_run_are_published_exactly_once() {
         unpublished(&db) == 0
     })
     .await;
-    assert_eq!(
-        stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
-        (N as usize, N as usize)
-    );
-    assert_eq!(
-        sum_metric(&workers, "sea_worker_outbox_published_total").await,
-        N as f64,
-        "no row was published twice by competing relays"
-    );
+    assert_outbox_published_once(&env, &workers, N).await;
 }
 
 #[tokio::test]

@@ -39,14 +39,6 @@ pub enum DbError {
     Failed { what: &'static str, reason: String },
 }
 
-/// Maps a rusqlite error (the PostgreSQL backend has its own).
-pub(crate) fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
-    move |e| DbError::Failed {
-        what,
-        reason: e.to_string(),
-    }
-}
-
 /// The database behind the inbox and outbox.
 #[derive(Clone)]
 pub enum Store {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{failed, DbError, InboxRow, OutboxRow};
+use super::{DbError, InboxRow, OutboxRow};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS inbox (
@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS outbox_lease (
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+}
+
+/// Maps a rusqlite error (the PostgreSQL backend has its own).
+fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
+    move |e| DbError::Failed {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 fn now_ms() -> i64 {

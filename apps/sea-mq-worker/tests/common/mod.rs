@@ -237,6 +237,27 @@ pub async fn publish_while(
     publisher
 }
 
+/// The server leading a stream right now, if it has a leader.
+pub async fn stream_leader(js: &jetstream::Context, stream: &str) -> Option<String> {
+    let mut st = js.get_stream(stream).await.ok()?;
+    st.info().await.ok()?.cluster.as_ref()?.leader.clone()
+}
+
+/// The outbox rows reached `SEA_EVENTS` exactly once each: `n` messages with `n` distinct
+/// `Nats-Msg-Id`, and the relays' own counters add up to `n` (JetStream would hide a row
+/// published twice by competing relays; the counters would not).
+pub async fn assert_outbox_published_once(env: &Env, workers: &[WorkerProc], n: u64) {
+    assert_eq!(
+        stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
+        (n as usize, n as usize)
+    );
+    assert_eq!(
+        sum_metric(workers, "sea_worker_outbox_published_total").await,
+        n as f64,
+        "no row was published twice by competing relays"
+    );
+}
+
 /// Polls `cond` every 50 ms until true; panics naming `what` after `timeout`.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where
