@@ -5,6 +5,14 @@
 default:
     @just --list
 
+# The whole verification sequence, PASS/FAIL per step (`just verify --keep`, `--json`).
+verify *args:
+    cargo xtask verify {{args}}
+
+# One failure drill under load: node-kill, rolling-restart, partition, quorum-loss, worker-crash.
+drill name *args:
+    cargo xtask drill {{name}} {{args}}
+
 # What CI runs: nats-server, fmt, clippy and the whole test suite.
 ci-quick:
     cargo xtask test
@@ -12,6 +20,10 @@ ci-quick:
 # Start a profile (single or ha) and wait for the health gate.
 up profile="ha":
     cargo xtask up --profile {{profile}}
+
+# Two gateway-joined clusters, sea-a (4422-4424) and sea-b (5422-5424).
+mesh-up *args:
+    cargo xtask mesh-up {{args}}
 
 # Stop the servers this project started (`just down --purge` also deletes their data).
 down *args:

@@ -59,12 +59,13 @@ impl TestCluster {
     /// The profile's topology on free ports, prepared but not started.
     pub fn new(profile: Profile) -> TestCluster {
         let topology = Topology::for_profile(profile).remap_ports(crate::ports::free_port);
+        TestCluster::with_topology(profile, topology, nats_server().path.clone())
+    }
+
+    /// A given topology (ports already chosen) run by the given binary.
+    pub fn with_topology(profile: Profile, topology: Topology, bin: PathBuf) -> TestCluster {
         let dir = scratch_dir(profile.as_str());
-        let mut deployment = Deployment::new(
-            topology,
-            dir.path().to_path_buf(),
-            nats_server().path.clone(),
-        );
+        let mut deployment = Deployment::new(topology, dir.path().to_path_buf(), bin);
         deployment.die_with_parent = true;
         TestCluster {
             deployment,

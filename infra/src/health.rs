@@ -173,7 +173,7 @@ async fn check_node(
                     detail: "no JetStream meta leader".into(),
                 },
             });
-            let want = cluster.nodes.len();
+            let want = topology.meta_group_size(cluster);
             let size = meta.cluster_size.unwrap_or(0);
             checks.push(Check {
                 name: "cluster-size",
@@ -211,6 +211,8 @@ async fn check_node(
         });
     }
 
+    checks.extend(federation_checks(monitor, cluster, node, &base).await);
+
     NodeHealth {
         cluster: cluster.name.clone(),
         name: node.name.clone(),
@@ -222,4 +224,65 @@ async fn check_node(
         routes,
         checks,
     }
+}
+
+/// Gateways connected both ways to every joined cluster (`/gatewayz`), and a node that dials
+/// other cells holding its leafnode connections (`/leafz`).
+async fn federation_checks(
+    monitor: &Monitor,
+    cluster: &Cluster,
+    node: &Node,
+    base: &str,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if node.gateway_port.is_some() && !cluster.gateways.is_empty() {
+        checks.push(match monitor.gatewayz(base).await {
+            Err(e) => Check {
+                name: "gateways",
+                ok: false,
+                detail: e.to_string(),
+            },
+            Ok(g) => {
+                let missing: Vec<&str> = cluster
+                    .gateways
+                    .iter()
+                    .filter(|c| !g.connected_to(c))
+                    .map(String::as_str)
+                    .collect();
+                Check {
+                    name: "gateways",
+                    ok: missing.is_empty(),
+                    detail: if missing.is_empty() {
+                        format!(
+                            "outbound to {}, {} inbound",
+                            cluster.gateways.join(", "),
+                            g.inbound()
+                        )
+                    } else {
+                        format!("no outbound gateway to {}", missing.join(", "))
+                    },
+                }
+            }
+        });
+    }
+    if !cluster.leaf_remotes.is_empty() {
+        let want = cluster.leaf_remotes.len();
+        checks.push(match monitor.leafz(base).await {
+            Err(e) => Check {
+                name: "leafnodes",
+                ok: false,
+                detail: e.to_string(),
+            },
+            Ok(l) => Check {
+                name: "leafnodes",
+                ok: l.leafnodes >= want,
+                detail: format!(
+                    "{} of {want} leafnode link(s) to {} up",
+                    l.leafnodes.min(want),
+                    cluster.leaf_remotes.join(", ")
+                ),
+            },
+        });
+    }
+    checks
 }

@@ -2,12 +2,16 @@
 //!
 //! `xtask` and the worker stay thin over this crate. See `docs/architecture.md` for the map.
 
+pub mod crosscheck;
 pub mod env;
+pub mod federation;
 pub mod harness;
 pub mod health;
+pub mod load;
 pub mod monitor;
 pub mod nats_config;
 pub mod nats_server;
+pub mod observe;
 pub mod ports;
 pub mod process;
 pub mod provision;

@@ -75,6 +75,43 @@ impl Routez {
     }
 }
 
+/// The parts of `/gatewayz` the gate reads: gateway names connected out and in.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Gatewayz {
+    #[serde(default)]
+    pub outbound_gateways: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub inbound_gateways: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+impl Gatewayz {
+    /// Whether this server has its outbound connection to gateway `name`. Every server dials
+    /// one server of each joined cluster, so when all servers of both clusters pass, the
+    /// clusters are connected both ways; inbound connections land on whichever server was
+    /// dialled, so a server may have none.
+    pub fn connected_to(&self, name: &str) -> bool {
+        self.outbound_gateways
+            .as_ref()
+            .is_some_and(|m| m.contains_key(name))
+    }
+
+    /// How many inbound gateway connections this server accepted.
+    pub fn inbound(&self) -> usize {
+        self.inbound_gateways
+            .iter()
+            .flatten()
+            .map(|(_, v)| v.as_array().map_or(1, Vec::len))
+            .sum()
+    }
+}
+
+/// The parts of `/leafz` the gate reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Leafz {
+    #[serde(default)]
+    pub leafnodes: usize,
+}
+
 /// HTTP client with short timeouts: a gate polls, it must never hang on one request.
 #[derive(Clone, Debug)]
 pub struct Monitor {
@@ -108,6 +145,14 @@ impl Monitor {
 
     pub async fn routez(&self, base: &str) -> Result<Routez, MonitorError> {
         self.get_json(&format!("{base}/routez")).await
+    }
+
+    pub async fn gatewayz(&self, base: &str) -> Result<Gatewayz, MonitorError> {
+        self.get_json(&format!("{base}/gatewayz")).await
+    }
+
+    pub async fn leafz(&self, base: &str) -> Result<Leafz, MonitorError> {
+        self.get_json(&format!("{base}/leafz")).await
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, MonitorError> {

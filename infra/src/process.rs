@@ -299,8 +299,38 @@ impl Deployment {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // When this process started the server (verify, drills), reap it now rather than
+        // leave a zombie until we exit; for anyone else's child this is a no-op.
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
         let _ = fs::remove_file(&paths.pid);
         true
+    }
+
+    /// Cuts (or restores) the leafnode links of every cluster that dials others: rewrites those
+    /// servers' configs with the remotes `disabled` and reloads the running ones (SIGHUP). The
+    /// cells keep running; only the link goes. Returns the servers reloaded.
+    pub fn set_leaf_links(&self, enabled: bool) -> Result<Vec<String>, UpError> {
+        let mut topology = self.topology.clone();
+        for c in &mut topology.clusters {
+            c.leaf_links_disabled = !enabled && !c.leaf_remotes.is_empty();
+        }
+        let mut reloaded = Vec::new();
+        for (cluster, node) in topology.nodes().filter(|(c, _)| !c.leaf_remotes.is_empty()) {
+            let conf = self.paths(node).conf;
+            fs::write(&conf, render::node_config(&topology, cluster, node)).map_err(|e| {
+                UpError::StateDir {
+                    path: conf.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            if self.signal_node(&node.name, Signal::SIGHUP) {
+                reloaded.push(node.name.clone());
+            }
+        }
+        Ok(reloaded)
     }
 
     /// SIGKILL, as a crash would: no lame duck, no flush.
@@ -511,11 +541,33 @@ impl Deployment {
 fn is_server(pid: i32, conf: &Path) -> bool {
     // Reap it if it is our own dead child; harmless (ECHILD) otherwise.
     let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
     let conf = conf.as_os_str().as_bytes();
-    cmdline.split(|b| *b == 0).any(|arg| arg == conf)
+    // A live process can briefly show an empty cmdline (measured right after start on 2.15.1):
+    // read again for a moment before concluding it is not ours.
+    for _ in 0..100 {
+        let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        if !cmdline.is_empty() {
+            return cmdline.split(|b| *b == 0).any(|arg| arg == conf);
+        }
+        if !is_alive(pid) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Whether `pid` exists and has not exited (a zombie has exited).
+fn is_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised command name, which may itself contain spaces.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
 }
 
 /// Asks Linux to SIGKILL the child when the spawning thread exits, so servers of a test that

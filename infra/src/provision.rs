@@ -10,7 +10,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{self, IntoConsumerConfig};
-use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::context::{
+    ConsumerInfoError, ConsumerInfoErrorKind, CreateStreamError, CreateStreamErrorKind,
+    GetStreamError, GetStreamErrorKind,
+};
+use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind, ConsumerUpdateErrorKind};
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{stream, Context};
 use serde::Serialize;
@@ -202,14 +206,13 @@ pub async fn plan(
     let mut items = Vec::new();
     for s in &spec.streams {
         let desired = s.config();
-        let live = match js.get_stream(&s.name).await {
-            Ok(mut st) => Some(
-                st.info()
-                    .await
-                    .map_err(|e| api(format!("read stream {}", s.name), e))?
-                    .config
-                    .clone(),
-            ),
+        let read = retry_leaderless(
+            || js.get_stream(&s.name),
+            |e: &GetStreamError| e.kind() == GetStreamErrorKind::Request,
+        )
+        .await;
+        let live = match read {
+            Ok(st) => Some(st.cached_info().config.clone()),
             Err(e) if is_not_found(e.kind()) => None,
             Err(e) => return Err(api(format!("read stream {}", s.name), e)),
         };
@@ -229,7 +232,19 @@ pub async fn plan(
         let durable = spec.consumer.durable_name();
         let name = format!("{}/{durable}", s.name);
         let live = match js.get_stream_no_info(&s.name).await {
-            Ok(st) => match st.consumer_info(durable).await {
+            Ok(st) => match retry_leaderless(
+                || st.consumer_info(durable),
+                |e: &ConsumerInfoError| {
+                    matches!(
+                        e.kind(),
+                        ConsumerInfoErrorKind::Request
+                            | ConsumerInfoErrorKind::TimedOut
+                            | ConsumerInfoErrorKind::NoResponders
+                    )
+                },
+            )
+            .await
+            {
                 Ok(info) => Some(info.config),
                 Err(e)
                     if matches!(
@@ -267,6 +282,39 @@ pub async fn plan(
         notes,
         items,
     })
+}
+
+/// How long a request may keep failing while a stream, consumer or the meta group has no leader.
+const LEADERLESS_BOUND: Duration = Duration::from_secs(30);
+
+/// Sends a request again while it fails in a way a missing or busy leader explains (a request
+/// timing out right after a restart, or on a loaded machine), for at most `LEADERLESS_BOUND`.
+/// Only for idempotent requests: a create or update with the same config that did land the
+/// first time succeeds again.
+async fn retry_leaderless<T, E, Fut>(
+    mut read: impl FnMut() -> Fut,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let began = Instant::now();
+    loop {
+        match read().await {
+            Err(e) if transient(&e) && began.elapsed() < LEADERLESS_BOUND => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn stream_timed_out(e: &CreateStreamError) -> bool {
+    e.kind() == CreateStreamErrorKind::TimedOut
+}
+
+fn consumer_timed_out(e: &ConsumerError) -> bool {
+    e.kind() == ConsumerErrorKind::TimedOut
 }
 
 fn is_not_found(kind: GetStreamErrorKind) -> bool {
@@ -393,6 +441,15 @@ fn consumer_fields(c: &consumer::Config) -> Fields {
         ("max_deliver", c.max_deliver.to_string(), true),
         ("max_ack_pending", c.max_ack_pending.to_string(), true),
         (
+            "filter_subject",
+            if c.filter_subject.is_empty() {
+                "-".into()
+            } else {
+                c.filter_subject.clone()
+            },
+            true,
+        ),
+        (
             "backoff",
             if backoff.is_empty() {
                 "-".into()
@@ -452,13 +509,13 @@ pub async fn apply(
                 let what = format!("{} stream {}", lower(action), s.name);
                 match action {
                     Action::Create => {
-                        js.create_stream(s.config())
+                        retry_leaderless(|| js.create_stream(s.config()), stream_timed_out)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.created.push(item.name.clone());
                     }
                     Action::Update => {
-                        js.update_stream(s.config())
+                        retry_leaderless(|| js.update_stream(s.config()), stream_timed_out)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.updated.push(item.name.clone());
@@ -471,7 +528,7 @@ pub async fn apply(
                             s.name
                         ));
                         js.delete_stream(&s.name).await.map_err(|e| api(&what, e))?;
-                        js.create_stream(s.config())
+                        retry_leaderless(|| js.create_stream(s.config()), stream_timed_out)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.messages_lost += lost;
@@ -492,22 +549,25 @@ pub async fn apply(
                 let config = spec.consumer.config();
                 match action {
                     Action::Create => {
-                        st.create_consumer(config)
+                        retry_leaderless(|| st.create_consumer(config.clone()), consumer_timed_out)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.created.push(item.name.clone());
                     }
                     Action::Update => {
-                        st.update_consumer(config)
-                            .await
-                            .map_err(|e| api(&what, e))?;
+                        retry_leaderless(
+                            || st.update_consumer(config.clone()),
+                            |e| e.kind() == ConsumerUpdateErrorKind::TimedOut,
+                        )
+                        .await
+                        .map_err(|e| api(&what, e))?;
                         report.updated.push(item.name.clone());
                     }
                     _ => {
                         st.delete_consumer(spec.consumer.durable_name())
                             .await
                             .map_err(|e| api(&what, e))?;
-                        st.create_consumer(config)
+                        retry_leaderless(|| st.create_consumer(config.clone()), consumer_timed_out)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.recreated.push(item.name.clone());

@@ -107,7 +107,147 @@ pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> Strin
         let _ = writeln!(w, "  ]");
         let _ = writeln!(w, "}}");
     }
+    if let Some(port) = node.gateway_port {
+        gateway_block(w, topology, cluster, port);
+    }
+    leafnode_block(w, topology, cluster, node);
+    leaf_authorization(w, topology, cluster, node);
     out
+}
+
+/// The user a cell's leafnode connections log in as on the cell they dial.
+pub fn leaf_user(cell: &str) -> String {
+    format!("leaf-{cell}")
+}
+
+/// Development credential of the leafnode users, rendered into the configs of the local
+/// profiles; a production deployment injects its own secret.
+pub const LEAF_DEV_PASSWORD: &str = "sea-leaf-dev";
+
+/// On a cell that accepts leafnodes: local clients keep full access (`no_auth_user`), while each
+/// dialling cell's user may exchange only the federated subjects plus what a cross-domain mirror
+/// of this cell's streams needs (this domain's JetStream API, mirror deliveries and flow
+/// control).
+fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Node) {
+    if node.leaf_port.is_none() {
+        return;
+    }
+    let dialers: Vec<&Cluster> = topology
+        .clusters
+        .iter()
+        .filter(|c| c.leaf_remotes.contains(&cluster.name))
+        .collect();
+    if dialers.is_empty() {
+        return;
+    }
+    // Measured (nats-server 2.15.1): `publish` is what the dialling cell may send here, and
+    // `subscribe` what it may receive. A mirror of this cell's streams needs to create its
+    // consumer through this domain's API and answer flow control (publish), and to receive the
+    // API replies and the mirrored messages (subscribe); nothing more of the API.
+    let quote = |list: Vec<String>| {
+        list.iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let federated: Vec<String> = crate::topology::FEDERATED_SUBJECTS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut publish = federated.clone();
+    if let Some(domain) = &cluster.jetstream_domain {
+        publish.push(format!("$JS.{domain}.API.CONSUMER.CREATE.>"));
+    }
+    publish.push("$JS.FC.>".to_owned());
+    let mut subscribe = federated;
+    subscribe.extend(["$JSC.R.>", "$JS.M.>"].map(str::to_owned));
+    let (publish, subscribe) = (quote(publish), quote(subscribe));
+    let _ = writeln!(w);
+    let _ = writeln!(w, "authorization {{");
+    let _ = writeln!(w, "  users: [");
+    let _ = writeln!(w, "    {{ user: \"local\" }}");
+    for d in dialers {
+        let _ = writeln!(
+            w,
+            "    {{ user: \"{}\", password: \"{LEAF_DEV_PASSWORD}\", permissions: {{ publish: {{ allow: [{publish}] }}, subscribe: {{ allow: [{subscribe}] }} }} }}",
+            leaf_user(&d.name)
+        );
+    }
+    let _ = writeln!(w, "  ]");
+    let _ = writeln!(w, "}}");
+    let _ = writeln!(
+        w,
+        "# Clients without credentials are the unrestricted local user."
+    );
+    let _ = writeln!(w, "no_auth_user: \"local\"");
+}
+
+/// `gateway`: this cluster's listener and every gateway-joined cluster with all its servers.
+fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, port: u16) {
+    let host = &topology.settings.host;
+    let _ = writeln!(w);
+    let _ = writeln!(w, "gateway {{");
+    let _ = writeln!(w, "  name: \"{}\"", cluster.name);
+    let _ = writeln!(w, "  listen: \"{host}:{port}\"");
+    let _ = writeln!(w, "  gateways: [");
+    for other in cluster.gateways.iter().filter_map(|g| topology.cluster(g)) {
+        let urls: Vec<String> = other
+            .nodes
+            .iter()
+            .filter_map(|n| n.gateway_port)
+            .map(|p| format!("\"nats://{host}:{p}\""))
+            .collect();
+        let _ = writeln!(
+            w,
+            "    {{ name: \"{}\", urls: [{}] }}",
+            other.name,
+            urls.join(", ")
+        );
+    }
+    let _ = writeln!(w, "  ]");
+    let _ = writeln!(w, "}}");
+}
+
+/// `leafnodes`: a listener for other cells, and/or one remote per cell this one dials, listing
+/// every server of that cell. Only the federated subjects may cross.
+fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Node) {
+    if node.leaf_port.is_none() && cluster.leaf_remotes.is_empty() {
+        return;
+    }
+    let host = &topology.settings.host;
+    let _ = writeln!(w);
+    let _ = writeln!(w, "leafnodes {{");
+    if let Some(port) = node.leaf_port {
+        let _ = writeln!(w, "  listen: \"{host}:{port}\"");
+    }
+    if !cluster.leaf_remotes.is_empty() {
+        let _ = writeln!(w, "  remotes: [");
+        for other in cluster
+            .leaf_remotes
+            .iter()
+            .filter_map(|c| topology.cluster(c))
+        {
+            let urls: Vec<String> = other
+                .nodes
+                .iter()
+                .filter_map(|n| n.leaf_port)
+                .map(|p| {
+                    format!(
+                        "\"nats-leaf://{}:{LEAF_DEV_PASSWORD}@{host}:{p}\"",
+                        leaf_user(&cluster.name)
+                    )
+                })
+                .collect();
+            let _ = writeln!(w, "    {{");
+            let _ = writeln!(w, "      urls: [{}]", urls.join(", "));
+            if cluster.leaf_links_disabled {
+                let _ = writeln!(w, "      disabled: true");
+            }
+            let _ = writeln!(w, "    }}");
+        }
+        let _ = writeln!(w, "  ]");
+    }
+    let _ = writeln!(w, "}}");
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub const ENV_CONSUMER_DURABLE: &str = "CONSUMER_DURABLE";
 pub const ENV_CONSUMER_ACK_WAIT_MS: &str = "CONSUMER_ACK_WAIT_MS";
 pub const ENV_CONSUMER_MAX_DELIVER: &str = "CONSUMER_MAX_DELIVER";
 pub const ENV_CONSUMER_MAX_ACK_PENDING: &str = "CONSUMER_MAX_ACK_PENDING";
+pub const ENV_CONSUMER_FILTER_SUBJECT: &str = "CONSUMER_FILTER_SUBJECT";
 
 /// The checked-in spec text.
 pub const SPEC_TOML: &str = include_str!("../nats/streams.toml");
@@ -46,6 +47,16 @@ pub struct StreamSpec {
     pub max_msg_size: i32,
     /// Place the stream in this cluster (supercluster deployments).
     pub placement_cluster: Option<String>,
+    /// A read-only copy of another stream (federation adds these; see `federation.rs`).
+    pub mirror: Option<MirrorSpec>,
+}
+
+/// The stream a mirror copies, and the JetStream API prefix to reach it when it lives in
+/// another domain (`$JS.<domain>.API`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MirrorSpec {
+    pub stream: String,
+    pub api_prefix: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +69,9 @@ pub struct ConsumerSpec {
     pub max_ack_pending: i64,
     /// Waits before the 2nd, 3rd, ... redelivery.
     pub redelivery_backoff: Vec<Duration>,
+    /// Only messages on these subjects; the whole stream when `None` (drills scope a group to
+    /// their own events this way).
+    pub filter_subject: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -126,6 +140,9 @@ impl Spec {
                 env::parse_u64_in(1, 1_000_000),
             )
             .map_or(c.max_ack_pending, |n| n as i64);
+        c.filter_subject = env
+            .parse(ENV_CONSUMER_FILTER_SUBJECT, parse_subject)
+            .or(c.filter_subject.take());
         spec
     }
 
@@ -142,9 +159,23 @@ impl Spec {
 impl StreamSpec {
     /// The JetStream configuration to create or update the stream with.
     pub fn config(&self) -> stream::Config {
+        let mirror = self.mirror.as_ref().map(|m| stream::Source {
+            name: m.stream.clone(),
+            external: m.api_prefix.as_ref().map(|api| stream::External {
+                api_prefix: api.clone(),
+                delivery_prefix: None,
+            }),
+            ..Default::default()
+        });
         stream::Config {
             name: self.name.clone(),
-            subjects: self.subjects.clone(),
+            // A mirror takes no subjects of its own.
+            subjects: if mirror.is_some() {
+                Vec::new()
+            } else {
+                self.subjects.clone()
+            },
+            mirror,
             storage: self.storage,
             retention: self.retention,
             discard: self.discard,
@@ -196,9 +227,25 @@ impl ConsumerSpec {
             max_deliver: self.max_deliver,
             max_ack_pending: self.max_ack_pending,
             backoff: self.backoff(),
+            filter_subject: self.filter_subject.clone().unwrap_or_default(),
             ..Default::default()
         }
     }
+}
+
+/// A NATS subject: dot-separated tokens, no spaces, wildcards `*` and a final `>` allowed.
+fn parse_subject(s: &str) -> Result<String, String> {
+    let tokens: Vec<&str> = s.split('.').collect();
+    let bad_token = |(i, t): (usize, &&str)| {
+        t.is_empty()
+            || t.chars().any(char::is_whitespace)
+            || (t.contains('>') && (*t != ">" || i + 1 != tokens.len()))
+            || (t.contains('*') && *t != "*")
+    };
+    if tokens.iter().enumerate().any(bad_token) {
+        return Err("not a subject: use dot-separated tokens like sea.event.orders.>".into());
+    }
+    Ok(s.to_owned())
 }
 
 // ---- TOML ------------------------------------------------------------------------------------
@@ -291,6 +338,7 @@ pub fn parse_toml(text: &str) -> Result<Spec, String> {
             duplicate_window: env::parse_duration(&pick!(duplicate_window)).map_err(ctx)?,
             max_msg_size: env::parse_bytes(&pick!(max_msg_size)).map_err(ctx)? as i32,
             placement_cluster: s.placement_cluster.clone(),
+            mirror: None,
             name,
         };
         if spec.critical && spec.replicas < 3 {
@@ -322,6 +370,7 @@ pub fn parse_toml(text: &str) -> Result<Spec, String> {
                 env::parse_duration(d).map_err(|e| format!("consumer redelivery_backoff: {e}"))
             })
             .collect::<Result<_, _>>()?,
+        filter_subject: None,
     };
     Ok(Spec { streams, consumer })
 }
@@ -329,6 +378,23 @@ pub fn parse_toml(text: &str) -> Result<Spec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_are_checked_token_by_token() {
+        for ok in ["sea.event.>", "sea.*.orders", "a"] {
+            assert_eq!(parse_subject(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "",
+            "sea..event",
+            "sea.>.x",
+            "sea.ev*",
+            "sea event",
+            "sea.event.",
+        ] {
+            assert!(parse_subject(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn builtin_spec_has_the_contract_streams() {

@@ -18,21 +18,29 @@ pub enum Profile {
     Single,
     /// Three JetStream servers in one cluster; primary streams get 3 replicas.
     Ha,
+    /// A supercluster: clusters `sea-a` and `sea-b` of three servers each, joined by gateways,
+    /// one JetStream domain (one meta group of six).
+    Mesh,
+    /// Two cells `cell-a` and `cell-b` of three servers each, each its own JetStream domain,
+    /// joined by leafnode links that carry only the federated subjects.
+    Leaf,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 2] = [Profile::Single, Profile::Ha];
+    pub const ALL: [Profile; 4] = [Profile::Single, Profile::Ha, Profile::Mesh, Profile::Leaf];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Profile::Single => "single",
             Profile::Ha => "ha",
+            Profile::Mesh => "mesh",
+            Profile::Leaf => "leaf",
         }
     }
 
     /// Profiles whose streams are replicated need at least three servers per cluster.
     pub fn is_replicated(self) -> bool {
-        matches!(self, Profile::Ha)
+        !matches!(self, Profile::Single)
     }
 }
 
@@ -54,7 +62,7 @@ impl FromStr for Profile {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown profile `{0}`: use one of single, ha")]
+#[error("unknown profile `{0}`: use one of single, ha, mesh, leaf")]
 pub struct UnknownProfile(pub String);
 
 /// Settings every server of a topology shares.
@@ -64,7 +72,7 @@ pub struct ServerSettings {
     pub host: String,
     /// JetStream memory store limit, in nats-server size syntax (`256MB`).
     pub max_mem_store: String,
-    /// JetStream file store limit (`4GB`).
+    /// JetStream file store limit (`8GB`).
     pub max_file_store: String,
     /// How often JetStream fsyncs: a duration (`2m`, the server's default) or `always`.
     /// `always` survives a coordinated power loss at a throughput cost (see docs/runbooks).
@@ -80,7 +88,7 @@ impl Default for ServerSettings {
         ServerSettings {
             host: "127.0.0.1".to_owned(),
             max_mem_store: "256MB".to_owned(),
-            max_file_store: "4GB".to_owned(),
+            max_file_store: "8GB".to_owned(),
             sync_interval: "2m".to_owned(),
             lame_duck_duration: "30s".to_owned(),
             lame_duck_grace_period: "10s".to_owned(),
@@ -99,6 +107,12 @@ pub struct Node {
     /// Names of the peers this node dials. Explicit per node: a comma-separated env value in a
     /// `routes` array makes the server try only its first URL (measured, see DESIGN.md).
     pub routes: Vec<String>,
+    /// Gateway port, for a cluster joined to others by gateways.
+    #[serde(default)]
+    pub gateway_port: Option<u16>,
+    /// Port accepting leafnode connections from other cells.
+    #[serde(default)]
+    pub leaf_port: Option<u16>,
 }
 
 /// A set of servers joined by routes, forming one JetStream meta group.
@@ -108,6 +122,17 @@ pub struct Cluster {
     /// JetStream domain; `None` leaves the server's default (no domain).
     pub jetstream_domain: Option<String>,
     pub nodes: Vec<Node>,
+    /// Clusters this one is joined to by gateways (a supercluster: one JetStream domain).
+    #[serde(default)]
+    pub gateways: Vec<String>,
+    /// Clusters whose leafnode ports this one's servers dial (every server of the other cell, so
+    /// losing one server does not cut the link).
+    #[serde(default)]
+    pub leaf_remotes: Vec<String>,
+    /// Renders this cluster's leafnode remotes `disabled` (the link cut on purpose, by the
+    /// `leaf-partition` drill); a running server picks it up on reload.
+    #[serde(default)]
+    pub leaf_links_disabled: bool,
 }
 
 impl Cluster {
@@ -137,6 +162,10 @@ const ROUTE_BASE: u16 = 6222;
 /// The cluster name every single-cluster profile uses.
 pub const CLUSTER_NAME: &str = "sea-nats";
 
+/// The only subjects that cross a leafnode link between cells (DESIGN.md: federation exports
+/// exactly these).
+pub const FEDERATED_SUBJECTS: [&str; 2] = ["*.event.>", "*.dlq.>"];
+
 impl Topology {
     /// The profile on its fixed, documented ports.
     pub fn for_profile(profile: Profile) -> Topology {
@@ -150,16 +179,38 @@ impl Topology {
                     monitor_port: MONITOR_BASE,
                     route_port: None,
                     routes: Vec::new(),
+                    gateway_port: None,
+                    leaf_port: None,
                 }],
+                gateways: Vec::new(),
+                leaf_remotes: Vec::new(),
+                leaf_links_disabled: false,
             }],
             Profile::Ha => vec![routed_cluster(
                 CLUSTER_NAME,
                 "nats",
-                3,
-                CLIENT_BASE,
-                MONITOR_BASE,
-                ROUTE_BASE,
+                Ports::at(CLIENT_BASE, MONITOR_BASE, ROUTE_BASE),
             )],
+            // Ports: DESIGN.md fixes client and monitor ports; routes, gateways and leafnodes are
+            // the project's choice (docs/configuration.md), clear of every other profile.
+            Profile::Mesh => {
+                let mut a = routed_cluster("sea-a", "sea-a", Ports::at(4422, 8422, 6422));
+                let mut b = routed_cluster("sea-b", "sea-b", Ports::at(5422, 9422, 6522));
+                set_ports(&mut a, |n| &mut n.gateway_port, 7422);
+                set_ports(&mut b, |n| &mut n.gateway_port, 7522);
+                a.gateways = vec![b.name.clone()];
+                b.gateways = vec![a.name.clone()];
+                vec![a, b]
+            }
+            Profile::Leaf => {
+                let mut a = routed_cluster("cell-a", "cell-a", Ports::at(4622, 8622, 6622));
+                let mut b = routed_cluster("cell-b", "cell-b", Ports::at(5622, 9622, 6722));
+                a.jetstream_domain = Some("cell-a".to_owned());
+                b.jetstream_domain = Some("cell-b".to_owned());
+                set_ports(&mut a, |n| &mut n.leaf_port, 7622);
+                b.leaf_remotes = vec![a.name.clone()];
+                vec![a, b]
+            }
         };
         Topology {
             profile,
@@ -177,6 +228,38 @@ impl Topology {
 
     pub fn node(&self, name: &str) -> Option<(&Cluster, &Node)> {
         self.nodes().find(|(_, n)| n.name == name)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// Servers in the JetStream meta group of `cluster`: its own plus those of every cluster it
+    /// reaches through gateways (a supercluster shares one meta group).
+    pub fn meta_group_size(&self, cluster: &Cluster) -> usize {
+        let mut seen = BTreeSet::from([cluster.name.as_str()]);
+        let mut todo = vec![cluster];
+        while let Some(c) = todo.pop() {
+            for other in c.gateways.iter().filter_map(|g| self.cluster(g)) {
+                if seen.insert(other.name.as_str()) {
+                    todo.push(other);
+                }
+            }
+        }
+        seen.iter()
+            .filter_map(|n| self.cluster(n))
+            .map(|c| c.nodes.len())
+            .sum()
+    }
+
+    /// Client URLs of one cluster's servers.
+    pub fn client_urls(&self, cluster: &Cluster) -> Vec<String> {
+        cluster.nodes.iter().map(|n| self.client_url(n)).collect()
+    }
+
+    /// Client URLs of one cluster's servers, comma-separated (a cell's `NATS_SERVERS`).
+    pub fn cluster_servers(&self, cluster: &Cluster) -> String {
+        self.client_urls(cluster).join(",")
     }
 
     /// Client URLs of every node of every cluster, comma-separated: the `NATS_SERVERS` value.
@@ -209,12 +292,19 @@ impl Topology {
                 node: n.name.clone(),
                 role: PortRole::Monitor,
             });
-            if let Some(p) = n.route_port {
-                out.push(PortUse {
-                    port: p,
-                    node: n.name.clone(),
-                    role: PortRole::Route,
-                });
+            let optional = [
+                (n.route_port, PortRole::Route),
+                (n.gateway_port, PortRole::Gateway),
+                (n.leaf_port, PortRole::Leafnode),
+            ];
+            for (port, role) in optional {
+                if let Some(port) = port {
+                    out.push(PortUse {
+                        port,
+                        node: n.name.clone(),
+                        role,
+                    });
+                }
             }
         }
         out
@@ -225,8 +315,14 @@ impl Topology {
         for node in self.clusters.iter_mut().flat_map(|c| c.nodes.iter_mut()) {
             node.client_port = next_port();
             node.monitor_port = next_port();
-            if let Some(p) = node.route_port.as_mut() {
-                *p = next_port();
+            for port in [
+                &mut node.route_port,
+                &mut node.gateway_port,
+                &mut node.leaf_port,
+            ] {
+                if let Some(p) = port.as_mut() {
+                    *p = next_port();
+                }
             }
         }
         self
@@ -275,6 +371,51 @@ impl Topology {
                 }
             }
         }
+        for cluster in &self.clusters {
+            for peer in &cluster.gateways {
+                let Some(other) = self.cluster(peer) else {
+                    return Err(TopologyError::UnknownCluster {
+                        cluster: cluster.name.clone(),
+                        link: "gateway",
+                        peer: peer.clone(),
+                    });
+                };
+                if other.jetstream_domain != cluster.jetstream_domain {
+                    return Err(TopologyError::GatewayDomains {
+                        a: cluster.name.clone(),
+                        a_domain: domain_label(&cluster.jetstream_domain),
+                        b: other.name.clone(),
+                        b_domain: domain_label(&other.jetstream_domain),
+                    });
+                }
+                if cluster
+                    .nodes
+                    .iter()
+                    .chain(&other.nodes)
+                    .any(|n| n.gateway_port.is_none())
+                {
+                    return Err(TopologyError::MissingPort {
+                        cluster: peer.clone(),
+                        role: PortRole::Gateway,
+                    });
+                }
+            }
+            for peer in &cluster.leaf_remotes {
+                let Some(other) = self.cluster(peer) else {
+                    return Err(TopologyError::UnknownCluster {
+                        cluster: cluster.name.clone(),
+                        link: "leafnode",
+                        peer: peer.clone(),
+                    });
+                };
+                if other.nodes.iter().any(|n| n.leaf_port.is_none()) {
+                    return Err(TopologyError::MissingPort {
+                        cluster: peer.clone(),
+                        role: PortRole::Leafnode,
+                    });
+                }
+            }
+        }
         let mut seen: BTreeMap<u16, PortUse> = BTreeMap::new();
         for usage in self.ports() {
             if usage.port == 0 {
@@ -292,32 +433,67 @@ impl Topology {
     }
 }
 
-/// A cluster of `size` nodes named `<prefix>-1..N` on consecutive ports, each routing to every peer.
-fn routed_cluster(
-    name: &str,
-    prefix: &str,
-    size: u16,
+/// The first client, monitor and route port of a cluster; its servers count up from there.
+struct Ports {
     client: u16,
     monitor: u16,
     route: u16,
-) -> Cluster {
-    let names: Vec<String> = (1..=size).map(|i| format!("{prefix}-{i}")).collect();
+}
+
+impl Ports {
+    fn at(client: u16, monitor: u16, route: u16) -> Ports {
+        Ports {
+            client,
+            monitor,
+            route,
+        }
+    }
+}
+
+/// Servers per replicated cluster: three, the smallest quorum that survives one loss.
+const CLUSTER_SIZE: u16 = 3;
+
+/// A cluster of three nodes named `<prefix>-1..3` on consecutive ports, each routing to every
+/// peer.
+fn routed_cluster(name: &str, prefix: &str, ports: Ports) -> Cluster {
+    let names: Vec<String> = (1..=CLUSTER_SIZE)
+        .map(|i| format!("{prefix}-{i}"))
+        .collect();
     let nodes = names
         .iter()
         .zip(0u16..)
         .map(|(node, i)| Node {
             name: node.clone(),
-            client_port: client + i,
-            monitor_port: monitor + i,
-            route_port: Some(route + i),
+            client_port: ports.client + i,
+            monitor_port: ports.monitor + i,
+            route_port: Some(ports.route + i),
             routes: names.iter().filter(|peer| *peer != node).cloned().collect(),
+            gateway_port: None,
+            leaf_port: None,
         })
         .collect();
     Cluster {
         name: name.to_owned(),
         jetstream_domain: None,
         nodes,
+        gateways: Vec::new(),
+        leaf_remotes: Vec::new(),
+        leaf_links_disabled: false,
     }
+}
+
+/// Gives every node of `cluster` a port of one kind, counting up from `base`.
+fn set_ports(cluster: &mut Cluster, field: impl Fn(&mut Node) -> &mut Option<u16>, base: u16) {
+    for (node, i) in cluster.nodes.iter_mut().zip(0u16..) {
+        *field(node) = Some(base + i);
+    }
+}
+
+fn domain_label(domain: &Option<String>) -> String {
+    domain.as_deref().map_or_else(
+        || "the default domain".to_owned(),
+        |d| format!("domain `{d}`"),
+    )
 }
 
 fn check_name(kind: &'static str, name: &str) -> Result<(), TopologyError> {
@@ -341,6 +517,8 @@ pub enum PortRole {
     Client,
     Monitor,
     Route,
+    Gateway,
+    Leafnode,
 }
 
 impl fmt::Display for PortRole {
@@ -349,6 +527,8 @@ impl fmt::Display for PortRole {
             PortRole::Client => "client",
             PortRole::Monitor => "monitor",
             PortRole::Route => "route",
+            PortRole::Gateway => "gateway",
+            PortRole::Leafnode => "leafnode",
         })
     }
 }
@@ -393,6 +573,21 @@ pub enum TopologyError {
     },
     #[error("server `{node}` is in a routed cluster but has no route port")]
     MissingRoutePort { node: String },
+    #[error("cluster `{cluster}` has a {link} link to `{peer}`, which is not a cluster of this topology")]
+    UnknownCluster {
+        cluster: String,
+        link: &'static str,
+        peer: String,
+    },
+    #[error("cluster `{cluster}` needs a {role} port on every server")]
+    MissingPort { cluster: String, role: PortRole },
+    #[error("clusters `{a}` ({a_domain}) and `{b}` ({b_domain}) are joined by gateways but have different JetStream domains: a supercluster is one meta group, and with two domains one cluster is left without a meta leader (JetStream unavailable there). Give them the same domain, or join cells with different domains by leafnodes instead")]
+    GatewayDomains {
+        a: String,
+        a_domain: String,
+        b: String,
+        b_domain: String,
+    },
 }
 
 #[cfg(test)]
@@ -428,10 +623,62 @@ mod tests {
     }
 
     #[test]
+    fn mesh_is_two_gateway_joined_clusters_of_one_domain() {
+        let mesh = Topology::for_profile(Profile::Mesh);
+        let names: Vec<&str> = mesh.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["sea-a", "sea-b"]);
+        assert_eq!(
+            mesh.cluster_servers(&mesh.clusters[1]),
+            "nats://127.0.0.1:5422,nats://127.0.0.1:5423,nats://127.0.0.1:5424"
+        );
+        assert_eq!(mesh.clusters[0].nodes[0].monitor_port, 8422);
+        assert_eq!(mesh.clusters[1].nodes[2].monitor_port, 9424);
+        assert_eq!(mesh.clusters[0].gateways, ["sea-b"]);
+        assert_eq!(mesh.meta_group_size(&mesh.clusters[0]), 6);
+    }
+
+    #[test]
+    fn leaf_cells_have_their_own_domains_and_meta_groups() {
+        let leaf = Topology::for_profile(Profile::Leaf);
+        let domains: Vec<_> = leaf
+            .clusters
+            .iter()
+            .map(|c| c.jetstream_domain.clone().unwrap())
+            .collect();
+        assert_eq!(domains, ["cell-a", "cell-b"]);
+        assert_eq!(leaf.clusters[1].leaf_remotes, ["cell-a"]);
+        assert!(leaf.clusters[0].nodes.iter().all(|n| n.leaf_port.is_some()));
+        assert_eq!(leaf.meta_group_size(&leaf.clusters[1]), 3);
+    }
+
+    #[test]
+    fn gateways_between_different_domains_are_refused_with_the_reason() {
+        let mut mesh = Topology::for_profile(Profile::Mesh);
+        mesh.clusters[1].jetstream_domain = Some("b".into());
+        let err = mesh.validate().unwrap_err().to_string();
+        assert!(err.contains("different JetStream domains"), "{err}");
+        assert!(err.contains("without a meta leader"), "{err}");
+        assert!(err.contains("leafnodes instead"), "{err}");
+    }
+
+    #[test]
+    fn links_to_unknown_clusters_are_refused() {
+        let mut leaf = Topology::for_profile(Profile::Leaf);
+        leaf.clusters[1].leaf_remotes = vec!["cell-z".into()];
+        assert_eq!(
+            leaf.validate().unwrap_err().to_string(),
+            "cluster `cell-b` has a leafnode link to `cell-z`, which is not a cluster of this topology"
+        );
+    }
+
+    #[test]
     fn profiles_parse_and_reject_unknown_names() {
         assert_eq!("ha".parse::<Profile>().unwrap(), Profile::Ha);
         let err = "triple".parse::<Profile>().unwrap_err().to_string();
-        assert_eq!(err, "unknown profile `triple`: use one of single, ha");
+        assert_eq!(
+            err,
+            "unknown profile `triple`: use one of single, ha, mesh, leaf"
+        );
     }
 
     #[test]

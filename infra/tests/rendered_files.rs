@@ -27,7 +27,7 @@ lame_duck_grace_period: "10s"
 jetstream {
   store_dir: "data/nats-1"
   max_mem_store: 256MB
-  max_file_store: 4GB
+  max_file_store: 8GB
   # How often data is fsynced: `always` survives power loss, a duration trades that for speed.
   sync_interval: "2m"
 }

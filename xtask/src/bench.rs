@@ -5,7 +5,7 @@
 //! release build, so both sides are compiled alike.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -38,18 +38,6 @@ impl Span {
     }
 }
 
-/// Worker processes that are stopped on drop.
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 struct Bins {
     worker: PathBuf,
     probe: PathBuf,
@@ -74,26 +62,17 @@ impl Bins {
         servers: &str,
         db: &Path,
         group: &str,
-        extra: &[(&str, &str)],
-    ) -> anyhow::Result<Workers> {
-        let mut children = Vec::new();
-        for _ in 0..n {
-            let port = sea_infra::ports::free_port();
-            let child = Command::new(&self.worker)
-                .env_clear()
-                .env("NATS_SERVERS", servers)
-                .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-                .env("CONSUMER_GROUP", group)
-                .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-                .env("LOG_LEVEL", "warn")
-                .envs(extra.iter().copied())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("start sea-mq-worker")?;
-            children.push(child);
-        }
-        Ok(Workers(children))
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<crate::workers::Worker>> {
+        let spec = crate::workers::GroupSpec {
+            bin: &self.worker,
+            servers,
+            db,
+            group,
+            env,
+            log_dir: None,
+        };
+        crate::workers::spawn(&spec, n)
     }
 
     /// Polls `span` until it covers `events`, bounded.
@@ -123,9 +102,12 @@ impl Bins {
 impl Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         eprintln!("building sea-mq-worker and sea-mq-bench (release) ...");
-        cmd!(sh, "cargo build --quiet --release -p sea-mq-worker --bins")
-            .run()
-            .context("build the release binaries")?;
+        crate::project::cargo(cmd!(
+            sh,
+            "cargo build --quiet --release -p sea-mq-worker --bins"
+        ))
+        .run()
+        .context("build the release binaries")?;
         let release = crate::project::project_root().join("target/release");
         let bins = Bins {
             worker: release.join("sea-mq-worker"),

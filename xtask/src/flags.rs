@@ -20,6 +20,8 @@ pub enum Command {
     Doctor(Doctor),
     /// Start a profile's servers and wait for the health gate.
     Up(Up),
+    /// `up --profile mesh`: two gateway-joined clusters, sea-a and sea-b.
+    MeshUp(MeshUp),
     /// Stop the servers this project started.
     Down(Down),
     /// One line per server: URLs, health, meta leader, routes.
@@ -30,6 +32,10 @@ pub enum Command {
     Provision(Provision),
     /// Measure raw JetStream rates and the worker's, side by side on one private cluster.
     Bench(Bench),
+    /// Inject one fault under load and judge the outcome: figures and PASS/FAIL per criterion.
+    Drill(Drill),
+    /// The whole verification sequence, from prerequisites to teardown, PASS/FAIL per step.
+    Verify(Verify),
     /// Rewrite the committed rendered configs (infra/nats/) from the topology model.
     Render(Render),
     /// The whole check: nats-server, fmt, clippy and the test suite.
@@ -64,6 +70,16 @@ pub struct Up {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
     /// Provision streams and consumers once the gate passes.
+    #[arg(long)]
+    pub provision: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MeshUp {
+    /// Seconds to wait for the health gate before failing.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Provision streams (SEA_EVENTS in sea-a, its mirror in sea-b) once the gate passes.
     #[arg(long)]
     pub provision: bool,
 }
@@ -141,6 +157,38 @@ pub struct Bench {
 }
 
 #[derive(Debug, Args)]
+pub struct Drill {
+    /// Which fault to inject.
+    #[arg(value_enum)]
+    pub name: crate::drill::DrillName,
+    /// Profile to drill (started, and stopped again, when it is not running).
+    #[arg(long, default_value = "ha", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Use a throw-away cluster on free ports instead of the profile's own.
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Verify {
+    /// Profile to verify.
+    #[arg(long, default_value = "ha", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// Leave the cluster running at the end instead of tearing it down.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the steps and their figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Use a throw-away cluster on free ports instead of the profile's own.
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct Render {
     /// Only check that the committed files are up to date (exit 1 if stale).
     #[arg(long)]
@@ -165,7 +213,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("unknown profile `triple`: use one of single, ha"),
+            err.contains("unknown profile `triple`: use one of single, ha, mesh, leaf"),
             "{err}"
         );
     }

@@ -5,14 +5,18 @@
 mod bench;
 mod doctor;
 mod down;
+mod drill;
 mod flags;
 mod health;
 mod project;
 mod provision;
 mod render;
 mod status;
+mod target;
 mod test;
 mod up;
+mod verify;
+mod workers;
 
 use clap::Parser;
 
@@ -26,11 +30,14 @@ fn main() {
     let result = match flags.command {
         flags::Command::Doctor(cmd) => cmd.run(&sh),
         flags::Command::Up(cmd) => cmd.run(&sh),
+        flags::Command::MeshUp(cmd) => cmd.run(&sh),
         flags::Command::Down(cmd) => cmd.run(&sh),
         flags::Command::Status(cmd) => cmd.run(&sh),
         flags::Command::Health(cmd) => cmd.run(&sh),
         flags::Command::Provision(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
+        flags::Command::Drill(cmd) => cmd.run(&sh),
+        flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
         flags::Command::Test(cmd) => cmd.run(&sh),
     };

@@ -101,3 +101,19 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("start the async runtime")
 }
+
+/// A `cargo` command without the variables `cargo run` set for xtask itself (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, ...): build scripts such as ring's watch them, and inheriting xtask's
+/// values would rebuild those crates on every nested build.
+pub fn cargo<'a>(cmd: xshell::Cmd<'a>) -> xshell::Cmd<'a> {
+    let inherited = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ];
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| inherited.iter().any(|p| k.starts_with(p)) || k == "CARGO_PRIMARY_PACKAGE")
+        .fold(cmd, |cmd, k| cmd.env_remove(k))
+}

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sea_infra::env::EnvReader;
+use sea_infra::federation;
 use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Target};
+use sea_infra::provision::{self, Plan, Target};
 use sea_infra::spec::{Spec, ENV_STREAM_REPLICAS};
 use serde_json::json;
 use xshell::Shell;
@@ -21,77 +22,126 @@ impl Provision {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let mut env = EnvReader::from_process();
         let nats = NatsConfig::from_env(&mut env);
-        let mut spec = Spec::from_env(&mut env);
+        let spec = Spec::from_env(&mut env);
         let explicit_replicas = env.string(ENV_STREAM_REPLICAS).is_some();
         env.finish()?;
 
-        let servers = match &nats.servers {
-            Some(servers) => servers.clone(),
+        // One group per JetStream domain: the servers from the environment as one, or each
+        // domain of the local profile with what federation adds (placement, mirrors).
+        let groups: Vec<(String, Vec<String>, Spec)> = match &nats.servers {
+            Some(servers) => vec![(String::new(), servers.clone(), spec)],
             None => {
                 let profile = project::pick_profile(self.profile)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
-                let servers = project::recorded_deployment(profile)
-                    .topology
-                    .nats_servers();
-                eprintln!("NATS_SERVERS is unset: using profile {profile} ({servers})");
-                servers.split(',').map(str::to_owned).collect()
+                let topology = project::recorded_deployment(profile).topology;
+                eprintln!(
+                    "NATS_SERVERS is unset: using profile {profile} ({})",
+                    topology.nats_servers()
+                );
+                federation::domains(&topology)
+                    .iter()
+                    .map(|d| {
+                        let label = if topology.clusters.len() > 1 {
+                            d.label.clone()
+                        } else {
+                            String::new()
+                        };
+                        (
+                            label,
+                            d.servers.clone(),
+                            federation::spec_for(&spec, &topology, d),
+                        )
+                    })
+                    .collect()
             }
         };
+        let rt = project::runtime()?;
+        let mut outputs = Vec::new();
+        let mut drifted = Vec::new();
+        for (label, servers, mut spec) in groups {
+            if !label.is_empty() && !self.json {
+                eprintln!("== domain {label}");
+            }
+            let (output, plan) =
+                rt.block_on(self.provision_group(&nats, &servers, &mut spec, explicit_replicas))?;
+            if !plan.is_unchanged() {
+                drifted.push(format!(
+                    "{}{}",
+                    if label.is_empty() { "" } else { "domain " },
+                    plan.summary()
+                ));
+            }
+            outputs.push(if label.is_empty() {
+                output
+            } else {
+                json!({ "domain": label, "result": output })
+            });
+        }
+        if self.json {
+            let out = match outputs.as_slice() {
+                [one] if one.get("domain").is_none() => one.clone(),
+                _ => json!(outputs),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        if self.check && !drifted.is_empty() {
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "live configuration drifted from the spec: {}",
+                    drifted.join("; ")
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Plans (and unless `--dry-run`/`--check`, applies) the spec on one domain's servers;
+    /// returns the JSON of what happened and the plan.
+    async fn provision_group(
+        &self,
+        nats: &NatsConfig,
+        servers: &[String],
+        spec: &mut Spec,
+        explicit_replicas: bool,
+    ) -> anyhow::Result<(serde_json::Value, Plan)> {
         let recreate: BTreeSet<String> = self.recreate.iter().cloned().collect();
         let progress = |line: &str| eprintln!("  {line}");
+        let client = nats.connect(servers).await?;
+        let target = Target::from_client(&client, servers);
+        let notes = provision::fit_replicas(spec, &target, explicit_replicas)?;
+        let js = nats.jetstream(client);
+        let plan = provision::plan(&js, spec, target, notes, &recreate).await?;
 
-        project::runtime()?.block_on(async {
-            let client = nats.connect(&servers).await?;
-            let target = Target::from_client(&client, &servers);
-            let notes = provision::fit_replicas(&mut spec, &target, explicit_replicas)?;
-            let js = nats.jetstream(client);
-            let plan = provision::plan(&js, &spec, target, notes, &recreate).await?;
-
-            if !self.json {
-                let cluster = plan.target.cluster.as_deref().unwrap_or("unclustered");
-                eprintln!(
-                    "JetStream at {} ({cluster}, {} server(s))",
-                    servers.join(","),
-                    plan.target.cluster_size
-                );
-                for note in &plan.notes {
-                    eprintln!("note: {note}");
-                }
-                for line in plan.lines() {
-                    println!("{line}");
-                }
-                eprintln!("plan: {}", plan.summary());
+        if !self.json {
+            let cluster = plan.target.cluster.as_deref().unwrap_or("unclustered");
+            eprintln!(
+                "JetStream at {} ({cluster}, {} server(s))",
+                servers.join(","),
+                plan.target.cluster_size
+            );
+            for note in &plan.notes {
+                eprintln!("note: {note}");
             }
-            if self.dry_run || self.check {
-                if self.json {
-                    println!("{}", serde_json::to_string_pretty(&plan)?);
-                }
-                if self.check && !plan.is_unchanged() {
-                    return Err(Exit {
-                        code: 2,
-                        message: format!(
-                            "live configuration drifted from the spec: {}",
-                            plan.summary()
-                        ),
-                    }
-                    .into());
-                }
-                return Ok(());
+            for line in plan.lines() {
+                println!("{line}");
             }
-            let report = provision::apply(
-                &js,
-                &spec,
-                &plan,
-                Duration::from_secs(self.replica_wait),
-                &progress,
-            )
-            .await?;
-            if self.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({ "plan": plan, "applied": report }))?
-                );
-            } else if plan.is_unchanged() {
+            eprintln!("plan: {}", plan.summary());
+        }
+        if self.dry_run || self.check {
+            return Ok((serde_json::to_value(&plan)?, plan));
+        }
+        let report = provision::apply(
+            &js,
+            spec,
+            &plan,
+            Duration::from_secs(self.replica_wait),
+            &progress,
+        )
+        .await?;
+        if !self.json {
+            if plan.is_unchanged() {
                 eprintln!("nothing to do: the live configuration matches the spec");
             } else {
                 eprintln!(
@@ -108,7 +158,7 @@ impl Provision {
                     );
                 }
             }
-            anyhow::Ok(())
-        })
+        }
+        Ok((json!({ "plan": plan, "applied": report }), plan))
     }
 }

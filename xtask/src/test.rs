@@ -17,14 +17,17 @@ impl Test {
         // Every test process resolves the same binary without probing again.
         let _bin = sh.push_env(sea_infra::nats_server::ENV_NATS_SERVER_BIN, &bin.path);
 
-        cmd!(sh, "cargo fmt --all -- --check")
+        crate::project::cargo(cmd!(sh, "cargo fmt --all -- --check"))
             .run()
             .context("formatting differs: run `cargo fmt --all`")?;
-        cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings")
-            .run()
-            .context("clippy found problems")?;
+        crate::project::cargo(cmd!(
+            sh,
+            "cargo clippy --workspace --all-targets -- -D warnings"
+        ))
+        .run()
+        .context("clippy found problems")?;
         let args = &self.cargo_test_args;
-        cmd!(sh, "cargo test --workspace -- {args...}")
+        crate::project::cargo(cmd!(sh, "cargo test --workspace -- {args...}"))
             .run()
             .context("the test suite failed")?;
         Ok(())

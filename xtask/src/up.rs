@@ -6,7 +6,7 @@ use anyhow::Context;
 use sea_infra::process::UpOptions;
 use xshell::Shell;
 
-use crate::flags::{Provision, Up};
+use crate::flags::{MeshUp, Provision, Up};
 use crate::project;
 
 impl Up {
@@ -49,7 +49,16 @@ impl Up {
             );
         }
         eprintln!("state in {}", deployment.dir.display());
-        println!("NATS_SERVERS={}", deployment.topology.nats_servers());
+        let topology = &deployment.topology;
+        if let [only] = topology.clusters.as_slice() {
+            println!("NATS_SERVERS={}", topology.cluster_servers(only));
+        } else {
+            // One line per cluster or cell, ready for `export`: NATS_SERVERS_SEA_A=...
+            for c in &topology.clusters {
+                let var = c.name.to_uppercase().replace('-', "_");
+                println!("NATS_SERVERS_{var}={}", topology.cluster_servers(c));
+            }
+        }
         if self.provision {
             let provision = Provision {
                 profile: Some(self.profile),
@@ -62,5 +71,17 @@ impl Up {
             provision.run(sh).context("provision after bring-up")?;
         }
         Ok(())
+    }
+}
+
+impl MeshUp {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let up = Up {
+            profile: sea_infra::topology::Profile::Mesh,
+            nodes: Vec::new(),
+            timeout: self.timeout,
+            provision: self.provision,
+        };
+        up.run(sh)
     }
 }

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
+use async_nats::jetstream;
 use sea_infra::harness::{scratch_dir, ScratchDir, TestCluster};
 use sea_infra::nats_config::NatsConfig;
 use sea_infra::provision;
@@ -237,11 +236,8 @@ pub async fn publish_while(
     publisher
 }
 
-/// The server leading a stream right now, if it has a leader.
-pub async fn stream_leader(js: &jetstream::Context, stream: &str) -> Option<String> {
-    let mut st = js.get_stream(stream).await.ok()?;
-    st.info().await.ok()?.cluster.as_ref()?.leader.clone()
-}
+#[allow(unused_imports)] // not every test binary needs it
+pub use sea_infra::observe::stream_leader;
 
 /// The outbox rows reached `SEA_EVENTS` exactly once each: `n` messages with `n` distinct
 /// `Nats-Msg-Id`, and the relays' own counters add up to `n` (JetStream would hide a row
@@ -259,19 +255,17 @@ pub async fn assert_outbox_published_once(env: &Env, workers: &[WorkerProc], n: 
 }
 
 /// Polls `cond` every 50 ms until true; panics naming `what` after `timeout`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        sea_infra::observe::time_until(timeout, cond)
+            .await
+            .is_some(),
+        "timed out after {timeout:?} waiting for {what}"
+    );
 }
 
 /// (rows, distinct message ids) of a group in the inbox.
@@ -371,57 +365,22 @@ pub async fn publish_without_header(js: &jetstream::Context, prefix: &str, i: u6
         .expect("publish duplicate");
 }
 
-/// All messages of a stream matching `filter`, read with an ephemeral consumer.
+/// All messages of a stream matching `filter`.
 pub async fn read_stream(
     js: &jetstream::Context,
     stream: &str,
     filter: &str,
 ) -> Vec<jetstream::Message> {
-    let st = js.get_stream(stream).await.unwrap();
-    let c = st
-        .create_consumer(consumer::pull::Config {
-            filter_subject: filter.to_owned(),
-            ..Default::default()
-        })
+    sea_infra::observe::read_stream(js, stream, filter, Duration::from_secs(30))
         .await
-        .unwrap();
-    let total = c.cached_info().num_pending as usize;
-    // A consumer just created on a replicated stream answers pulls once it has a leader.
-    let name = c.cached_info().name.clone();
-    wait_until(Duration::from_secs(10), "consumer leader", || async {
-        match st.consumer_info(&name).await {
-            Ok(info) => info.cluster.is_none_or(|c| c.leader.is_some()),
-            Err(_) => false,
-        }
-    })
-    .await;
-    let mut out = Vec::with_capacity(total);
-    let mut messages = c.messages().await.unwrap();
-    while out.len() < total {
-        let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("stream read")
-            .unwrap()
-            .unwrap();
-        msg.ack().await.unwrap();
-        out.push(msg);
-    }
-    out
+        .expect("read the stream")
 }
 
 /// (messages, distinct `Nats-Msg-Id`) of a stream's messages matching `filter`.
 pub async fn stream_counts(js: &jetstream::Context, stream: &str, filter: &str) -> (usize, usize) {
     let msgs = read_stream(js, stream, filter).await;
-    let ids: std::collections::BTreeSet<String> = msgs
-        .iter()
-        .filter_map(|m| {
-            m.headers
-                .as_ref()?
-                .get("Nats-Msg-Id")
-                .map(|v| v.as_str().to_owned())
-        })
-        .collect();
-    (msgs.len(), ids.len())
+    let ids = sea_infra::observe::msg_id_counts(&msgs);
+    (msgs.len(), ids.keys().filter(|id| !id.is_empty()).count())
 }
 
 /// Waits until the group's consumer has acknowledged (or terminated) everything in the stream:

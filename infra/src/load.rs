@@ -1,0 +1,256 @@
+//! A steady publisher for drills: one event at a time at a fixed pace, each with a unique
+//! `Nats-Msg-Id`, retried with the same id until acknowledged or `retry_for` runs out. Every
+//! acknowledgement and every failed attempt is recorded with its time, so what a fault did is
+//! computed from records, not read from logs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use serde::Serialize;
+use tokio::sync::watch;
+
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// Events go to `<subject>.<n % 8>`.
+    pub subject: String,
+    /// Event `n` has the id `<id_prefix>-<n>`.
+    pub id_prefix: String,
+    /// Time between the starts of two events (the pace when nothing fails).
+    pub interval: Duration,
+    /// How long one attempt waits for its ack before it counts as failed.
+    pub ack_timeout: Duration,
+    /// How long an event is retried before the publisher gives it up.
+    pub retry_for: Duration,
+}
+
+impl LoadConfig {
+    pub fn new(subject: &str, id_prefix: &str) -> LoadConfig {
+        LoadConfig {
+            subject: subject.to_owned(),
+            id_prefix: id_prefix.to_owned(),
+            interval: Duration::from_millis(5),
+            ack_timeout: Duration::from_secs(2),
+            retry_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An acknowledged event: its id, stream sequence and when (since the load started).
+#[derive(Clone, Debug, Serialize)]
+pub struct Acked {
+    pub id: String,
+    pub seq: u64,
+    pub at: Duration,
+}
+
+/// An attempt that failed: when it started, how long it took to fail, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedAttempt {
+    pub id: String,
+    pub at: Duration,
+    pub took: Duration,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LoadRecords {
+    pub acked: Vec<Acked>,
+    pub failed_attempts: Vec<FailedAttempt>,
+    /// Events given up after `retry_for` (or abandoned when the load stopped mid-retry).
+    pub given_up: Vec<String>,
+}
+
+impl LoadRecords {
+    /// The longest time between two consecutive acknowledgements.
+    pub fn longest_ack_gap(&self) -> Duration {
+        self.acked
+            .windows(2)
+            .map(|w| w[1].at.saturating_sub(w[0].at))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The longest a failed attempt took to fail.
+    pub fn slowest_failure(&self) -> Duration {
+        self.failed_attempts
+            .iter()
+            .map(|f| f.took)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Acknowledgements received after `t` (since the load started).
+    pub fn acked_after(&self, t: Duration) -> usize {
+        self.acked.iter().filter(|a| a.at > t).count()
+    }
+}
+
+/// A running publisher; `stop` ends it and returns the records.
+pub struct Load {
+    started: Instant,
+    acked: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<LoadRecords>,
+}
+
+impl Load {
+    pub fn start(js: jetstream::Context, cfg: LoadConfig) -> Load {
+        let started = Instant::now();
+        let acked = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let counters = Counters {
+            acked: acked.clone(),
+            failed: failed.clone(),
+        };
+        let task = tokio::spawn(publish(js, cfg, started, counters, stopped));
+        Load {
+            started,
+            acked,
+            failed,
+            stop,
+            task,
+        }
+    }
+
+    /// Time since the load started (the clock every record uses).
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more events than now are acknowledged; false after `timeout`.
+    pub async fn wait_more_acked(&self, n: u64, timeout: Duration) -> bool {
+        wait_count(&self.acked, n, timeout).await
+    }
+
+    /// Waits until `n` more attempts than now have failed; false after `timeout`.
+    pub async fn wait_failed_attempts(&self, n: u64, timeout: Duration) -> bool {
+        wait_count(&self.failed, n, timeout).await
+    }
+
+    pub async fn stop(self) -> LoadRecords {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+async fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) -> bool {
+    let target = counter.load(Ordering::Relaxed) + n;
+    crate::observe::time_until(timeout, || async {
+        counter.load(Ordering::Relaxed) >= target
+    })
+    .await
+    .is_some()
+}
+
+/// Live counts the publisher keeps while its records are private to it.
+struct Counters {
+    acked: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+async fn publish(
+    js: jetstream::Context,
+    cfg: LoadConfig,
+    started: Instant,
+    counters: Counters,
+    mut stop: watch::Receiver<bool>,
+) -> LoadRecords {
+    let mut records = LoadRecords::default();
+    let mut pace = tokio::time::interval(cfg.interval);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        tokio::select! {
+            _ = pace.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let id = format!("{}-{n}", cfg.id_prefix);
+        let subject = format!("{}.{}", cfg.subject, n % 8);
+        let payload = serde_json::json!({ "id": id, "type": "sea.drill", "n": n }).to_string();
+        let first = Instant::now();
+        loop {
+            let at = started.elapsed();
+            match attempt(&js, &subject, &id, &payload, cfg.ack_timeout).await {
+                Ok(seq) => {
+                    records.acked.push(Acked {
+                        id: id.clone(),
+                        seq,
+                        at: started.elapsed(),
+                    });
+                    counters.acked.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(error) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    records.failed_attempts.push(FailedAttempt {
+                        id: id.clone(),
+                        at,
+                        took: started.elapsed().saturating_sub(at),
+                        error,
+                    });
+                }
+            }
+            if first.elapsed() >= cfg.retry_for || *stop.borrow() {
+                records.given_up.push(id.clone());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    records
+}
+
+/// One publish with its ack awaited; the error text is what a client would see.
+async fn attempt(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: &str,
+    ack_timeout: Duration,
+) -> Result<u64, String> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    let ack = js
+        .publish_with_headers(subject.to_owned(), headers, payload.to_owned().into())
+        .await
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(ack_timeout, ack).await {
+        Ok(Ok(ack)) => Ok(ack.sequence),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no ack within {ack_timeout:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acked(at_ms: u64) -> Acked {
+        Acked {
+            id: String::new(),
+            seq: 0,
+            at: Duration::from_millis(at_ms),
+        }
+    }
+
+    #[test]
+    fn gap_and_counts_come_from_the_records() {
+        let records = LoadRecords {
+            acked: vec![acked(10), acked(20), acked(900), acked(905)],
+            ..Default::default()
+        };
+        assert_eq!(records.longest_ack_gap(), Duration::from_millis(880));
+        assert_eq!(records.acked_after(Duration::from_millis(20)), 2);
+        assert_eq!(LoadRecords::default().longest_ack_gap(), Duration::ZERO);
+    }
+}

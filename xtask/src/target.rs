@@ -1,0 +1,157 @@
+//! The cluster a drill or `verify` runs on: the profile's own deployment on its fixed ports
+//! (started if it is not running, and stopped again afterwards), or with `--private` a
+//! throw-away one on free ports (what the test suite uses, next to a running cluster).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sea_infra::env::EnvReader;
+use sea_infra::federation;
+use sea_infra::harness::TestCluster;
+use sea_infra::nats_server::NatsServer;
+use sea_infra::process::{Deployment, UpOptions};
+use sea_infra::provision::Plan;
+use sea_infra::spec::Spec;
+use sea_infra::topology::{Profile, Topology};
+use xshell::{cmd, Shell};
+
+use crate::project;
+
+pub struct Target {
+    private: Option<TestCluster>,
+    fixed: Option<Deployment>,
+    /// Servers this run started, stopped again on drop (unless kept).
+    pub started: Vec<String>,
+    pub keep: bool,
+}
+
+impl Target {
+    /// The profile's cluster run by `bin` (a resolved nats-server).
+    pub fn new(profile: Profile, private: bool, bin: &NatsServer) -> Target {
+        let (private, fixed) = if private {
+            let topology = Topology::for_profile(profile).remap_ports(sea_infra::ports::free_port);
+            (
+                Some(TestCluster::with_topology(
+                    profile,
+                    topology,
+                    bin.path.clone(),
+                )),
+                None,
+            )
+        } else {
+            (
+                None,
+                Some(project::fresh_deployment(profile, bin.path.clone())),
+            )
+        };
+        Target {
+            private,
+            fixed,
+            started: Vec::new(),
+            keep: false,
+        }
+    }
+
+    pub fn dep(&self) -> &Deployment {
+        match (&self.private, &self.fixed) {
+            (Some(c), _) => &c.deployment,
+            (None, Some(d)) => d,
+            (None, None) => unreachable!("a target has one deployment"),
+        }
+    }
+
+    /// Starts what is not running and waits for the health gate; the time it took.
+    pub async fn up(&mut self, progress: &dyn Fn(&str)) -> anyhow::Result<Duration> {
+        let began = Instant::now();
+        let report = self
+            .dep()
+            .up(&UpOptions::default(), progress, std::future::pending())
+            .await
+            .context("bring-up")?;
+        self.started = report.started;
+        Ok(began.elapsed())
+    }
+
+    /// Client URLs of the first JetStream domain (all servers but in `leaf`, where it is the
+    /// first cell): where a worker of this profile connects.
+    pub fn servers(&self) -> Vec<String> {
+        federation::domains(&self.dep().topology)
+            .into_iter()
+            .next()
+            .map(|d| d.servers)
+            .unwrap_or_default()
+    }
+
+    /// Applies the spec (env overrides included) to every JetStream domain of the profile; the
+    /// plans that were applied.
+    pub async fn provision(&self) -> anyhow::Result<Vec<Plan>> {
+        let mut env = EnvReader::from_process();
+        let spec = Spec::from_env(&mut env);
+        env.finish()?;
+        let plans = federation::provision_topology(&self.dep().topology, &spec).await?;
+        Ok(plans.into_iter().map(|(_, plan)| plan).collect())
+    }
+}
+
+impl Target {
+    /// Stops the servers this run started; returns those of the profile still running.
+    pub fn stop(&mut self) -> Vec<String> {
+        let started = std::mem::take(&mut self.started);
+        if !started.is_empty() {
+            let _ = self
+                .dep()
+                .down(Some(&started), false, Duration::from_secs(10));
+        }
+        self.dep().running_nodes().into_iter().collect()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.stop();
+        }
+    }
+}
+
+/// A prebuilt worker to use instead of building one (the test suite passes the one it built).
+pub const ENV_SEA_MQ_WORKER_BIN: &str = "SEA_MQ_WORKER_BIN";
+
+/// Builds the worker (debug, like the quick start) and returns its path.
+pub fn worker_bin(sh: &Shell) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(ENV_SEA_MQ_WORKER_BIN).map(PathBuf::from) {
+        anyhow::ensure!(
+            path.is_file(),
+            "{ENV_SEA_MQ_WORKER_BIN}={} is not a file: unset it to build the worker",
+            path.display()
+        );
+        return Ok(path);
+    }
+    project::cargo(cmd!(
+        sh,
+        "cargo build --quiet -p sea-mq-worker --bin sea-mq-worker"
+    ))
+    .run()
+    .context("build sea-mq-worker")?;
+    Ok(project::project_root().join("target/debug/sea-mq-worker"))
+}
+
+/// Runs `work`, or stops at Ctrl-C: dropping `work` undoes its faults and stops its processes.
+pub async fn until_ctrl_c<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        () = ctrl_c => Err(crate::Exit {
+            code: 130,
+            message: "interrupted: injected faults undone, workers stopped, servers this run started stopped".into(),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,449 @@
+//! `cargo xtask verify`: the seeds' verification sequence in order, each step PASS/FAIL with
+//! its figures: prerequisites, bring-up, health gate, provisioning and its idempotence, a round
+//! trip through the worker, the node-kill, rolling-restart and partition drills, teardown.
+//! A summary table at the end, `--json` for machines, a Markdown report under `target/`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::jetstream;
+use sea_infra::harness::scratch_dir;
+use sea_infra::monitor::Monitor;
+use sea_infra::nats_config::NatsConfig;
+use sea_infra::topology::Profile;
+use sea_infra::{crosscheck, health, observe};
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::drill::{self, session::STREAM, verdict, DrillName};
+use crate::flags::Verify;
+use crate::target::{self, Target};
+use crate::{project, workers, Exit};
+
+#[derive(Clone, Debug, Serialize)]
+struct Step {
+    step: String,
+    /// "PASS", "FAIL" or "SKIP".
+    status: &'static str,
+    seconds: f64,
+    figures: String,
+}
+
+struct Steps {
+    list: Vec<Step>,
+    /// A failed step that later steps depend on.
+    blocked: bool,
+}
+
+impl Steps {
+    /// Runs one step (skipped once an earlier essential step failed) and prints its line.
+    async fn run<F>(&mut self, name: &str, essential: bool, f: F)
+    where
+        F: std::future::Future<Output = anyhow::Result<(bool, String)>>,
+    {
+        if self.blocked {
+            self.push(name, "SKIP", 0.0, "an earlier step failed".into());
+            return;
+        }
+        eprintln!("==> {name}");
+        let began = Instant::now();
+        let (pass, figures) = f.await.unwrap_or_else(|e| (false, format!("{e:#}")));
+        let status = verdict(pass);
+        self.push(name, status, began.elapsed().as_secs_f64(), figures);
+        self.blocked |= essential && !pass;
+    }
+
+    fn push(&mut self, name: &str, status: &'static str, seconds: f64, figures: String) {
+        eprintln!("    {status} {name} ({seconds:.1}s): {figures}");
+        self.list.push(Step {
+            step: name.to_owned(),
+            status,
+            seconds,
+            figures,
+        });
+    }
+}
+
+impl Verify {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let began = Instant::now();
+        let mut steps = Steps {
+            list: Vec::new(),
+            blocked: false,
+        };
+        let rt = project::runtime()?;
+        let mut target: Option<Target> = None;
+        let mut worker = None;
+        let result = rt.block_on(target::until_ctrl_c(async {
+            steps
+                .run("prerequisites", true, async {
+                    let bin = project::nats_server()?;
+                    worker = Some(target::worker_bin(sh)?);
+                    target = Some(Target::new(self.profile, self.private, &bin));
+                    Ok((
+                        true,
+                        format!(
+                            "nats-server {} ({}), sea-mq-worker built",
+                            bin.version, bin.source
+                        ),
+                    ))
+                })
+                .await;
+            let progress = |line: &str| eprintln!("    {line}");
+            steps
+                .run("bring-up", true, async {
+                    let t = target.as_mut().context("no target")?;
+                    t.keep = self.keep;
+                    let took = t.up(&progress).await?;
+                    let started = if t.started.is_empty() {
+                        "already running".to_owned()
+                    } else {
+                        format!("started {}", t.started.join(", "))
+                    };
+                    Ok((true, format!("{started} in {} ms", took.as_millis())))
+                })
+                .await;
+            steps
+                .run("health gate", true, async {
+                    let t = target.as_ref().context("no target")?;
+                    let report = health::check(&Monitor::default(), &t.dep().topology, None).await;
+                    let figures = if report.is_healthy() {
+                        let mut leaders: Vec<String> =
+                            report.nodes.iter().filter_map(|n| n.meta_leader.clone()).collect();
+                        leaders.sort();
+                        leaders.dedup();
+                        format!(
+                            "{} server(s) healthy, meta leader(s) {}",
+                            report.nodes.len(),
+                            leaders.join(", ")
+                        )
+                    } else {
+                        report.failures().join("; ")
+                    };
+                    Ok((report.is_healthy(), figures))
+                })
+                .await;
+            steps
+                .run("provisioning", true, async {
+                    let t = target.as_ref().context("no target")?;
+                    let began = Instant::now();
+                    let first = t.provision().await?;
+                    let first_ms = began.elapsed().as_millis();
+                    let again = t.provision().await?;
+                    let summary = |plans: &[sea_infra::provision::Plan]| {
+                        plans
+                            .iter()
+                            .map(|p| p.summary())
+                            .collect::<Vec<_>>()
+                            .join(" + ")
+                    };
+                    Ok((
+                        again.iter().all(|p| p.is_unchanged()),
+                        format!(
+                            "{} in {first_ms} ms; again: {}",
+                            summary(&first),
+                            summary(&again)
+                        ),
+                    ))
+                })
+                .await;
+            steps
+                .run("worker round trip", false, async {
+                    let t = target.as_ref().context("no target")?;
+                    let bin = worker.as_ref().context("no worker")?;
+                    round_trip(t, bin).await
+                })
+                .await;
+            if matches!(self.profile, Profile::Mesh | Profile::Leaf) {
+                steps
+                    .run("federation", false, async {
+                        let t = target.as_ref().context("no target")?;
+                        let topology = &t.dep().topology;
+                        let servers = |i: usize| topology.client_urls(&topology.clusters[i]);
+                        if self.profile == Profile::Leaf {
+                            let a = &topology.clusters[0].name;
+                            let r = crosscheck::leaf_checks(&servers(0), &servers(1), a).await?;
+                            return Ok((
+                                true,
+                                format!(
+                                    "crossed: {}; stayed local: {}; mirror caught up in {} ms",
+                                    r.crossed.iter().map(|(s, ms)| format!("{s} ({ms} ms)")).collect::<Vec<_>>().join(", "),
+                                    r.stayed_local.join(", "),
+                                    r.mirror_caught_up_ms
+                                ),
+                            ));
+                        }
+                        let r = crosscheck::mesh_checks(&servers(0), &servers(1)).await?;
+                        Ok((
+                            true,
+                            format!(
+                                "pub/sub sea-a -> sea-b in {} ms; {} events mirrored to sea-b in {} ms",
+                                r.pubsub_ms, r.events, r.mirror_caught_up_ms
+                            ),
+                        ))
+                    })
+                    .await;
+            }
+            for name in drills_for(self.profile) {
+                steps
+                    .run(&format!("drill {}", name.as_str()), false, async {
+                        let t = target.as_ref().context("no target")?;
+                        let bin = worker.as_ref().context("no worker")?;
+                        let outcome = drill::run(name, t.dep(), bin, &progress).await?;
+                        let failed: Vec<&str> = outcome
+                            .criteria
+                            .iter()
+                            .filter(|c| !c.pass)
+                            .map(|c| c.name.as_str())
+                            .collect();
+                        let mut line = outcome.figures_line(&[
+                            "acked",
+                            "acked_lost",
+                            "inbox_missing",
+                            "inbox_doubled",
+                            "longest_ack_gap_ms",
+                            "stream_leader_elected_ms",
+                            "restarted_current_ms",
+                            "given_up",
+                        ]);
+                        if !failed.is_empty() {
+                            line = format!("failed: {}; {line}", failed.join(", "));
+                        }
+                        Ok((outcome.passed, line))
+                    })
+                    .await;
+            }
+            anyhow::Ok(())
+        }));
+        // Teardown runs even after a failure or Ctrl-C.
+        let interrupted = result.is_err();
+        steps.blocked = false;
+        teardown(&mut steps, target.take());
+        report(&self, &steps.list, began.elapsed())?;
+        result?;
+        let failed = steps.list.iter().filter(|s| s.status == "FAIL").count();
+        if failed > 0 || interrupted {
+            return Err(Exit {
+                code: 1,
+                message: format!("verify: {failed} step(s) failed"),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The drills of each profile's verification.
+fn drills_for(profile: Profile) -> Vec<DrillName> {
+    match profile {
+        Profile::Single => Vec::new(),
+        Profile::Ha => vec![
+            DrillName::NodeKill,
+            DrillName::RollingRestart,
+            DrillName::Partition,
+        ],
+        Profile::Mesh => vec![DrillName::NodeKill, DrillName::ClusterLoss],
+        Profile::Leaf => vec![DrillName::LeafPartition],
+    }
+}
+
+/// Stops what verify started (unless `--keep`) and checks no server process is left.
+fn teardown(steps: &mut Steps, target: Option<Target>) {
+    let Some(mut t) = target else {
+        steps.push("teardown", "SKIP", 0.0, "nothing was started".into());
+        return;
+    };
+    if t.keep {
+        let servers = t.dep().topology.nats_servers();
+        steps.push(
+            "teardown",
+            "SKIP",
+            0.0,
+            format!("--keep: left running at {servers}"),
+        );
+        return;
+    }
+    if t.started.is_empty() {
+        steps.push(
+            "teardown",
+            "PASS",
+            0.0,
+            "left running: it was up before verify".into(),
+        );
+        return;
+    }
+    let began = Instant::now();
+    let started = t.started.join(", ");
+    let left = t.stop();
+    let figures = if left.is_empty() {
+        format!("stopped {started}; no server process left")
+    } else {
+        format!("still running: {}", left.join(", "))
+    };
+    steps.push(
+        "teardown",
+        verdict(left.is_empty()),
+        began.elapsed().as_secs_f64(),
+        figures,
+    );
+}
+
+/// Publishes events for a fresh group and waits for them in its inbox, then inserts outbox rows
+/// and waits for them in the stream, each exactly once.
+async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, String)> {
+    const N: usize = 100;
+    let run = format!("verify{}", std::process::id());
+    let inbound = format!("sea.event.verify.{run}.in");
+    let outbound = format!("sea.event.verify.{run}.out");
+    let group = format!("verify-{run}");
+    let dir = scratch_dir("verify");
+    let db = dir.path().join("worker.db");
+    let servers = t.servers();
+    let joined = servers.join(",");
+    let filter = format!("{inbound}.>");
+    let env = [
+        ("CONSUMER_FILTER_SUBJECT", filter.as_str()),
+        ("OUTBOX_POLL_INTERVAL_MS", "50"),
+    ];
+    let spec = workers::GroupSpec {
+        bin,
+        servers: &joined,
+        db: &db,
+        group: &group,
+        env: &env,
+        log_dir: Some(dir.path()),
+    };
+    let mut running = workers::spawn(&spec, 1)?;
+    workers::wait_ready(&mut running, Duration::from_secs(30)).await?;
+    let client = NatsConfig::default().connect(&servers).await?;
+    let js = jetstream::new(client);
+
+    let began = Instant::now();
+    crosscheck::publish_acked(&js, &format!("{inbound}.verify"), &format!("{run}-in"), N).await?;
+    let inbox = wait_count(
+        &db,
+        "SELECT COUNT(DISTINCT message_id) FROM inbox WHERE consumer_group = ?1",
+        &group,
+        N,
+    )
+    .await;
+    let inbox_ms = began.elapsed().as_millis();
+
+    let began = Instant::now();
+    insert_outbox(&db, &run, &outbound, N)?;
+    let relayed = wait_count(
+        &db,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL AND id LIKE ?1 || '%'",
+        &run,
+        N,
+    )
+    .await;
+    let outbox_ms = began.elapsed().as_millis();
+    let msgs = observe::read_stream(
+        &js,
+        STREAM,
+        &format!("{outbound}.>"),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let ids = observe::msg_id_counts(&msgs);
+    let once = msgs.len() == N && ids.len() == N;
+    let inbox_rows = count(
+        &db,
+        "SELECT COUNT(*) FROM inbox WHERE consumer_group = ?1",
+        &group,
+    );
+    drop(running);
+    if let Ok(st) = js.get_stream(STREAM).await {
+        let _ = st.delete_consumer(&group).await;
+        let _ = st.purge().filter(format!("sea.event.verify.{run}.>")).await;
+    }
+    let pass = inbox.is_some() && inbox_rows == N as i64 && relayed.is_some() && once;
+    Ok((
+        pass,
+        format!(
+            "inbox {inbox_rows}/{N} rows in {inbox_ms} ms; outbox {}/{N} in the stream ({} distinct ids) in {outbox_ms} ms",
+            msgs.len(),
+            ids.len()
+        ),
+    ))
+}
+
+/// Polls `sql` (a count with one parameter) until it reaches `n`, for at most 30 s.
+async fn wait_count(db: &std::path::Path, sql: &str, arg: &str, n: usize) -> Option<Duration> {
+    observe::time_until(Duration::from_secs(30), || {
+        let have = count(db, sql, arg);
+        async move { have >= n as i64 }
+    })
+    .await
+}
+
+fn count(db: &std::path::Path, sql: &str, arg: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .and_then(|c| c.query_row(sql, [arg], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+fn insert_outbox(db: &std::path::Path, run: &str, subject: &str, n: usize) -> anyhow::Result<()> {
+    let mut conn = rusqlite::Connection::open(db).context("open the worker's database")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let tx = conn.transaction()?;
+    for i in 0..n {
+        let id = format!("{run}-out-{i}");
+        let payload = serde_json::json!({ "id": id, "type": "sea.verify" }).to_string();
+        tx.execute(
+            "INSERT INTO outbox (id, subject, payload) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, format!("{subject}.{}", i % 4), payload],
+        )?;
+    }
+    tx.commit().context("insert outbox rows")
+}
+
+/// The summary table (stdout, or JSON) and the Markdown report under `target/sea-verify/`.
+fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
+    let passed = steps.iter().all(|s| s.status != "FAIL");
+    let verdict = if passed { "PASS" } else { "FAIL" };
+    let dir = project::project_root().join("target/sea-verify");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let private = if v.private { "-private" } else { "" };
+    let path = dir.join(format!("report-{}{private}.md", v.profile));
+    let mut md = format!(
+        "# cargo xtask verify --profile {}: {verdict}\n\n{:.0} s in all.\n\n| step | result | seconds | figures |\n| --- | --- | --- | --- |\n",
+        v.profile,
+        took.as_secs_f64()
+    );
+    for s in steps {
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {} |\n",
+            s.step,
+            s.status,
+            s.seconds,
+            s.figures.replace('|', "\\|")
+        ));
+    }
+    std::fs::write(&path, &md).with_context(|| format!("write {}", path.display()))?;
+    if v.json {
+        let out = serde_json::json!({
+            "profile": v.profile.as_str(),
+            "passed": passed,
+            "seconds": took.as_secs_f64(),
+            "steps": steps,
+            "report": path,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("\n{:<24} {:<6} {:>8}  figures", "step", "result", "seconds");
+        for s in steps {
+            println!(
+                "{:<24} {:<6} {:>8.1}  {}",
+                s.step, s.status, s.seconds, s.figures
+            );
+        }
+        println!(
+            "verify {verdict} in {:.0}s; report: {}",
+            took.as_secs_f64(),
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The drills and `verify` as operators run them (`--json`), each on its own cluster on free
+//! ports: their PASS criteria hold, and a deliberately broken setup makes a drill FAIL.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use sea_infra::harness::scratch_dir;
+use serde_json::Value;
+
+/// Runs `xtask ARGS --private --json` and returns (exit code, parsed stdout, all output).
+fn xtask(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, Value, String) {
+    let state = scratch_dir("drill-state");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args).args(["--private", "--json"]);
+    // No recorded local profile and no stray overrides can leak in.
+    cmd.env("SEA_STATE_DIR", state.path());
+    for var in [
+        "STREAM_REPLICAS",
+        "CONSUMER_GROUP",
+        "NATS_SERVERS",
+        "NATS_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(bin) = built_worker() {
+        cmd.env("SEA_MQ_WORKER_BIN", bin);
+    }
+    cmd.envs(vars.iter().copied());
+    let out = cmd.output().expect("run xtask");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.code(), json, all)
+}
+
+/// The worker `cargo test --workspace` just built, so the drills do not rebuild it with other
+/// features; without it (`cargo test -p xtask`) the command builds it itself.
+fn built_worker() -> Option<PathBuf> {
+    let path = sea_infra::workspace_root().join("target/debug/sea-mq-worker");
+    path.exists().then_some(path)
+}
+
+/// Names of the criteria that did not pass.
+fn failed(outcome: &Value) -> Vec<String> {
+    outcome["criteria"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["pass"] != Value::Bool(true))
+        .map(|c| format!("{}: {}", c["name"], c["detail"]))
+        .collect()
+}
+
+fn assert_drill_passes(name: &str, must_include: &[&str]) -> Value {
+    assert_drill_passes_on(&["drill", name], must_include)
+}
+
+fn assert_drill_passes_on(args: &[&str], must_include: &[&str]) -> Value {
+    let (code, outcome, all) = xtask(args, &[]);
+    assert_eq!(code, Some(0), "{args:?} failed:\n{all}");
+    assert_eq!(outcome["passed"], Value::Bool(true), "{all}");
+    assert!(failed(&outcome).is_empty(), "{all}");
+    let names: Vec<&str> = outcome["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for want in must_include {
+        assert!(
+            names.contains(want),
+            "criterion `{want}` not judged: {names:?}"
+        );
+    }
+    assert_eq!(outcome["figures"]["acked_lost"], 0);
+    assert_eq!(outcome["figures"]["inbox_missing"], 0);
+    assert_eq!(outcome["figures"]["inbox_doubled"], 0);
+    outcome
+}
+
+#[test]
+fn quorum_loss_fails_fast_and_recovers_by_itself() {
+    let outcome = assert_drill_passes(
+        "quorum-loss",
+        &["failed publishes fail fast", "publishing resumes by itself"],
+    );
+    assert!(outcome["figures"]["failed_attempts"].as_u64().unwrap() >= 20);
+}
+
+#[test]
+fn worker_crash_keeps_the_inbox_exactly_once() {
+    assert_drill_passes(
+        "worker-crash",
+        &[
+            "inbox exactly once",
+            "the others took over the killed worker's deliveries",
+        ],
+    );
+}
+
+/// With one replica there is nobody to take over: the same drill must say FAIL.
+#[test]
+fn node_kill_fails_when_the_stream_has_one_replica() {
+    let (code, outcome, all) = xtask(&["drill", "node-kill"], &[("STREAM_REPLICAS", "1")]);
+    assert_eq!(code, Some(1), "{all}");
+    assert_eq!(outcome["passed"], Value::Bool(false), "{all}");
+    let failed = failed(&outcome);
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains("a new stream leader is elected")),
+        "{failed:?}\n{all}"
+    );
+}
+
+/// `verify` runs the whole sequence (node-kill, rolling-restart and partition included) and
+/// every step passes.
+#[test]
+fn verify_passes_every_step() {
+    let (code, report, all) = xtask(&["verify"], &[]);
+    assert_eq!(code, Some(0), "{all}");
+    let steps: Vec<(&str, &str)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        [
+            "prerequisites",
+            "bring-up",
+            "health gate",
+            "provisioning",
+            "worker round trip",
+            "drill node-kill",
+            "drill rolling-restart",
+            "drill partition",
+            "teardown"
+        ]
+    );
+    assert!(steps.iter().all(|s| s.1 == "PASS"), "{all}");
+    let path = report["report"].as_str().unwrap();
+    assert!(std::fs::read_to_string(path)
+        .unwrap()
+        .contains("| drill partition | PASS |"));
+}
+
+#[test]
+fn leaf_partition_keeps_cells_working_and_the_mirror_resyncs() {
+    let outcome = assert_drill_passes_on(
+        &["drill", "leaf-partition", "--profile", "leaf"],
+        &[
+            "the link is cut",
+            "cell-b keeps publishing and consuming",
+            "the mirror has every sequence again",
+        ],
+    );
+    assert!(outcome["figures"]["mirror_caught_up_ms"].is_u64());
+}
+
+#[test]
+fn cluster_loss_reports_what_survives_and_recovers() {
+    let outcome = assert_drill_passes_on(
+        &["drill", "cluster-loss", "--profile", "mesh"],
+        &[
+            "core messaging in the surviving cluster",
+            "the mirror in the restored cluster catches up",
+        ],
+    );
+    assert!(outcome["figures"]["stream_accepts_writes_during_loss"].is_boolean());
+}
