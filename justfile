@@ -17,9 +17,17 @@ drill name *args:
 ci-quick:
     cargo xtask test
 
-# Start a profile (single or ha) and wait for the health gate.
-up profile="ha":
-    cargo xtask up --profile {{profile}}
+# Start a profile (single, ha, mesh, leaf) and wait for the health gate (`just up ha --backend compose`).
+up profile="ha" *args:
+    cargo xtask up --profile {{profile}} {{args}}
+
+# Build the local nats-server image FROM scratch (no registry needed) for the compose files.
+image:
+    cargo xtask image
+
+# Regenerate the committed configs, compose files and Kubernetes manifests from the model.
+render *args:
+    cargo xtask render {{args}}
 
 # Two gateway-joined clusters, sea-a (4422-4424) and sea-b (5422-5424).
 mesh-up *args:

@@ -23,6 +23,26 @@ pub fn nats_server() -> &'static NatsServer {
     })
 }
 
+/// Set to `1` (CI does when `docker info` works) to make Docker tests fail rather than skip
+/// when no engine answers.
+pub const ENV_REQUIRE_DOCKER: &str = "SEA_REQUIRE_DOCKER";
+
+/// Whether a Docker engine answers. Without one a Docker test prints SKIPPED and returns,
+/// unless `SEA_REQUIRE_DOCKER=1`, where it fails.
+pub fn docker_or_skip(test: &str) -> bool {
+    match crate::docker::engine() {
+        Ok(()) => true,
+        Err(e) => {
+            assert!(
+                std::env::var(ENV_REQUIRE_DOCKER).as_deref() != Ok("1"),
+                "{ENV_REQUIRE_DOCKER}=1 but no Docker engine answers: {e}"
+            );
+            eprintln!("SKIPPED {test}: no Docker engine ({e}); set {ENV_REQUIRE_DOCKER}=1 to make this fail");
+            false
+        }
+    }
+}
+
 /// A fresh, empty directory under the system temp dir, unique to this process and call, and
 /// removed (with everything in it) on drop.
 pub struct ScratchDir(PathBuf);
@@ -73,6 +93,27 @@ impl TestCluster {
         }
     }
 
+    /// The profile on free host ports run as containers: see [`TestCluster::into_compose`].
+    pub fn compose(profile: Profile) -> Result<TestCluster, crate::compose::ComposeError> {
+        TestCluster::new(profile).into_compose()
+    }
+
+    /// The same cluster run as containers: a private rendering of its compose file, with
+    /// container, network and volume names of its own (removed on drop).
+    pub fn into_compose(mut self) -> Result<TestCluster, crate::compose::ComposeError> {
+        // Unique per process and cluster: the scratch directory's name ends in a counter.
+        let n = self._dir.path().display().to_string();
+        let prefix = format!(
+            "seatest{}x{}",
+            std::process::id(),
+            n.rsplit('-').next().unwrap_or("0")
+        );
+        let dir = self._dir.path().join("compose");
+        let compose = crate::compose::Compose::private(&self.deployment.topology, &dir, &prefix)?;
+        self.deployment.compose = Some(compose);
+        Ok(self)
+    }
+
     /// Starts every node and waits for the health gate; panics with the cause otherwise.
     pub async fn start(profile: Profile) -> TestCluster {
         let cluster = TestCluster::new(profile);
@@ -107,6 +148,11 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         for (_, node) in self.deployment.topology.nodes() {
             self.deployment.kill_node(&node.name);
+        }
+        if let Some(c) = &self.deployment.compose {
+            if let Err(e) = c.down(true) {
+                eprintln!("warning: compose project {} not removed: {e}", c.project);
+            }
         }
     }
 }

@@ -2,11 +2,16 @@
 //!
 //! `xtask` and the worker stay thin over this crate. See `docs/architecture.md` for the map.
 
+pub mod compose;
+pub mod compose_file;
 pub mod crosscheck;
+pub mod docker;
 pub mod env;
 pub mod federation;
 pub mod harness;
 pub mod health;
+pub mod image;
+pub mod k8s;
 pub mod load;
 pub mod monitor;
 pub mod nats_config;

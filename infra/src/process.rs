@@ -9,6 +9,10 @@
 //! logs/nats-1.log      stdout and stderr of the server
 //! pids/nats-1.pid      pid, checked against /proc/<pid>/cmdline before any signal is sent
 //! ```
+//!
+//! With a [`Compose`] attached, the same `Deployment` runs the topology as containers instead
+//! (the directory then only records `topology.json` and the `compose-project` marker): every
+//! lifecycle method below delegates to it, and everything else is the same.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -23,6 +27,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
+use crate::compose::{Compose, ComposeError};
+use crate::docker::DockerError;
 use crate::health::{self, HealthReport};
 use crate::monitor::Monitor;
 use crate::ports;
@@ -71,6 +77,14 @@ pub enum UpError {
     },
     #[error("interrupted: stopped the servers this run had started")]
     Interrupted,
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("{0} is not supported by the compose backend; use the process backend (the default)")]
+    Unsupported(&'static str),
 }
 
 /// Which node failed which check, with the end of its log: what an operator needs first.
@@ -141,9 +155,13 @@ pub struct Deployment {
     pub nats_server: PathBuf,
     /// Kill the servers when the thread that started them dies (test harness only).
     pub die_with_parent: bool,
+    /// Run the servers as containers of this compose project instead of processes.
+    pub compose: Option<Compose>,
 }
 
 const TOPOLOGY_FILE: &str = "topology.json";
+/// Present in a deployment directory when its servers run under compose.
+pub const COMPOSE_MARKER: &str = "compose-project";
 
 impl Deployment {
     pub fn new(topology: Topology, dir: PathBuf, nats_server: PathBuf) -> Self {
@@ -152,7 +170,19 @@ impl Deployment {
             dir,
             nats_server,
             die_with_parent: false,
+            compose: None,
         }
+    }
+
+    /// The same deployment run by the compose backend.
+    pub fn with_compose(mut self, compose: Compose) -> Self {
+        self.compose = Some(compose);
+        self
+    }
+
+    /// Whether the last `up` in `dir` used the compose backend.
+    pub fn recorded_compose(dir: &Path) -> bool {
+        dir.join(COMPOSE_MARKER).is_file()
     }
 
     /// The topology recorded by the last `up` in `dir`, if any.
@@ -181,6 +211,9 @@ impl Deployment {
     /// node's config; `None` otherwise (no file, dead process, or a reused pid).
     pub fn running_pid(&self, name: &str) -> Option<i32> {
         let node = self.node(name).ok()?;
+        if let Some(c) = &self.compose {
+            return c.running_pid(&node.name);
+        }
         let paths = self.paths(node);
         let pid: i32 = fs::read_to_string(&paths.pid).ok()?.trim().parse().ok()?;
         is_server(pid, &paths.conf).then_some(pid)
@@ -201,11 +234,18 @@ impl Deployment {
             path: self.dir.display().to_string(),
             reason: e.to_string(),
         };
-        for sub in ["data", "logs", "pids"] {
-            fs::create_dir_all(self.dir.join(sub)).map_err(state_err)?;
-        }
-        for file in render::node_configs(&self.topology) {
-            fs::write(self.dir.join(&file.path), file.contents).map_err(state_err)?;
+        fs::create_dir_all(&self.dir).map_err(state_err)?;
+        match &self.compose {
+            Some(c) => fs::write(self.dir.join(COMPOSE_MARKER), &c.project).map_err(state_err)?,
+            None => {
+                let _ = fs::remove_file(self.dir.join(COMPOSE_MARKER));
+                for sub in ["data", "logs", "pids"] {
+                    fs::create_dir_all(self.dir.join(sub)).map_err(state_err)?;
+                }
+                for file in render::node_configs(&self.topology) {
+                    fs::write(self.dir.join(&file.path), file.contents).map_err(state_err)?;
+                }
+            }
         }
         let json =
             serde_json::to_string_pretty(&self.topology).expect("a topology always serializes");
@@ -233,6 +273,10 @@ impl Deployment {
     /// it) and records its pid. Does not wait for readiness.
     pub fn start_node(&self, name: &str) -> Result<i32, UpError> {
         let node = self.node(name)?;
+        if let Some(c) = &self.compose {
+            c.start(name)?;
+            return Ok(self.running_pid(name).unwrap_or(0));
+        }
         let paths = self.paths(node);
         let spawn_err = |reason: String| UpError::Spawn {
             node: name.to_owned(),
@@ -273,6 +317,9 @@ impl Deployment {
 
     /// Sends `signal` to a node's server when it is running; returns whether it was.
     pub fn signal_node(&self, name: &str, signal: Signal) -> bool {
+        if let Some(c) = &self.compose {
+            return self.running_pid(name).is_some() && c.signal(name, signal.as_str()).is_ok();
+        }
         match self.running_pid(name) {
             Some(pid) => kill(Pid::from_raw(pid), signal).is_ok(),
             None => false,
@@ -289,6 +336,17 @@ impl Deployment {
         let Some(pid) = self.running_pid(name) else {
             return false;
         };
+        if let Some(c) = &self.compose {
+            let _ = match signal {
+                Signal::SIGTERM => c.stop(name, grace),
+                other => c.signal(name, other.as_str()),
+            };
+            let deadline = Instant::now() + grace.max(Duration::from_secs(10));
+            while self.running_pid(name).is_some() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return true;
+        }
         let _ = kill(Pid::from_raw(pid), signal);
         // A stopped (SIGSTOP) process would ignore SIGTERM until resumed.
         let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
@@ -313,6 +371,9 @@ impl Deployment {
     /// servers' configs with the remotes `disabled` and reloads the running ones (SIGHUP). The
     /// cells keep running; only the link goes. Returns the servers reloaded.
     pub fn set_leaf_links(&self, enabled: bool) -> Result<Vec<String>, UpError> {
+        if self.compose.is_some() {
+            return Err(UpError::Unsupported("cutting leafnode links"));
+        }
         let mut topology = self.topology.clone();
         for c in &mut topology.clusters {
             c.leaf_links_disabled = !enabled && !c.leaf_remotes.is_empty();
@@ -333,6 +394,22 @@ impl Deployment {
         Ok(reloaded)
     }
 
+    /// Cuts a node off its peers and clients while it keeps running: SIGSTOP for a process,
+    /// `docker network disconnect` for a container. [`Deployment::rejoin_node`] undoes it.
+    pub fn isolate_node(&self, name: &str) -> bool {
+        match &self.compose {
+            Some(c) => c.disconnect(name).is_ok(),
+            None => self.signal_node(name, Signal::SIGSTOP),
+        }
+    }
+
+    pub fn rejoin_node(&self, name: &str) -> bool {
+        match &self.compose {
+            Some(c) => c.connect(name).is_ok(),
+            None => self.signal_node(name, Signal::SIGCONT),
+        }
+    }
+
     /// SIGKILL, as a crash would: no lame duck, no flush.
     pub fn kill_node(&self, name: &str) -> bool {
         self.stop_node(name, Signal::SIGKILL, Duration::ZERO)
@@ -343,12 +420,18 @@ impl Deployment {
         let Ok(node) = self.node(name) else {
             return String::new();
         };
+        if let Some(c) = &self.compose {
+            return c.log_tail(name, lines);
+        }
         let text = fs::read_to_string(self.paths(node).log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     fn log_path(&self, name: &str) -> String {
+        if let Some(c) = &self.compose {
+            return format!("`docker logs {}`", c.container(name));
+        }
         self.node(name)
             .map(|n| self.paths(n).log.display().to_string())
             .unwrap_or_default()
@@ -382,7 +465,27 @@ impl Deployment {
         self.check_ports(&to_start)?;
 
         let mut started = Vec::new();
-        for name in &to_start {
+        if let Some(c) = &self.compose {
+            if !to_start.is_empty() {
+                let image = crate::image::resolve(
+                    &self.nats_server,
+                    &state_root().join("cache"),
+                    progress,
+                )?;
+                progress(&format!(
+                    "starting {} with {image} ({} -p {})",
+                    to_start.join(", "),
+                    c.file_path().display(),
+                    c.project
+                ));
+                if let Err(e) = c.up(&to_start, &image) {
+                    self.stop_started(&to_start);
+                    return Err(e.into());
+                }
+                started = to_start.clone();
+            }
+        }
+        for name in to_start.iter().filter(|_| self.compose.is_none()) {
             match self.start_node(name) {
                 Ok(pid) => {
                     progress(&format!("started {name} (pid {pid})"));
@@ -505,6 +608,27 @@ impl Deployment {
             None => self.topology.nodes().map(|(_, n)| n.name.clone()).collect(),
         };
         let mut report = DownReport::default();
+        if let Some(c) = &self.compose {
+            report.stopped = names
+                .iter()
+                .filter(|n| self.running_pid(n).is_some())
+                .cloned()
+                .collect();
+            match nodes {
+                None => {
+                    c.down(purge)?;
+                    let _ = fs::remove_file(self.dir.join(COMPOSE_MARKER));
+                    report.purged = purge;
+                }
+                Some(_) if purge => return Err(UpError::Unsupported("--purge of single servers")),
+                Some(_) => {
+                    for name in &names {
+                        self.stop_node(name, Signal::SIGTERM, grace);
+                    }
+                }
+            }
+            return Ok(report);
+        }
         for name in &names {
             let pid_file = self.paths(self.node(name)?).pid;
             if self.stop_node(name, Signal::SIGTERM, grace) {

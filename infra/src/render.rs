@@ -33,19 +33,20 @@ pub fn node_configs(topology: &Topology) -> Vec<RenderedFile> {
         .collect()
 }
 
-/// The rendered files committed to the repository, with paths relative to the workspace root.
-/// They are the configs `cargo xtask up` runs on the fixed ports, kept for review and diffing.
+/// The rendered files committed to the repository, with paths relative to the workspace root:
+/// the configs `cargo xtask up` runs on the fixed ports (kept for review and diffing), the
+/// compose files with the configs they mount, and the Kubernetes manifests.
 pub fn committed_files() -> Vec<RenderedFile> {
-    Profile::ALL
-        .into_iter()
-        .flat_map(|profile| {
-            node_configs(&Topology::for_profile(profile))
-                .into_iter()
-                .map(move |f| RenderedFile {
-                    path: format!("infra/nats/{profile}/{}", f.path),
-                    contents: f.contents,
-                })
-        })
+    let nats = Profile::ALL.into_iter().flat_map(|profile| {
+        node_configs(&Topology::for_profile(profile))
+            .into_iter()
+            .map(move |f| RenderedFile {
+                path: format!("infra/nats/{profile}/{}", f.path),
+                contents: f.contents,
+            })
+    });
+    nats.chain(crate::compose_file::committed_files())
+        .chain(crate::k8s::committed_files())
         .collect()
 }
 
@@ -73,7 +74,14 @@ pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> Strin
         topology.profile
     );
     let _ = writeln!(w, "# Regenerate with `cargo xtask render`.");
-    let _ = writeln!(w, "server_name: \"{}\"", node.name);
+    match &s.server_name_env {
+        Some(var) => {
+            let _ = writeln!(w, "server_name: ${var}");
+        }
+        None => {
+            let _ = writeln!(w, "server_name: \"{}\"", node.name);
+        }
+    }
     let _ = writeln!(w, "listen: \"{host}:{}\"", node.client_port);
     let _ = writeln!(w, "http: \"{host}:{}\"", node.monitor_port);
     let _ = writeln!(w, "lame_duck_duration: \"{}\"", s.lame_duck_duration);
@@ -84,7 +92,11 @@ pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> Strin
     );
     let _ = writeln!(w);
     let _ = writeln!(w, "jetstream {{");
-    let _ = writeln!(w, "  store_dir: \"data/{}\"", node.name);
+    let store_dir = match &s.server_name_env {
+        Some(_) => s.store_root.clone(),
+        None => format!("{}/{}", s.store_root, node.name),
+    };
+    let _ = writeln!(w, "  store_dir: \"{store_dir}\"");
     let _ = writeln!(w, "  max_mem_store: {}", s.max_mem_store);
     let _ = writeln!(w, "  max_file_store: {}", s.max_file_store);
     let _ = writeln!(w, "  # How often data is fsynced: `always` survives power loss, a duration trades that for speed.");
@@ -101,7 +113,11 @@ pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> Strin
         let _ = writeln!(w, "  routes: [");
         for peer in node.routes.iter().filter_map(|p| cluster.node(p)) {
             if let Some(port) = peer.route_port {
-                let _ = writeln!(w, "    \"nats-route://{host}:{port}\"");
+                let _ = writeln!(
+                    w,
+                    "    \"nats-route://{}:{port}\"",
+                    topology.dial_host(peer)
+                );
             }
         }
         let _ = writeln!(w, "  ]");
@@ -194,8 +210,8 @@ fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, port: u
         let urls: Vec<String> = other
             .nodes
             .iter()
-            .filter_map(|n| n.gateway_port)
-            .map(|p| format!("\"nats://{host}:{p}\""))
+            .filter_map(|n| Some((topology.dial_host(n), n.gateway_port?)))
+            .map(|(h, p)| format!("\"nats://{h}:{p}\""))
             .collect();
         let _ = writeln!(
             w,
@@ -230,10 +246,10 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
             let urls: Vec<String> = other
                 .nodes
                 .iter()
-                .filter_map(|n| n.leaf_port)
-                .map(|p| {
+                .filter_map(|n| Some((topology.dial_host(n), n.leaf_port?)))
+                .map(|(h, p)| {
                     format!(
-                        "\"nats-leaf://{}:{LEAF_DEV_PASSWORD}@{host}:{p}\"",
+                        "\"nats-leaf://{}:{LEAF_DEV_PASSWORD}@{h}:{p}\"",
                         leaf_user(&cluster.name)
                     )
                 })

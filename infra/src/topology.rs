@@ -81,6 +81,22 @@ pub struct ServerSettings {
     pub lame_duck_duration: String,
     /// Time after entering lame-duck mode before clients start being closed.
     pub lame_duck_grace_period: String,
+    /// How peers and clients reach a node: `None` is `host`; otherwise `{node}` in it is
+    /// replaced by the node's name (a container's service name, a pod's DNS name).
+    #[serde(default)]
+    pub peer_host: Option<String>,
+    /// Directory under which each node's JetStream store lives (relative to the server's
+    /// working directory, or absolute in a container).
+    #[serde(default = "default_store_root")]
+    pub store_root: String,
+    /// Takes `server_name` from this environment variable: one config shared by every pod of a
+    /// StatefulSet. The store is then `store_root` itself (each pod has its own volume).
+    #[serde(default)]
+    pub server_name_env: Option<String>,
+}
+
+fn default_store_root() -> String {
+    "data".to_owned()
 }
 
 impl Default for ServerSettings {
@@ -92,6 +108,9 @@ impl Default for ServerSettings {
             sync_interval: "2m".to_owned(),
             lame_duck_duration: "30s".to_owned(),
             lame_duck_grace_period: "10s".to_owned(),
+            peer_host: None,
+            store_root: default_store_root(),
+            server_name_env: None,
         }
     }
 }
@@ -158,6 +177,23 @@ pub struct Topology {
 const CLIENT_BASE: u16 = 4222;
 const MONITOR_BASE: u16 = 8222;
 const ROUTE_BASE: u16 = 6222;
+
+/// The ports every server listens on inside its own container or pod (nats-server's defaults).
+pub struct ContainerPorts {
+    pub client: u16,
+    pub monitor: u16,
+    pub route: u16,
+    pub gateway: u16,
+    pub leaf: u16,
+}
+
+pub const CONTAINER_PORTS: ContainerPorts = ContainerPorts {
+    client: 4222,
+    monitor: 8222,
+    route: 6222,
+    gateway: 7222,
+    leaf: 7422,
+};
 
 /// The cluster name every single-cluster profile uses.
 pub const CLUSTER_NAME: &str = "sea-nats";
@@ -270,12 +306,38 @@ impl Topology {
             .join(",")
     }
 
+    /// The address peers and clients dial `node` on.
+    pub fn dial_host(&self, node: &Node) -> String {
+        match &self.settings.peer_host {
+            Some(template) => template.replace("{node}", &node.name),
+            None => self.settings.host.clone(),
+        }
+    }
+
     pub fn client_url(&self, node: &Node) -> String {
-        format!("nats://{}:{}", self.settings.host, node.client_port)
+        format!("nats://{}:{}", self.dial_host(node), node.client_port)
     }
 
     pub fn monitor_url(&self, node: &Node) -> String {
-        format!("http://{}:{}", self.settings.host, node.monitor_port)
+        format!("http://{}:{}", self.dial_host(node), node.monitor_port)
+    }
+
+    /// The same servers as seen inside a container network: every listener on all interfaces
+    /// at the standard ports, peers dialled by service name, stores under `/data`. Compose
+    /// publishes this topology's own ports on the host, so host-side tools keep using `self`.
+    pub fn in_containers(&self) -> Topology {
+        let mut t = self.clone();
+        t.settings.host = "0.0.0.0".to_owned();
+        t.settings.peer_host = Some("{node}".to_owned());
+        t.settings.store_root = "/data".to_owned();
+        for node in t.clusters.iter_mut().flat_map(|c| c.nodes.iter_mut()) {
+            node.client_port = CONTAINER_PORTS.client;
+            node.monitor_port = CONTAINER_PORTS.monitor;
+            node.route_port = node.route_port.map(|_| CONTAINER_PORTS.route);
+            node.gateway_port = node.gateway_port.map(|_| CONTAINER_PORTS.gateway);
+            node.leaf_port = node.leaf_port.map(|_| CONTAINER_PORTS.leaf);
+        }
+        t
     }
 
     /// Every port the topology binds, with its owner, in a stable order.

@@ -21,7 +21,7 @@ impl Down {
         }
         let nodes = (!self.nodes.is_empty()).then_some(self.nodes.as_slice());
         for profile in profiles {
-            let deployment = project::recorded_deployment(profile);
+            let deployment = project::recorded_deployment(profile, self.backend)?;
             let report = deployment.down(nodes, self.purge, Duration::from_secs(self.grace))?;
             let stopped = if report.stopped.is_empty() {
                 "none".to_owned()

@@ -1,6 +1,6 @@
 //! Every command-line flag of `cargo xtask`, in one place.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sea_infra::topology::Profile;
 
 #[derive(Debug, Parser)]
@@ -36,10 +36,29 @@ pub enum Command {
     Drill(Drill),
     /// The whole verification sequence, from prerequisites to teardown, PASS/FAIL per step.
     Verify(Verify),
-    /// Rewrite the committed rendered configs (infra/nats/) from the topology model.
+    /// Rewrite the committed rendered files (configs, compose files, Kubernetes manifests).
     Render(Render),
+    /// Build the local nats-server image FROM scratch (for machines without a registry).
+    Image(Image),
     /// The whole check: nats-server, fmt, clippy and the test suite.
     Test(Test),
+}
+
+/// What runs the servers: `process` (nats-server processes on loopback, the default) or
+/// `compose` (the compose files in infra/docker/, as containers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Process,
+    Compose,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Process => "process",
+            Backend::Compose => "compose",
+        }
+    }
 }
 
 /// `--profile`, parsed into a [`Profile`] with the list of valid names on error.
@@ -60,6 +79,9 @@ pub struct Doctor {
 
 #[derive(Debug, Args)]
 pub struct Up {
+    /// What runs the servers: process (default) or compose (containers from infra/docker/).
+    #[arg(long, value_enum, default_value = "process")]
+    pub backend: Backend,
     /// Topology to start.
     #[arg(long, default_value = "ha", value_parser = parse_profile)]
     pub profile: Profile,
@@ -86,6 +108,9 @@ pub struct MeshUp {
 
 #[derive(Debug, Args)]
 pub struct Down {
+    /// process or compose; default: the backend the profile was started with.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Profile to stop; default: every profile with recorded state.
     #[arg(long, value_parser = parse_profile)]
     pub profile: Option<Profile>,
@@ -102,6 +127,9 @@ pub struct Down {
 
 #[derive(Debug, Args)]
 pub struct Status {
+    /// process or compose; default: the backend the profile was started with.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Profile to show; default: the one with recorded state.
     #[arg(long, value_parser = parse_profile)]
     pub profile: Option<Profile>,
@@ -112,6 +140,9 @@ pub struct Status {
 
 #[derive(Debug, Args)]
 pub struct Health {
+    /// process or compose; default: the backend the profile was started with.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Profile to check; default: the one with recorded state.
     #[arg(long, value_parser = parse_profile)]
     pub profile: Option<Profile>,
@@ -122,6 +153,9 @@ pub struct Health {
 
 #[derive(Debug, Args)]
 pub struct Provision {
+    /// process or compose; default: the backend the profile was started with.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Profile whose servers to use when NATS_SERVERS and NATS_URL are unset.
     #[arg(long, value_parser = parse_profile)]
     pub profile: Option<Profile>,
@@ -158,6 +192,9 @@ pub struct Bench {
 
 #[derive(Debug, Args)]
 pub struct Drill {
+    /// What runs the servers: process (default) or compose (containers from infra/docker/).
+    #[arg(long, value_enum, default_value = "process")]
+    pub backend: Backend,
     /// Which fault to inject.
     #[arg(value_enum)]
     pub name: crate::drill::DrillName,
@@ -174,6 +211,9 @@ pub struct Drill {
 
 #[derive(Debug, Args)]
 pub struct Verify {
+    /// What runs the servers: process (default) or compose (containers from infra/docker/).
+    #[arg(long, value_enum, default_value = "process")]
+    pub backend: Backend,
     /// Profile to verify.
     #[arg(long, default_value = "ha", value_parser = parse_profile)]
     pub profile: Profile,
@@ -187,6 +227,9 @@ pub struct Verify {
     #[arg(long)]
     pub private: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct Image {}
 
 #[derive(Debug, Args)]
 pub struct Render {

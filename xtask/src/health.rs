@@ -11,7 +11,7 @@ use crate::project;
 impl Health {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let profile = project::pick_profile(self.profile)?;
-        let deployment = project::recorded_deployment(profile);
+        let deployment = project::recorded_deployment(profile, self.backend)?;
         let report = project::runtime()?.block_on(health::check(
             &Monitor::default(),
             &deployment.topology,

@@ -8,6 +8,7 @@ mod down;
 mod drill;
 mod flags;
 mod health;
+mod image;
 mod project;
 mod provision;
 mod render;
@@ -39,6 +40,7 @@ fn main() {
         flags::Command::Drill(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
+        flags::Command::Image(cmd) => cmd.run(&sh),
         flags::Command::Test(cmd) => cmd.run(&sh),
     };
     if let Err(e) = result {

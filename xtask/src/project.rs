@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+
+use crate::flags::Backend;
+use sea_infra::compose::Compose;
 use sea_infra::nats_server::{NatsServer, Resolver, Source};
 use sea_infra::process::{state_root, Deployment};
 use sea_infra::topology::{Profile, Topology};
@@ -47,22 +50,46 @@ pub fn profile_dir(profile: Profile) -> PathBuf {
     state_root().join(profile.as_str())
 }
 
-/// A deployment of the profile's current model (what `up` starts).
-pub fn fresh_deployment(profile: Profile, nats_server: PathBuf) -> Deployment {
-    Deployment::new(
+/// A deployment of the profile's current model (what `up` starts), run by `backend`.
+pub fn fresh_deployment(
+    profile: Profile,
+    nats_server: PathBuf,
+    backend: Backend,
+) -> anyhow::Result<Deployment> {
+    let deployment = Deployment::new(
         Topology::for_profile(profile),
         profile_dir(profile),
         nats_server,
-    )
+    );
+    with_backend(deployment, backend)
 }
 
-/// The deployment as last started (its recorded topology), else the profile's model.
-/// Used by commands that only look or stop, so they never need the binary.
-pub fn recorded_deployment(profile: Profile) -> Deployment {
+fn with_backend(deployment: Deployment, backend: Backend) -> anyhow::Result<Deployment> {
+    Ok(match backend {
+        Backend::Process => deployment,
+        Backend::Compose => {
+            let compose = Compose::committed(deployment.topology.profile)?;
+            deployment.with_compose(compose)
+        }
+    })
+}
+
+/// The deployment as last started (its recorded topology and backend, unless `backend` says
+/// otherwise), else the profile's model. Used by commands that only look or stop, so they never
+/// need the binary.
+pub fn recorded_deployment(
+    profile: Profile,
+    backend: Option<Backend>,
+) -> anyhow::Result<Deployment> {
     let dir = profile_dir(profile);
     let topology =
         Deployment::recorded_topology(&dir).unwrap_or_else(|| Topology::for_profile(profile));
-    Deployment::new(topology, dir, PathBuf::new())
+    let backend = backend.unwrap_or(if Deployment::recorded_compose(&dir) {
+        Backend::Compose
+    } else {
+        Backend::Process
+    });
+    with_backend(Deployment::new(topology, dir, PathBuf::new()), backend)
 }
 
 /// Profiles that have recorded state in the state directory.

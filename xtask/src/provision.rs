@@ -33,7 +33,7 @@ impl Provision {
             None => {
                 let profile = project::pick_profile(self.profile)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
-                let topology = project::recorded_deployment(profile).topology;
+                let topology = project::recorded_deployment(profile, self.backend)?.topology;
                 eprintln!(
                     "NATS_SERVERS is unset: using profile {profile} ({})",
                     topology.nats_servers()

@@ -36,7 +36,7 @@ struct NodeJson<'a> {
 impl Status {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let profile = project::pick_profile(self.profile)?;
-        let deployment = project::recorded_deployment(profile);
+        let deployment = project::recorded_deployment(profile, self.backend)?;
         let topology = &deployment.topology;
         let report =
             project::runtime()?.block_on(health::check(&Monitor::default(), topology, None));

@@ -16,6 +16,7 @@ use sea_infra::spec::Spec;
 use sea_infra::topology::{Profile, Topology};
 use xshell::{cmd, Shell};
 
+use crate::flags::Backend;
 use crate::project;
 
 pub struct Target {
@@ -27,30 +28,31 @@ pub struct Target {
 }
 
 impl Target {
-    /// The profile's cluster run by `bin` (a resolved nats-server).
-    pub fn new(profile: Profile, private: bool, bin: &NatsServer) -> Target {
+    /// The profile's cluster run by `bin` (a resolved nats-server) on `backend`.
+    pub fn new(
+        profile: Profile,
+        private: bool,
+        bin: &NatsServer,
+        backend: Backend,
+    ) -> anyhow::Result<Target> {
         let (private, fixed) = if private {
             let topology = Topology::for_profile(profile).remap_ports(sea_infra::ports::free_port);
-            (
-                Some(TestCluster::with_topology(
-                    profile,
-                    topology,
-                    bin.path.clone(),
-                )),
-                None,
-            )
+            let cluster = TestCluster::with_topology(profile, topology, bin.path.clone());
+            let cluster = match backend {
+                Backend::Process => cluster,
+                Backend::Compose => cluster.into_compose()?,
+            };
+            (Some(cluster), None)
         } else {
-            (
-                None,
-                Some(project::fresh_deployment(profile, bin.path.clone())),
-            )
+            let deployment = project::fresh_deployment(profile, bin.path.clone(), backend)?;
+            (None, Some(deployment))
         };
-        Target {
+        Ok(Target {
             private,
             fixed,
             started: Vec::new(),
             keep: false,
-        }
+        })
     }
 
     pub fn dep(&self) -> &Deployment {
@@ -98,10 +100,13 @@ impl Target {
     /// Stops the servers this run started; returns those of the profile still running.
     pub fn stop(&mut self) -> Vec<String> {
         let started = std::mem::take(&mut self.started);
+        let all = self.dep().topology.nodes().count();
         if !started.is_empty() {
+            // Containers this run created are removed with their network (volumes stay).
+            let only = (self.dep().compose.is_none() || started.len() < all).then_some(&started);
             let _ = self
                 .dep()
-                .down(Some(&started), false, Duration::from_secs(10));
+                .down(only.map(Vec::as_slice), false, Duration::from_secs(10));
         }
         self.dep().running_nodes().into_iter().collect()
     }

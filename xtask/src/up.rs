@@ -18,7 +18,7 @@ impl Up {
             bin.path.display(),
             bin.source
         );
-        let deployment = project::fresh_deployment(self.profile, bin.path);
+        let deployment = project::fresh_deployment(self.profile, bin.path, self.backend)?;
         let opts = UpOptions {
             nodes: (!self.nodes.is_empty()).then_some(self.nodes),
             timeout: Duration::from_secs(self.timeout),
@@ -48,7 +48,14 @@ impl Up {
                 report.started.join(", ")
             );
         }
-        eprintln!("state in {}", deployment.dir.display());
+        match &deployment.compose {
+            Some(c) => eprintln!(
+                "containers of compose project {} ({})",
+                c.project,
+                c.file_path().display()
+            ),
+            None => eprintln!("state in {}", deployment.dir.display()),
+        }
         let topology = &deployment.topology;
         if let [only] = topology.clusters.as_slice() {
             println!("NATS_SERVERS={}", topology.cluster_servers(only));
@@ -62,6 +69,7 @@ impl Up {
         if self.provision {
             let provision = Provision {
                 profile: Some(self.profile),
+                backend: Some(self.backend),
                 dry_run: false,
                 check: false,
                 json: false,
@@ -78,6 +86,7 @@ impl MeshUp {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let up = Up {
             profile: sea_infra::topology::Profile::Mesh,
+            backend: crate::flags::Backend::Process,
             nodes: Vec::new(),
             timeout: self.timeout,
             provision: self.provision,

@@ -117,7 +117,20 @@ fn node_kill_fails_when_the_stream_has_one_replica() {
 /// every step passes.
 #[test]
 fn verify_passes_every_step() {
-    let (code, report, all) = xtask(&["verify"], &[]);
+    assert_verify_passes(&["verify"]);
+}
+
+/// The same sequence on containers: `node-kill` is `docker kill`, `partition` a network
+/// disconnect, `rolling-restart` lame duck then `docker start`.
+#[test]
+fn verify_on_compose_passes_every_step() {
+    if sea_infra::harness::docker_or_skip("verify_on_compose_passes_every_step") {
+        assert_verify_passes(&["verify", "--backend", "compose"]);
+    }
+}
+
+fn assert_verify_passes(args: &[&str]) {
+    let (code, report, all) = xtask(args, &[]);
     assert_eq!(code, Some(0), "{all}");
     let steps: Vec<(&str, &str)> = report["steps"]
         .as_array()

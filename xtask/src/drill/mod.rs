@@ -139,7 +139,8 @@ impl crate::flags::Drill {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
         let worker = crate::target::worker_bin(sh)?;
         let bin = crate::project::nats_server()?;
-        let mut target = crate::target::Target::new(self.profile, self.private, &bin);
+        let mut target =
+            crate::target::Target::new(self.profile, self.private, &bin, self.backend)?;
         anyhow::ensure!(
             target.dep().topology.nodes().count() >= 3,
             "drill {} needs a replicated profile (3 servers or more), not {}",

@@ -1,6 +1,7 @@
-//! `partition`: cut the stream leader off from the others by freezing it (SIGSTOP) while the
-//! majority keeps quorum; the majority must keep accepting writes, and after the server resumes
-//! (SIGCONT) it must catch up. The drill's clients use the majority: clients of a frozen server
+//! `partition`: cut the stream leader off from the others while the majority keeps quorum (a
+//! process is frozen with SIGSTOP; a container is disconnected from the compose network); the
+//! majority must keep accepting writes, and after the server rejoins (SIGCONT, network
+//! connect) it must catch up. The drill's clients use the majority: clients of a frozen server
 //! would stall until their ping timeout, which is the client's behaviour, not the cluster's.
 
 use std::time::Duration;
@@ -23,9 +24,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("{STREAM} has no leader"))?;
     let mut s = Session::start(ctx, "partition", ctx.servers_except(&[&victim]), 2).await?;
-    s.say(&format!(
-        "freezing {victim} (SIGSTOP), the leader of {STREAM}"
-    ));
+    s.say(&format!("cutting off {victim}, the leader of {STREAM}"));
     s.figure("partitioned", victim.clone());
     s.figure("fault_at_ms", s.now_ms());
     let inbox_before = s.inbox_ids().len();
@@ -34,7 +33,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     // Let the majority move on, so the healed server has something to catch up on.
     s.load().wait_more_acked(200, Duration::from_secs(10)).await;
 
-    s.say(&format!("healing: resuming {victim} (SIGCONT)"));
+    s.say(&format!("healing: {victim} rejoins"));
     s.figure("healed_at_ms", s.now_ms());
     s.thaw_server(&victim);
     s.measure_catch_up(&victim, Duration::from_secs(60)).await;

@@ -234,13 +234,14 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Cuts the server off (SIGSTOP for a process, network disconnect for a container).
     pub fn freeze_server(&mut self, name: &str) {
-        self.dep.signal_node(name, Signal::SIGSTOP);
+        self.dep.isolate_node(name);
         self.frozen.push(name.to_owned());
     }
 
     pub fn thaw_server(&mut self, name: &str) {
-        self.dep.signal_node(name, Signal::SIGCONT);
+        self.dep.rejoin_node(name);
         self.frozen.retain(|n| n != name);
     }
 
@@ -458,7 +459,7 @@ impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.workers.clear();
         for name in &self.frozen {
-            self.dep.signal_node(name, Signal::SIGCONT);
+            self.dep.rejoin_node(name);
         }
         if self.leaf_links_cut {
             if let Err(e) = self.dep.set_leaf_links(true) {

@@ -1,0 +1,227 @@
+//! The Docker Compose backend: the same topology run as containers from the compose files in
+//! `infra/docker/` (or a throw-away rendering of them, for tests). [`crate::process::Deployment`]
+//! delegates its lifecycle here when it has a [`Compose`]; everything that talks to the servers
+//! (health gate, provisioning, drills) is unchanged, since compose publishes the topology's
+//! own ports on the host.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::compose_file::{self, ComposeNames, ENV_NATS_IMAGE};
+use crate::docker::{self, DockerError};
+use crate::topology::{Profile, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error(
+        "profile `{0}` has no compose file: use --profile ha, mesh or leaf with --backend compose"
+    )]
+    NoComposeFile(Profile),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("no Docker engine answers ({0}); start it, or use the process backend (the default)")]
+    NoEngine(String),
+    #[error("write {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+/// One compose project: a compose file, the profile that selects its servers, and the names
+/// its containers get.
+#[derive(Clone, Debug)]
+pub struct Compose {
+    /// Directory of the compose file (its relative mounts resolve from here).
+    pub dir: PathBuf,
+    pub file: String,
+    pub project: String,
+    pub profile: String,
+    pub names: ComposeNames,
+    tool: Vec<String>,
+}
+
+impl Compose {
+    /// The committed compose file of `profile` in `infra/docker/`, project `sea-<profile>`
+    /// (or the project its containers already belong to, when someone started them by hand).
+    pub fn committed(profile: Profile) -> Result<Compose, ComposeError> {
+        let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
+        let names = ComposeNames::default();
+        let mut compose = Compose::new(
+            crate::workspace_root().join("infra/docker"),
+            file,
+            format!("sea-{profile}"),
+            profile,
+            names,
+        )?;
+        let first = Topology::for_profile(profile);
+        if let Some((_, node)) = first.nodes().next() {
+            if let Some(project) = compose.label(&node.name, "com.docker.compose.project") {
+                compose.project = project;
+            }
+        }
+        Ok(compose)
+    }
+
+    /// A throw-away rendering of `topology` into `dir`, every name starting with `prefix`.
+    pub fn private(topology: &Topology, dir: &Path, prefix: &str) -> Result<Compose, ComposeError> {
+        let profile = topology.profile;
+        let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
+        let names = ComposeNames {
+            prefix: prefix.to_owned(),
+        };
+        for f in compose_file::files(topology, &names) {
+            let path = dir.join(&f.path);
+            let write = || -> std::io::Result<()> {
+                std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+                std::fs::write(&path, &f.contents)
+            };
+            write().map_err(|e| ComposeError::Write {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        Compose::new(dir.to_path_buf(), file, prefix.to_owned(), profile, names)
+    }
+
+    fn new(
+        dir: PathBuf,
+        file: &str,
+        project: String,
+        profile: Profile,
+        names: ComposeNames,
+    ) -> Result<Compose, ComposeError> {
+        docker::engine().map_err(|e| ComposeError::NoEngine(e.reason))?;
+        Ok(Compose {
+            dir,
+            file: file.to_owned(),
+            project,
+            profile: compose_file::compose_profile(profile),
+            names,
+            tool: docker::compose_tool()?,
+        })
+    }
+
+    pub fn file_path(&self) -> PathBuf {
+        self.dir.join(&self.file)
+    }
+
+    pub fn container(&self, node: &str) -> String {
+        self.names.container(node)
+    }
+
+    /// `<tool> -p <project> -f <file> --profile <profile> args…`, run in the file's directory.
+    fn compose(&self, args: &[&str], image: Option<&str>) -> Result<String, DockerError> {
+        let mut all = vec![
+            "-p",
+            &self.project,
+            "-f",
+            &self.file,
+            "--profile",
+            &self.profile,
+        ];
+        all.extend_from_slice(args);
+        let envs: Vec<(String, String)> = image
+            .map(|i| vec![(ENV_NATS_IMAGE.to_owned(), i.to_owned())])
+            .unwrap_or_default();
+        docker::run(
+            &self.tool,
+            &all,
+            Some(&self.dir),
+            &envs,
+            Duration::from_secs(300),
+        )
+    }
+
+    /// `config --quiet`: the file parses and validates with this Compose tool.
+    pub fn validate(&self) -> Result<(), DockerError> {
+        self.compose(&["config", "--quiet"], None).map(drop)
+    }
+
+    /// Creates and starts the servers of `nodes` with `image`.
+    pub fn up(&self, nodes: &[String], image: &str) -> Result<(), DockerError> {
+        let mut args = vec!["up", "--detach"];
+        args.extend(nodes.iter().map(String::as_str));
+        self.compose(&args, Some(image)).map(drop)
+    }
+
+    /// Removes the project's containers and network, and its volumes when `purge`.
+    pub fn down(&self, purge: bool) -> Result<(), DockerError> {
+        let mut args = vec!["down", "--timeout", "20"];
+        if purge {
+            args.push("--volumes");
+        }
+        self.compose(&args, None).map(drop)
+    }
+
+    fn label(&self, node: &str, label: &str) -> Option<String> {
+        let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
+        docker::docker(&["inspect", "--format", &format, &self.container(node)])
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The host pid of the node's server while its container runs.
+    pub fn running_pid(&self, node: &str) -> Option<i32> {
+        let out = docker::docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.State.Pid}}",
+            &self.container(node),
+        ])
+        .ok()?;
+        match out.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["true", pid] => pid.parse().ok().filter(|p| *p > 0),
+            _ => None,
+        }
+    }
+
+    /// Starts the node's existing container again.
+    pub fn start(&self, node: &str) -> Result<(), DockerError> {
+        docker::docker(&["start", &self.container(node)]).map(drop)
+    }
+
+    /// `docker kill --signal`: a crash (KILL), lame duck (USR2) or reload (HUP).
+    pub fn signal(&self, node: &str, signal: &str) -> Result<(), DockerError> {
+        docker::docker(&["kill", "--signal", signal, &self.container(node)]).map(drop)
+    }
+
+    /// `docker stop`: SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&self, node: &str, grace: Duration) -> Result<(), DockerError> {
+        let secs = grace.as_secs().to_string();
+        docker::docker(&["stop", "--time", &secs, &self.container(node)]).map(drop)
+    }
+
+    /// Cuts the node off the compose network: peers and host clients lose it, it keeps running.
+    pub fn disconnect(&self, node: &str) -> Result<(), DockerError> {
+        let net = self.names.network();
+        docker::docker(&["network", "disconnect", &net, &self.container(node)]).map(drop)
+    }
+
+    /// Joins it again under its service name (the alias its peers' routes dial).
+    pub fn connect(&self, node: &str) -> Result<(), DockerError> {
+        let net = self.names.network();
+        docker::docker(&[
+            "network",
+            "connect",
+            "--alias",
+            node,
+            &net,
+            &self.container(node),
+        ])
+        .map(drop)
+    }
+
+    /// The last `lines` lines the server logged.
+    pub fn log_tail(&self, node: &str, lines: usize) -> String {
+        let n = lines.to_string();
+        docker::run_output(
+            &["docker".to_owned()],
+            &["logs", "--tail", &n, &self.container(node)],
+            None,
+            &[],
+            docker::COMMAND_TIMEOUT,
+        )
+        // nats-server logs to stderr.
+        .map(|(out, err)| format!("{out}{err}").trim_end().to_owned())
+        .unwrap_or_else(|e| e.to_string())
+    }
+}

@@ -1,0 +1,316 @@
+//! Renders the Docker Compose files (and the container-view nats-server configs they mount)
+//! from the same [`Topology`] the process backend runs.
+//!
+//! Inside the compose network every server listens on the standard ports and dials its peers
+//! by service name ([`Topology::in_containers`]); on the host, compose publishes the
+//! topology's own ports, so health gates, provisioning and drills reach the containers exactly
+//! as they reach the processes.
+
+use std::fmt::Write as _;
+
+use crate::nats_server::PINNED_VERSION;
+use crate::render::{self, RenderedFile};
+use crate::topology::{Profile, Topology, CONTAINER_PORTS};
+
+/// The image every server runs unless `NATS_IMAGE` says otherwise.
+pub fn default_nats_image() -> String {
+    format!("nats:{PINNED_VERSION}-alpine")
+}
+
+/// The variable that overrides the server image in the compose files.
+pub const ENV_NATS_IMAGE: &str = "NATS_IMAGE";
+
+/// Host port of the first worker's HTTP endpoint (`/healthz`, `/readyz`, `/metrics`).
+const WORKER_HTTP_BASE: u16 = 8080;
+
+/// What a rendering is called: container, network and volume names all start with `prefix`,
+/// so a throw-away copy (tests) never collides with the committed one.
+#[derive(Clone, Debug)]
+pub struct ComposeNames {
+    pub prefix: String,
+}
+
+impl Default for ComposeNames {
+    fn default() -> Self {
+        ComposeNames {
+            prefix: "sea".to_owned(),
+        }
+    }
+}
+
+impl ComposeNames {
+    /// `sea-nats-1` for `nats-1`; a node already named `sea-…` keeps its name (`sea-a-1`).
+    pub fn container(&self, node: &str) -> String {
+        format!(
+            "{}-{}",
+            self.prefix,
+            node.strip_prefix("sea-").unwrap_or(node)
+        )
+    }
+
+    /// `sea_nats_data_1` for `nats-1`, `sea_cell_a_data_2` for `cell-a-2`.
+    pub fn volume(&self, node: &str) -> String {
+        let node = node.strip_prefix("sea-").unwrap_or(node);
+        let (stem, index) = node.rsplit_once('-').unwrap_or((node, ""));
+        format!("{}_{}_data_{index}", self.prefix, stem.replace('-', "_"))
+    }
+
+    pub fn network(&self) -> String {
+        format!("{}-net", self.prefix)
+    }
+
+    fn worker_volume(&self, cluster: &str) -> String {
+        format!("{}_worker_{}", self.prefix, cluster.replace('-', "_"))
+    }
+}
+
+/// The compose file of a profile, relative to `infra/docker/`; `None` for `single`, which has
+/// no compose file (use `ha`).
+pub fn file_name(profile: Profile) -> Option<&'static str> {
+    match profile {
+        Profile::Single => None,
+        Profile::Ha => Some("docker-compose.dev.yml"),
+        Profile::Mesh => Some("docker-compose.mesh.yml"),
+        Profile::Leaf => Some("docker-compose.leaf.yml"),
+    }
+}
+
+/// The compose profile that selects the servers of `profile` (`nats-ha`, …).
+pub fn compose_profile(profile: Profile) -> String {
+    format!("nats-{profile}")
+}
+
+/// The compose profile of the workers (they need an image built from the multi-stage
+/// Dockerfile, so they are not started with the servers by default).
+pub const WORKER_PROFILE: &str = "worker";
+
+/// The compose file and the configs it mounts, relative to the directory of the compose file.
+pub fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
+    let Some(compose) = file_name(topology.profile) else {
+        return Vec::new();
+    };
+    let inner = topology.in_containers();
+    let mut out: Vec<RenderedFile> = render::node_configs(&inner)
+        .into_iter()
+        .map(|f| RenderedFile {
+            path: format!("nats/{}/{}", topology.profile, f.path),
+            contents: f.contents,
+        })
+        .collect();
+    out.push(RenderedFile {
+        path: compose.to_owned(),
+        contents: compose_yaml(topology, &inner, names),
+    });
+    out
+}
+
+/// Every committed compose file and mounted config, relative to the workspace root.
+pub fn committed_files() -> Vec<RenderedFile> {
+    Profile::ALL
+        .into_iter()
+        .flat_map(|p| files(&Topology::for_profile(p), &ComposeNames::default()))
+        .map(|f| RenderedFile {
+            path: format!("infra/docker/{}", f.path),
+            contents: f.contents,
+        })
+        .collect()
+}
+
+fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> String {
+    let profile = host.profile;
+    let file = file_name(profile).unwrap_or_default();
+    let cprofile = compose_profile(profile);
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(
+        w,
+        "# Rendered from the SEA topology model (profile {profile}); do not edit."
+    );
+    let _ = writeln!(w, "# Regenerate with `cargo xtask render`.");
+    let _ = writeln!(w, "#");
+    let _ = writeln!(
+        w,
+        "#   docker-compose -p sea-{profile} -f infra/docker/{file} --profile {cprofile} up -d"
+    );
+    let _ = writeln!(
+        w,
+        "#   (or `docker compose ...`; `cargo xtask up --backend compose --profile {profile}` does the same and waits for the health gate)"
+    );
+    let _ = writeln!(
+        w,
+        "# No registry? `cargo xtask image` builds a local {} from scratch.",
+        default_nats_image()
+    );
+    let _ = writeln!(w, "services:");
+    let grace = stop_grace(&host.settings.lame_duck_duration);
+    for ((_, node), (_, inner_node)) in host.nodes().zip(inner.nodes()) {
+        let name = &node.name;
+        let _ = writeln!(w, "  {name}:");
+        let _ = writeln!(
+            w,
+            "    image: ${{{ENV_NATS_IMAGE}:-{}}}",
+            default_nats_image()
+        );
+        let _ = writeln!(w, "    container_name: {}", names.container(name));
+        let _ = writeln!(w, "    hostname: {name}");
+        let _ = writeln!(w, "    profiles: [\"{cprofile}\"]");
+        let _ = writeln!(w, "    command: [\"--config\", \"/etc/nats/nats.conf\"]");
+        let _ = writeln!(w, "    ports:");
+        let published = [
+            (Some(node.client_port), Some(inner_node.client_port)),
+            (Some(node.monitor_port), Some(inner_node.monitor_port)),
+            (node.route_port, inner_node.route_port),
+            (node.gateway_port, inner_node.gateway_port),
+            (node.leaf_port, inner_node.leaf_port),
+        ];
+        for (outside, inside) in published {
+            if let (Some(o), Some(i)) = (outside, inside) {
+                let _ = writeln!(w, "      - \"127.0.0.1:{o}:{i}\"");
+            }
+        }
+        let _ = writeln!(w, "    volumes:");
+        let _ = writeln!(
+            w,
+            "      - \"./nats/{profile}/{}:/etc/nats/nats.conf:ro\"",
+            render::conf_file_name(node)
+        );
+        let _ = writeln!(w, "      - \"{}:/data\"", names.volume(name));
+        let _ = writeln!(w, "    networks: [\"{}\"]", names.network());
+        let _ = writeln!(w, "    healthcheck:");
+        let _ = writeln!(
+            w,
+            "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:{}/healthz?js-enabled-only=true\"]",
+            CONTAINER_PORTS.monitor
+        );
+        let _ = writeln!(w, "      interval: 5s");
+        let _ = writeln!(w, "      timeout: 3s");
+        let _ = writeln!(w, "      retries: 3");
+        let _ = writeln!(w, "      start_period: 10s");
+        let _ = writeln!(w, "    stop_grace_period: {grace}");
+        let _ = writeln!(w, "    restart: unless-stopped");
+    }
+    for (i, cluster) in host.clusters.iter().enumerate() {
+        let service = worker_service(host, &cluster.name);
+        let inner_cluster = &inner.clusters[i];
+        let port = WORKER_HTTP_BASE + i as u16;
+        let _ = writeln!(w, "  {service}:");
+        let _ = writeln!(
+            w,
+            "    # Built by the multi-stage Dockerfile: needs a registry for its base images."
+        );
+        let _ = writeln!(w, "    build:");
+        let _ = writeln!(w, "      context: ../..");
+        let _ = writeln!(w, "      dockerfile: apps/sea-mq-worker/Dockerfile");
+        let _ = writeln!(w, "    image: sea-mq-worker:dev");
+        let _ = writeln!(w, "    container_name: {}", names.container(&service));
+        let _ = writeln!(w, "    profiles: [\"{WORKER_PROFILE}\"]");
+        let _ = writeln!(w, "    environment:");
+        let _ = writeln!(
+            w,
+            "      NATS_SERVERS: \"{}\"",
+            inner.cluster_servers(inner_cluster)
+        );
+        let _ = writeln!(w, "      DATABASE_URL: \"sqlite:///data/sea.db\"");
+        let _ = writeln!(w, "      HTTP_ADDR: \"0.0.0.0:8080\"");
+        let _ = writeln!(w, "      CONSUMER_GROUP: \"{}\"", cluster.name);
+        let _ = writeln!(w, "    ports:");
+        let _ = writeln!(w, "      - \"127.0.0.1:{port}:8080\"");
+        let _ = writeln!(w, "    volumes:");
+        let _ = writeln!(
+            w,
+            "      - \"{}:/data\"",
+            names.worker_volume(&cluster.name)
+        );
+        let _ = writeln!(w, "    networks: [\"{}\"]", names.network());
+        let _ = writeln!(w, "    depends_on:");
+        for node in &cluster.nodes {
+            let _ = writeln!(w, "      - {}", node.name);
+        }
+        let _ = writeln!(w, "    healthcheck:");
+        let _ = writeln!(
+            w,
+            "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/healthz\"]"
+        );
+        let _ = writeln!(w, "      interval: 10s");
+        let _ = writeln!(w, "    restart: unless-stopped");
+    }
+    let _ = writeln!(w, "volumes:");
+    for (_, node) in host.nodes() {
+        let v = names.volume(&node.name);
+        let _ = writeln!(w, "  {v}:");
+        let _ = writeln!(w, "    name: {v}");
+    }
+    for cluster in &host.clusters {
+        let v = names.worker_volume(&cluster.name);
+        let _ = writeln!(w, "  {v}:");
+        let _ = writeln!(w, "    name: {v}");
+    }
+    let _ = writeln!(w, "networks:");
+    let _ = writeln!(w, "  {}:", names.network());
+    let _ = writeln!(w, "    name: {}", names.network());
+    out
+}
+
+/// `sea-mq-worker` for a one-cluster profile, `sea-mq-worker-<cluster>` otherwise.
+pub fn worker_service(topology: &Topology, cluster: &str) -> String {
+    if topology.clusters.len() == 1 {
+        "sea-mq-worker".to_owned()
+    } else {
+        format!("sea-mq-worker-{cluster}")
+    }
+}
+
+/// Docker's stop timeout: the lame-duck duration plus a margin, so a stop is never a kill.
+fn stop_grace(lame_duck: &str) -> String {
+    let secs = crate::env::parse_duration(lame_duck).map_or(30, |d| d.as_secs());
+    format!("{}s", secs + 15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let n = ComposeNames::default();
+        assert_eq!(n.container("nats-1"), "sea-nats-1");
+        assert_eq!(n.container("sea-a-2"), "sea-a-2");
+        assert_eq!(n.volume("nats-3"), "sea_nats_data_3");
+        assert_eq!(n.volume("sea-b-1"), "sea_b_data_1");
+        assert_eq!(n.volume("cell-a-2"), "sea_cell_a_data_2");
+        assert_eq!(n.network(), "sea-net");
+    }
+
+    #[test]
+    fn routes_use_service_names_inside_the_network() {
+        let files = files(
+            &Topology::for_profile(Profile::Ha),
+            &ComposeNames::default(),
+        );
+        let conf = &files
+            .iter()
+            .find(|f| f.path == "nats/ha/nats-1.conf")
+            .unwrap()
+            .contents;
+        assert!(conf.contains("\"nats-route://nats-2:6222\""), "{conf}");
+        assert!(conf.contains("listen: \"0.0.0.0:4222\""), "{conf}");
+        assert!(conf.contains("store_dir: \"/data/nats-1\""), "{conf}");
+        let compose = &files.last().unwrap().contents;
+        assert!(compose.contains("\"127.0.0.1:4224:4222\""), "{compose}");
+        assert!(
+            compose.contains(
+                "NATS_SERVERS: \"nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222\""
+            ),
+            "{compose}"
+        );
+    }
+
+    #[test]
+    fn single_has_no_compose_file() {
+        assert!(files(
+            &Topology::for_profile(Profile::Single),
+            &ComposeNames::default()
+        )
+        .is_empty());
+    }
+}

@@ -1,0 +1,399 @@
+//! Renders the Kubernetes deployment of one SEA cell (`deploy/k8s/`) from the `ha` topology:
+//! a StatefulSet of nats-servers sharing one config, its Services and disruption budget, and
+//! the worker. The Pulumi component (`deploy/pulumi/components/sea-cell.ts`) reads the same
+//! rendered `nats.conf`.
+
+use std::fmt::Write as _;
+
+use crate::compose_file::default_nats_image;
+use crate::render::{self, RenderedFile};
+use crate::topology::{Profile, Topology, CONTAINER_PORTS};
+
+/// Name of the StatefulSet; its pods are `nats-0`, `nats-1`, … .
+pub const STATEFULSET: &str = "nats";
+/// The headless Service that gives each pod a stable DNS name for routes.
+pub const HEADLESS: &str = "nats-headless";
+pub const CONFIGMAP: &str = "nats-config";
+pub const WORKER: &str = "sea-mq-worker";
+const WORKER_PORT: u16 = 8080;
+/// Servers in the cell: a three-member Raft group survives the loss of one.
+pub const REPLICAS: usize = 3;
+
+/// The topology the pods run: the `ha` cluster with pods as nodes, routes through the headless
+/// Service, and `server_name` from the pod's name.
+pub fn topology() -> Topology {
+    let mut t = Topology::for_profile(Profile::Ha).in_containers();
+    let names: Vec<String> = (0..REPLICAS)
+        .map(|i| format!("{STATEFULSET}-{i}"))
+        .collect();
+    let cluster = &mut t.clusters[0];
+    cluster.nodes.truncate(1);
+    let template = cluster.nodes[0].clone();
+    cluster.nodes = names
+        .iter()
+        .map(|name| {
+            let mut n = template.clone();
+            n.name = name.clone();
+            // One config for every pod: each routes to all (itself included, which is harmless).
+            n.routes = names.clone();
+            n
+        })
+        .collect();
+    t.settings.peer_host = Some(format!("{{node}}.{HEADLESS}"));
+    t.settings.server_name_env = Some("POD_NAME".to_owned());
+    t.settings.store_root = "/data/jetstream".to_owned();
+    t
+}
+
+/// The one config every pod mounts.
+pub fn nats_conf() -> String {
+    let t = topology();
+    let (cluster, node) = t.nodes().next().expect("the cell has servers");
+    render::node_config(&t, cluster, node)
+}
+
+/// Every file under `deploy/k8s/`, relative to the workspace root.
+pub fn committed_files() -> Vec<RenderedFile> {
+    let t = topology();
+    let files = [
+        ("nats.conf", nats_conf()),
+        ("configmap.yaml", configmap()),
+        ("statefulset.yaml", statefulset(&t)),
+        ("service.yaml", service()),
+        ("service-headless.yaml", headless_service()),
+        ("pdb.yaml", pdb()),
+        ("worker-deployment.yaml", worker(&t)),
+        ("kustomization.yaml", kustomization()),
+    ];
+    files
+        .into_iter()
+        .map(|(name, contents)| RenderedFile {
+            path: format!("deploy/k8s/{name}"),
+            contents,
+        })
+        .collect()
+}
+
+/// The manifests `kustomization.yaml` lists (every object file).
+pub const MANIFESTS: [&str; 6] = [
+    "configmap.yaml",
+    "statefulset.yaml",
+    "service.yaml",
+    "service-headless.yaml",
+    "pdb.yaml",
+    "worker-deployment.yaml",
+];
+
+fn header() -> String {
+    "# Rendered from the SEA topology model; do not edit. Regenerate with `cargo xtask render`.\n"
+        .to_owned()
+}
+
+fn labels(w: &mut String, indent: &str, component: &str) {
+    // `app` too: the seeds' runbook selects pods with `-l app=nats`.
+    let _ = writeln!(w, "{indent}app: {component}");
+    let _ = writeln!(w, "{indent}app.kubernetes.io/name: {component}");
+    let _ = writeln!(w, "{indent}app.kubernetes.io/part-of: sea-cell");
+}
+
+fn configmap() -> String {
+    let mut w = header();
+    let _ = writeln!(w, "apiVersion: v1");
+    let _ = writeln!(w, "kind: ConfigMap");
+    let _ = writeln!(w, "metadata:");
+    let _ = writeln!(w, "  name: {CONFIGMAP}");
+    let _ = writeln!(w, "  labels:");
+    labels(&mut w, "    ", STATEFULSET);
+    let _ = writeln!(w, "data:");
+    let _ = writeln!(w, "  nats.conf: |");
+    for line in nats_conf().lines() {
+        if line.is_empty() {
+            let _ = writeln!(w);
+        } else {
+            let _ = writeln!(w, "    {line}");
+        }
+    }
+    w
+}
+
+fn http_probe(w: &mut String, kind: &str, path: &str, timing: [u32; 3]) {
+    let [initial, period, failures] = timing;
+    let _ = writeln!(w, "          {kind}:");
+    let _ = writeln!(w, "            httpGet:");
+    let _ = writeln!(w, "              path: {path}");
+    let _ = writeln!(w, "              port: monitor");
+    let _ = writeln!(w, "            initialDelaySeconds: {initial}");
+    let _ = writeln!(w, "            periodSeconds: {period}");
+    let _ = writeln!(w, "            timeoutSeconds: 5");
+    let _ = writeln!(w, "            failureThreshold: {failures}");
+}
+
+fn statefulset(t: &Topology) -> String {
+    let lame_duck =
+        crate::env::parse_duration(&t.settings.lame_duck_duration).map_or(30, |d| d.as_secs());
+    let mut w = header();
+    let _ = writeln!(w, "apiVersion: apps/v1");
+    let _ = writeln!(w, "kind: StatefulSet");
+    let _ = writeln!(w, "metadata:");
+    let _ = writeln!(w, "  name: {STATEFULSET}");
+    let _ = writeln!(w, "  labels:");
+    labels(&mut w, "    ", STATEFULSET);
+    let _ = writeln!(w, "spec:");
+    let _ = writeln!(w, "  replicas: {REPLICAS}");
+    let _ = writeln!(w, "  serviceName: {HEADLESS}");
+    let _ = writeln!(
+        w,
+        "  # Every pod must be up for the cluster to form: start them together."
+    );
+    let _ = writeln!(w, "  podManagementPolicy: Parallel");
+    let _ = writeln!(w, "  selector:");
+    let _ = writeln!(w, "    matchLabels:");
+    let _ = writeln!(w, "      app.kubernetes.io/name: {STATEFULSET}");
+    let _ = writeln!(w, "  template:");
+    let _ = writeln!(w, "    metadata:");
+    let _ = writeln!(w, "      labels:");
+    labels(&mut w, "        ", STATEFULSET);
+    let _ = writeln!(w, "    spec:");
+    let _ = writeln!(
+        w,
+        "      # Lame duck ({}) plus time to flush and exit.",
+        t.settings.lame_duck_duration
+    );
+    let _ = writeln!(w, "      terminationGracePeriodSeconds: {}", lame_duck + 30);
+    let _ = writeln!(w, "      affinity:");
+    let _ = writeln!(w, "        podAntiAffinity:");
+    let _ = writeln!(
+        w,
+        "          # Two replicas on one node would let one node failure take quorum."
+    );
+    let _ = writeln!(
+        w,
+        "          requiredDuringSchedulingIgnoredDuringExecution:"
+    );
+    let _ = writeln!(w, "            - topologyKey: kubernetes.io/hostname");
+    let _ = writeln!(w, "              labelSelector:");
+    let _ = writeln!(w, "                matchLabels:");
+    let _ = writeln!(w, "                  app.kubernetes.io/name: {STATEFULSET}");
+    let _ = writeln!(w, "      containers:");
+    let _ = writeln!(w, "        - name: nats");
+    let _ = writeln!(w, "          image: {}", default_nats_image());
+    let _ = writeln!(w, "          args: [\"--config\", \"/etc/nats/nats.conf\"]");
+    let _ = writeln!(w, "          env:");
+    let _ = writeln!(w, "            - name: POD_NAME");
+    let _ = writeln!(w, "              valueFrom:");
+    let _ = writeln!(w, "                fieldRef:");
+    let _ = writeln!(w, "                  fieldPath: metadata.name");
+    let _ = writeln!(w, "          ports:");
+    for (name, port) in [
+        ("client", CONTAINER_PORTS.client),
+        ("cluster", CONTAINER_PORTS.route),
+        ("monitor", CONTAINER_PORTS.monitor),
+    ] {
+        let _ = writeln!(w, "            - name: {name}");
+        let _ = writeln!(w, "              containerPort: {port}");
+    }
+    let _ = writeln!(w, "          # The probes of the official NATS Helm chart.");
+    http_probe(
+        &mut w,
+        "startupProbe",
+        "/healthz?js-enabled-only=true",
+        [10, 10, 90],
+    );
+    http_probe(
+        &mut w,
+        "readinessProbe",
+        "/healthz?js-server-only=true",
+        [10, 10, 3],
+    );
+    http_probe(
+        &mut w,
+        "livenessProbe",
+        "/healthz?js-enabled-only=true",
+        [10, 30, 3],
+    );
+    let _ = writeln!(w, "          lifecycle:");
+    let _ = writeln!(w, "            preStop:");
+    let _ = writeln!(w, "              exec:");
+    let _ = writeln!(
+        w,
+        "                # Lame duck: hand Raft leadership off, then exit (nats-server is PID 1)."
+    );
+    let _ = writeln!(
+        w,
+        "                command: [\"nats-server\", \"--signal\", \"ldm=1\"]"
+    );
+    let _ = writeln!(w, "          resources:");
+    let _ = writeln!(w, "            requests:");
+    let _ = writeln!(w, "              cpu: 250m");
+    let _ = writeln!(w, "              memory: 512Mi");
+    let _ = writeln!(w, "          volumeMounts:");
+    let _ = writeln!(w, "            - name: config");
+    let _ = writeln!(w, "              mountPath: /etc/nats");
+    let _ = writeln!(w, "            - name: data");
+    let _ = writeln!(w, "              mountPath: /data");
+    let _ = writeln!(w, "      volumes:");
+    let _ = writeln!(w, "        - name: config");
+    let _ = writeln!(w, "          configMap:");
+    let _ = writeln!(w, "            name: {CONFIGMAP}");
+    let _ = writeln!(w, "  volumeClaimTemplates:");
+    let _ = writeln!(w, "    - metadata:");
+    let _ = writeln!(w, "        name: data");
+    let _ = writeln!(w, "      spec:");
+    let _ = writeln!(w, "        accessModes: [\"ReadWriteOnce\"]");
+    let _ = writeln!(w, "        resources:");
+    let _ = writeln!(w, "          requests:");
+    let _ = writeln!(w, "            storage: 10Gi");
+    w
+}
+
+fn service_head(w: &mut String, name: &str) {
+    let _ = writeln!(w, "apiVersion: v1");
+    let _ = writeln!(w, "kind: Service");
+    let _ = writeln!(w, "metadata:");
+    let _ = writeln!(w, "  name: {name}");
+    let _ = writeln!(w, "  labels:");
+    labels(w, "    ", STATEFULSET);
+    let _ = writeln!(w, "spec:");
+    let _ = writeln!(w, "  selector:");
+    let _ = writeln!(w, "    app.kubernetes.io/name: {STATEFULSET}");
+}
+
+fn service_port(w: &mut String, name: &str, port: u16) {
+    let _ = writeln!(w, "    - name: {name}");
+    let _ = writeln!(w, "      port: {port}");
+    let _ = writeln!(w, "      targetPort: {name}");
+}
+
+fn service() -> String {
+    let mut w = header();
+    service_head(&mut w, STATEFULSET);
+    let _ = writeln!(w, "  ports:");
+    service_port(&mut w, "client", CONTAINER_PORTS.client);
+    service_port(&mut w, "monitor", CONTAINER_PORTS.monitor);
+    w
+}
+
+fn headless_service() -> String {
+    let mut w = header();
+    service_head(&mut w, HEADLESS);
+    let _ = writeln!(w, "  clusterIP: None");
+    let _ = writeln!(
+        w,
+        "  # Routes must resolve before a pod is ready, or the cluster never forms."
+    );
+    let _ = writeln!(w, "  publishNotReadyAddresses: true");
+    let _ = writeln!(w, "  ports:");
+    service_port(&mut w, "cluster", CONTAINER_PORTS.route);
+    w
+}
+
+fn pdb() -> String {
+    let mut w = header();
+    let _ = writeln!(w, "apiVersion: policy/v1");
+    let _ = writeln!(w, "kind: PodDisruptionBudget");
+    let _ = writeln!(w, "metadata:");
+    let _ = writeln!(w, "  name: {STATEFULSET}");
+    let _ = writeln!(w, "  labels:");
+    labels(&mut w, "    ", STATEFULSET);
+    let _ = writeln!(w, "spec:");
+    let _ = writeln!(
+        w,
+        "  # A drain may take one server at a time: two keep Raft quorum."
+    );
+    let _ = writeln!(w, "  minAvailable: {}", REPLICAS / 2 + 1);
+    let _ = writeln!(w, "  selector:");
+    let _ = writeln!(w, "    matchLabels:");
+    let _ = writeln!(w, "      app.kubernetes.io/name: {STATEFULSET}");
+    w
+}
+
+fn worker(t: &Topology) -> String {
+    let servers = t.cluster_servers(&t.clusters[0]);
+    let mut w = header();
+    let _ = writeln!(w, "apiVersion: apps/v1");
+    let _ = writeln!(w, "kind: Deployment");
+    let _ = writeln!(w, "metadata:");
+    let _ = writeln!(w, "  name: {WORKER}");
+    let _ = writeln!(w, "  labels:");
+    labels(&mut w, "    ", WORKER);
+    let _ = writeln!(w, "spec:");
+    let _ = writeln!(w, "  replicas: 2");
+    let _ = writeln!(w, "  selector:");
+    let _ = writeln!(w, "    matchLabels:");
+    let _ = writeln!(w, "      app.kubernetes.io/name: {WORKER}");
+    let _ = writeln!(w, "  template:");
+    let _ = writeln!(w, "    metadata:");
+    let _ = writeln!(w, "      labels:");
+    labels(&mut w, "        ", WORKER);
+    let _ = writeln!(w, "    spec:");
+    let _ = writeln!(w, "      terminationGracePeriodSeconds: 40");
+    let _ = writeln!(w, "      containers:");
+    let _ = writeln!(w, "        - name: worker");
+    let _ = writeln!(w, "          image: sea-mq-worker:dev");
+    let _ = writeln!(w, "          env:");
+    let _ = writeln!(w, "            - name: NATS_SERVERS");
+    let _ = writeln!(w, "              value: \"{servers}\"");
+    let _ = writeln!(w, "            - name: HTTP_ADDR");
+    let _ = writeln!(w, "              value: \"0.0.0.0:{WORKER_PORT}\"");
+    let _ = writeln!(w, "            - name: CONSUMER_GROUP");
+    let _ = writeln!(w, "              value: \"{WORKER}\"");
+    let _ = writeln!(
+        w,
+        "            # Replicas share one database (PostgreSQL): create the secret first,"
+    );
+    let _ = writeln!(w, "            # see deploy/README.md.");
+    let _ = writeln!(w, "            - name: DATABASE_URL");
+    let _ = writeln!(w, "              valueFrom:");
+    let _ = writeln!(w, "                secretKeyRef:");
+    let _ = writeln!(w, "                  name: {WORKER}-db");
+    let _ = writeln!(w, "                  key: DATABASE_URL");
+    let _ = writeln!(w, "          ports:");
+    let _ = writeln!(w, "            - name: http");
+    let _ = writeln!(w, "              containerPort: {WORKER_PORT}");
+    let _ = writeln!(w, "          readinessProbe:");
+    let _ = writeln!(w, "            httpGet:");
+    let _ = writeln!(w, "              path: /readyz");
+    let _ = writeln!(w, "              port: http");
+    let _ = writeln!(w, "            periodSeconds: 5");
+    let _ = writeln!(w, "          livenessProbe:");
+    let _ = writeln!(w, "            httpGet:");
+    let _ = writeln!(w, "              path: /healthz");
+    let _ = writeln!(w, "              port: http");
+    let _ = writeln!(w, "            periodSeconds: 10");
+    let _ = writeln!(w, "            failureThreshold: 3");
+    let _ = writeln!(w, "          resources:");
+    let _ = writeln!(w, "            requests:");
+    let _ = writeln!(w, "              cpu: 100m");
+    let _ = writeln!(w, "              memory: 64Mi");
+    w
+}
+
+fn kustomization() -> String {
+    let mut w = header();
+    let _ = writeln!(w, "apiVersion: kustomize.config.k8s.io/v1beta1");
+    let _ = writeln!(w, "kind: Kustomization");
+    let _ = writeln!(w, "resources:");
+    for m in MANIFESTS {
+        let _ = writeln!(w, "  - {m}");
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_route_through_the_headless_service_and_name_themselves() {
+        let conf = nats_conf();
+        for i in 0..REPLICAS {
+            assert!(
+                conf.contains(&format!("\"nats-route://nats-{i}.nats-headless:6222\"")),
+                "{conf}"
+            );
+        }
+        assert!(conf.contains("server_name: $POD_NAME"), "{conf}");
+        assert!(conf.contains("store_dir: \"/data/jetstream\""), "{conf}");
+        assert!(conf.contains("listen: \"0.0.0.0:4222\""), "{conf}");
+    }
+}

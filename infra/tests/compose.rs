@@ -1,0 +1,100 @@
+//! The compose backend for real: the committed compose files validate with the Compose tool on
+//! this machine, and a private copy of the `ha` one runs as containers that survive losing a
+//! server. Skipped without a Docker engine unless SEA_REQUIRE_DOCKER=1 (CI sets it).
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sea_infra::compose::Compose;
+use sea_infra::crosscheck;
+use sea_infra::harness::{docker_or_skip, TestCluster};
+use sea_infra::observe;
+use sea_infra::provision;
+use sea_infra::spec::Spec;
+use sea_infra::topology::Profile;
+
+#[test]
+fn committed_compose_files_validate() {
+    if !docker_or_skip("committed_compose_files_validate") {
+        return;
+    }
+    for profile in [Profile::Ha, Profile::Mesh, Profile::Leaf] {
+        let compose = Compose::committed(profile).expect("compose tool");
+        compose
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", compose.file));
+    }
+}
+
+/// Publishes `n` events with ids `prefix-i`, again and again until every one is acked (ids
+/// make the repeats no-ops), for at most 30 s.
+async fn publish_until_acked(js: &jetstream::Context, prefix: &str, n: usize) {
+    let acked = observe::time_until(Duration::from_secs(30), || async {
+        crosscheck::publish_acked(js, "sea.event.compose", prefix, n)
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(acked.is_some(), "{prefix}: events not acked within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_in_containers_survives_losing_the_stream_leader() {
+    if !docker_or_skip("ha_in_containers_survives_losing_the_stream_leader") {
+        return;
+    }
+    let cluster = TestCluster::compose(Profile::Ha).expect("compose backend");
+    let dep = &cluster.deployment;
+    let report = cluster.up().await;
+    assert_eq!(report.started.len(), 3, "three containers started");
+    assert!(report.health.is_healthy());
+
+    let servers = dep.topology.client_urls(&dep.topology.clusters[0]);
+    let plan = provision::provision_servers(&servers, &mut Spec::builtin())
+        .await
+        .expect("provision");
+    assert!(!plan.is_unchanged(), "a fresh cluster gets the streams");
+    let client = crosscheck::connect(&servers).await.expect("connect");
+    let js = jetstream::new(client);
+    publish_until_acked(&js, "before", 10).await;
+
+    let leader = observe::stream_leader(&js, "SEA_EVENTS")
+        .await
+        .expect("SEA_EVENTS has a leader");
+    assert!(dep.kill_node(&leader), "{leader} was running");
+    assert!(dep.running_pid(&leader).is_none(), "{leader} is down");
+    let new_leader = observe::time_until(Duration::from_secs(30), || async {
+        observe::stream_leader(&js, "SEA_EVENTS")
+            .await
+            .is_some_and(|l| l != leader)
+    })
+    .await;
+    assert!(
+        new_leader.is_some(),
+        "no new leader within 30 s of killing {leader}"
+    );
+    publish_until_acked(&js, "after", 10).await;
+
+    let messages = observe::read_stream(
+        &js,
+        "SEA_EVENTS",
+        "sea.event.compose",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("read back");
+    let counts = observe::msg_id_counts(&messages);
+    assert_eq!(
+        counts.len(),
+        20,
+        "every acked event is in the stream: {counts:?}"
+    );
+    assert!(counts.values().all(|c| *c == 1), "none doubled: {counts:?}");
+
+    dep.start_node(&leader)
+        .expect("restart the killed container");
+    let all = dep.topology.nodes().map(|(_, n)| n.name.clone()).collect();
+    dep.wait_healthy(&all, &[], Duration::from_secs(60), &|_| {})
+        .await
+        .expect("health gate after the restart");
+}

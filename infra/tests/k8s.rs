@@ -1,0 +1,148 @@
+//! The Kubernetes manifests under `deploy/k8s/` pass an independent schema validation:
+//! `kubernetes-validate` (PyPI, the Kubernetes OpenAPI schemas), installed here on first use,
+//! in strict mode (unknown fields are errors). `rendered_files.rs` checks they are current.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use sea_infra::k8s::MANIFESTS;
+use sea_infra::process::state_root;
+
+const VALIDATOR: &str = "kubernetes-validate==1.37.0";
+/// The Kubernetes version the manifests are checked against.
+const KUBERNETES: &str = "1.33.0";
+
+/// The validator's executable in a private venv under the project cache.
+fn validator() -> PathBuf {
+    let venv = state_root().join("cache/kubernetes-validate-1.37.0");
+    let bin = venv.join("bin/kubernetes-validate");
+    if bin.is_file() {
+        return bin;
+    }
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("run python3");
+        assert!(
+            out.status.success(),
+            "installing {VALIDATOR} failed ({cmd:?}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", VALIDATOR]));
+    bin
+}
+
+fn k8s_dir() -> PathBuf {
+    sea_infra::workspace_root().join("deploy/k8s")
+}
+
+#[test]
+fn every_manifest_passes_strict_schema_validation() {
+    let bin = validator();
+    for manifest in MANIFESTS {
+        let out = Command::new(&bin)
+            .args(["--strict", "--kubernetes-version", KUBERNETES])
+            .arg(k8s_dir().join(manifest))
+            .output()
+            .expect("run kubernetes-validate");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{manifest}: {said}");
+        assert!(said.contains(" passed for resource "), "{manifest}: {said}");
+    }
+}
+
+/// A broken object must fail the same validation (so the check above can fail).
+#[test]
+fn the_validator_rejects_a_broken_object() {
+    let dir = sea_infra::harness::scratch_dir("k8s");
+    let broken = std::fs::read_to_string(k8s_dir().join("pdb.yaml"))
+        .unwrap()
+        .replace("minAvailable:", "minAvailabel:");
+    let path = dir.path().join("pdb.yaml");
+    std::fs::write(&path, broken).unwrap();
+    let out = Command::new(validator())
+        .args(["--strict", "--kubernetes-version", KUBERNETES])
+        .arg(&path)
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(!out.status.success(), "a misspelt field passed");
+}
+
+/// `kustomization.yaml` lists every manifest; where kubectl is installed, `kubectl kustomize`
+/// builds the whole set.
+#[test]
+fn kustomization_ties_every_manifest_together() {
+    let text = std::fs::read_to_string(k8s_dir().join("kustomization.yaml")).unwrap();
+    for m in MANIFESTS {
+        assert!(
+            text.contains(&format!("  - {m}\n")),
+            "{m} not in kustomization.yaml"
+        );
+    }
+    let Ok(out) = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(k8s_dir())
+        .output()
+    else {
+        eprintln!("kubectl not installed: `kubectl kustomize` not run");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "kind: ConfigMap",
+        "kind: StatefulSet",
+        "kind: Service",
+        "kind: PodDisruptionBudget",
+        "kind: Deployment",
+    ] {
+        assert!(built.contains(kind), "{kind} missing from the build");
+    }
+}
+
+/// The Pulumi component cannot be compiled here (no npm registry): at least it must build the
+/// same objects as the manifests, from the same rendered config.
+#[test]
+fn pulumi_component_matches_the_manifests() {
+    let root = sea_infra::workspace_root();
+    let ts = std::fs::read_to_string(root.join("deploy/pulumi/components/sea-cell.ts")).unwrap();
+    let statefulset = std::fs::read_to_string(k8s_dir().join("statefulset.yaml")).unwrap();
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        let path = statefulset
+            .split(&format!("{probe}:"))
+            .nth(1)
+            .and_then(|rest| rest.split("path: ").nth(1))
+            .and_then(|rest| rest.lines().next())
+            .unwrap_or_else(|| panic!("{probe} in statefulset.yaml"));
+        assert!(
+            ts.contains(&format!("{probe}: probe(\"{path}\"")),
+            "{probe} {path}"
+        );
+    }
+    for needle in [
+        "\"k8s\", \"nats.conf\"",
+        "args.replicas ?? 3",
+        "podManagementPolicy: \"Parallel\"",
+        "publishNotReadyAddresses: true",
+        "topologyKey: \"kubernetes.io/hostname\"",
+        "\"--signal\", \"ldm=1\"",
+        "minAvailable: Math.floor(replicas / 2) + 1",
+        "path: \"/readyz\"",
+        "path: \"/healthz\"",
+        &format!("HEADLESS = \"{}\"", sea_infra::k8s::HEADLESS),
+        &format!(
+            "natsImage ?? \"{}\"",
+            sea_infra::compose_file::default_nats_image()
+        ),
+    ] {
+        assert!(ts.contains(needle), "sea-cell.ts lacks `{needle}`");
+    }
+}
