@@ -146,3 +146,128 @@ fn pulumi_component_matches_the_manifests() {
         assert!(ts.contains(needle), "sea-cell.ts lacks `{needle}`");
     }
 }
+
+/// Containers named and addressed like the StatefulSet's pods (`nats-N.nats-headless`), with
+/// the rendered `nats.conf` and `POD_NAME`; removed on drop.
+struct Pods {
+    prefix: String,
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        for i in 0..sea_infra::k8s::REPLICAS {
+            let _ = docker(&["rm", "--force", &format!("{}-{i}", self.prefix)]);
+        }
+        let _ = docker(&["network", "rm", &self.prefix]);
+    }
+}
+
+fn docker(args: &[&str]) -> Result<String, sea_infra::docker::DockerError> {
+    sea_infra::docker::docker(args)
+}
+
+/// `wget` of a monitoring path inside pod `i`.
+fn monitor(pods: &Pods, i: usize, path: &str) -> String {
+    let url = format!("http://127.0.0.1:8222{path}");
+    docker(&[
+        "exec",
+        &format!("{}-{i}", pods.prefix),
+        "wget",
+        "-qO-",
+        &url,
+    ])
+    .unwrap_or_default()
+}
+
+fn meta_leader(pods: &Pods, i: usize) -> Option<String> {
+    let jsz: serde_json::Value = serde_json::from_str(&monitor(pods, i, "/jsz")).ok()?;
+    jsz["meta_cluster"]["leader"]
+        .as_str()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let began = std::time::Instant::now();
+    while !cond() {
+        assert!(began.elapsed().as_secs() < 60, "{what}: not within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// No Kubernetes cluster runs here, but the one config every pod shares can: three containers
+/// reachable as `nats-N.nats-headless` form one JetStream cluster, and the `preStop` command
+/// (lame duck on PID 1) hands the meta leadership over and stops the server.
+#[test]
+fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
+    if !sea_infra::harness::docker_or_skip("the_pods_shared_config_forms_a_cluster") {
+        return;
+    }
+    let server = sea_infra::harness::nats_server();
+    let image = sea_infra::image::resolve(&server.path, &state_root().join("cache"), &|l| {
+        eprintln!("{l}")
+    })
+    .expect("a nats-server image");
+    let pods = Pods {
+        prefix: format!("seak8s{}", std::process::id()),
+    };
+    docker(&["network", "create", &pods.prefix]).expect("network");
+    let conf = format!(
+        "{}:/etc/nats/nats.conf:ro",
+        k8s_dir().join("nats.conf").display()
+    );
+    for i in 0..sea_infra::k8s::REPLICAS {
+        let (name, alias) = (
+            format!("{}-{i}", pods.prefix),
+            format!("nats-{i}.nats-headless"),
+        );
+        let pod_name = format!("POD_NAME=nats-{i}");
+        docker(&[
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--network",
+            &pods.prefix,
+            "--network-alias",
+            &alias,
+            "--env",
+            &pod_name,
+            "--volume",
+            &conf,
+            &image,
+            "--config",
+            "/etc/nats/nats.conf",
+        ])
+        .expect("start a pod");
+    }
+    wait_for("every pod healthy", || {
+        (0..sea_infra::k8s::REPLICAS).all(|i| monitor(&pods, i, "/healthz").contains("\"ok\""))
+    });
+    let leader = meta_leader(&pods, 0).expect("a meta leader");
+    let index: usize = leader
+        .trim_start_matches("nats-")
+        .parse()
+        .expect("a pod name");
+    let prestop = [
+        "exec",
+        &format!("{}-{index}", pods.prefix),
+        "nats-server",
+        "--signal",
+        "ldm=1",
+    ];
+    docker(&prestop).expect("preStop command");
+    let other = (index + 1) % sea_infra::k8s::REPLICAS;
+    wait_for("a new meta leader", || {
+        meta_leader(&pods, other).is_some_and(|l| l != leader)
+    });
+    wait_for("the lame-duck server exits", || {
+        docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &format!("{}-{index}", pods.prefix),
+        ])
+        .is_ok_and(|s| s.trim() == "false")
+    });
+}
