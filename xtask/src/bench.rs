@@ -145,6 +145,19 @@ impl Bench {
             "bench-raw",
             &count,
             &PULL_BATCH.to_string(),
+            "1",
+        ])?;
+        // What the machine allows four consumers of one durable, without any database: the
+        // ceiling the 4-worker inbox is judged against.
+        step("raw pull consume + ack, 4 clients");
+        let consume_4 = bins.probe(&[
+            "consume",
+            &servers,
+            "SEA_EVENTS",
+            "bench-raw-4",
+            &count,
+            &PULL_BATCH.to_string(),
+            "4",
         ])?;
 
         let mut inbox = Vec::new();
@@ -186,7 +199,7 @@ impl Bench {
         drop(relay);
         drop(cluster);
 
-        report(&self, publish, consume, &inbox, outbox)
+        report(&self, publish, [consume, consume_4], &inbox, outbox)
     }
 }
 
@@ -216,7 +229,7 @@ fn machine() -> String {
 fn report(
     b: &Bench,
     publish: Span,
-    consume: Span,
+    [consume, consume_4]: [Span; 2],
     inbox: &[(usize, Span)],
     outbox: Span,
 ) -> anyhow::Result<()> {
@@ -229,6 +242,7 @@ fn report(
         "inbox_1_worker_vs_raw_consume": one / consume.rate(),
         "outbox_vs_raw_publish": outbox.rate() / publish.rate(),
         "inbox_4_workers_vs_1_worker": four / one,
+        "raw_consume_4_clients_vs_1_client": consume_4.rate() / consume.rate(),
     });
     let goals = [
         (
@@ -250,6 +264,7 @@ fn report(
             "rates": {
                 "raw_publish": publish.rate(),
                 "raw_consume": consume.rate(),
+                "raw_consume_4_clients": consume_4.rate(),
                 "inbox": inbox.iter().map(|(w, s)| json!({"workers": w, "rate": s.rate()})).collect::<Vec<_>>(),
                 "outbox": outbox.rate(),
             },
@@ -275,6 +290,12 @@ fn report(
         format!("raw pull consume + ack (batch {PULL_BATCH})"),
         consume.rate()
     );
+    println!(
+        "{:<44} {:>10.0} events/s  {:.2} x 1 client",
+        "raw pull consume + ack, 4 clients",
+        consume_4.rate(),
+        consume_4.rate() / consume.rate()
+    );
     for (w, s) in inbox {
         let vs = if *w == 1 {
             format!("{:.2} x raw consume", s.rate() / consume.rate())
@@ -296,5 +317,11 @@ fn report(
     for (goal, ok) in goals {
         println!("{} {goal}", if ok { "met   " } else { "MISSED" });
     }
+    // Four workers cannot beat four raw clients: say where the machine's ceiling lies.
+    println!(
+        "ceiling here: 4 raw clients = {:.2} x 1 raw client; 4 workers = {:.2} x 4 raw clients",
+        consume_4.rate() / consume.rate(),
+        four / consume_4.rate()
+    );
     Ok(())
 }

@@ -81,41 +81,71 @@ pub async fn raw_publish(
     })
 }
 
-/// Pulls and acks `count` messages through a new durable, in batches of `batch`.
+/// Pulls and acks `count` messages through a new durable, in batches of `batch`, with `clients`
+/// connections sharing it (as workers of one group do); the span runs from the first message
+/// any client got to the `count`-th ack.
 pub async fn raw_consume(
     servers: &str,
     stream: &str,
     durable: &str,
     count: u64,
     batch: usize,
+    clients: usize,
 ) -> anyhow::Result<Span> {
-    let client = connect(servers).await?;
-    let js = jetstream::new(client.clone());
-    let st = js.get_stream(stream).await?;
-    let c = st
+    let first = connect(servers).await?;
+    jetstream::new(first.clone())
+        .get_stream(stream)
+        .await?
         .create_consumer(consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
             ack_policy: consumer::AckPolicy::Explicit,
-            max_ack_pending: 1024,
+            max_ack_pending: 1024 * clients as i64,
             ..Default::default()
         })
         .await?;
-    let mut messages = c.stream().max_messages_per_batch(batch).messages().await?;
-    let mut began = None;
-    let mut seen = 0;
-    while seen < count {
-        let msg = tokio::time::timeout(Duration::from_secs(30), messages.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("no message for 30s after {seen}"))?
-            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
-        began.get_or_insert_with(Instant::now);
-        msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
-        seen += 1;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let began = std::sync::Arc::new(std::sync::OnceLock::new());
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let client = if i == 0 {
+            first.clone()
+        } else {
+            connect(servers).await?
+        };
+        let (seen, began) = (seen.clone(), began.clone());
+        let (stream, durable) = (stream.to_owned(), durable.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let c: consumer::PullConsumer = jetstream::new(client.clone())
+                .get_stream(&stream)
+                .await?
+                .get_consumer(&durable)
+                .await
+                .map_err(|e| anyhow::anyhow!("bind {durable}: {e}"))?;
+            let mut messages = c.stream().max_messages_per_batch(batch).messages().await?;
+            while seen.load(std::sync::atomic::Ordering::Relaxed) < count {
+                let next = tokio::time::timeout(Duration::from_millis(200), messages.next()).await;
+                let Ok(next) = next else { continue };
+                let msg = next
+                    .ok_or_else(|| anyhow::anyhow!("stream ended"))?
+                    .map_err(|e| anyhow::anyhow!("pull: {e}"))?;
+                began.get_or_init(Instant::now);
+                msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            client.flush().await?;
+            anyhow::Ok(())
+        }));
     }
-    client.flush().await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for t in tasks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, t)
+            .await
+            .map_err(|_| anyhow::anyhow!("no {count} messages within 120 s"))???;
+    }
     Ok(Span {
-        events: seen,
-        seconds: began.map_or(0.0, |b| b.elapsed().as_secs_f64()),
+        events: seen.load(std::sync::atomic::Ordering::Relaxed),
+        seconds: began.get().map_or(0.0, |b| b.elapsed().as_secs_f64()),
     })
 }
 

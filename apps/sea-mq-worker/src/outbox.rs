@@ -4,6 +4,7 @@
 //! the stream's duplicate window. Rows whose publish was not acknowledged return after the lease
 //! (`OUTBOX_LEASE_MS`).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishAckFuture;
@@ -20,16 +21,30 @@ pub struct InFlight {
     acks: Vec<(String, PublishAckFuture)>,
 }
 
+/// Published batches awaiting their acks, at most this many: with one, the servers idle while
+/// the relay marks and claims; two keep them as busy as a windowed publisher.
+const IN_FLIGHT_BATCHES: usize = 2;
+
 /// Runs until `shutdown` turns true; batches in flight are finished first.
 ///
-/// Pipelined like a windowed publisher: batch k+1 is claimed and published while batch k's acks
-/// travel, then batch k is settled (acks awaited, rows marked). Claims exclude rows already in
-/// flight (each claimed row carries a deadline), so no row is sent twice by one relay.
+/// Pipelined like a windowed publisher: the next batches are claimed and published while the
+/// earlier ones' acks travel; the oldest is settled (acks awaited, rows marked) once
+/// `IN_FLIGHT_BATCHES` are out. Claims exclude rows already in flight (each claimed row carries
+/// a deadline), so no row is sent twice by one relay.
 pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg.outbox;
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
-    let mut in_flight: Option<InFlight> = None;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     while !*shutdown.borrow() {
+        // Claimed rows would only wait in the client's buffer (at start-up with
+        // `retry_on_initial_connect`, or during an outage), their leases running out.
+        if worker.client.connection_state() != async_nats::connection::State::Connected {
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         let (claimed, next) = match publish_batch(worker).await {
             Ok(batch) => batch,
             Err(e) => {
@@ -37,10 +52,10 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
                 (0, None)
             }
         };
-        if let Some(previous) = in_flight.take() {
-            settle_logged(worker, previous).await;
+        in_flight.extend(next);
+        while in_flight.len() > IN_FLIGHT_BATCHES {
+            settle_logged(worker, in_flight.pop_front().expect("non-empty")).await;
         }
-        in_flight = next;
         if last_gauge.elapsed() >= Duration::from_secs(1) {
             last_gauge = Instant::now();
             if let Ok(n) = worker.store.outbox_pending().await {
@@ -50,7 +65,7 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         // A full batch means more are waiting: go again at once. Otherwise settle first, so
         // rows are not left unmarked for a whole poll interval.
         if claimed < cfg.batch_size {
-            if let Some(batch) = in_flight.take() {
+            for batch in in_flight.drain(..) {
                 settle_logged(worker, batch).await;
             }
             tokio::select! {
@@ -59,7 +74,7 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
             }
         }
     }
-    if let Some(batch) = in_flight.take() {
+    for batch in in_flight {
         settle_logged(worker, batch).await;
     }
 }

@@ -94,3 +94,50 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     );
     drop(relay);
 }
+
+fn max_attempts(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row("SELECT COALESCE(MAX(attempts), 0) FROM outbox", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+/// While NATS is unreachable the relay claims nothing (a claim would only park rows in the
+/// client's buffer and count attempts); once the servers are back every row goes out once.
+#[tokio::test]
+async fn the_relay_claims_nothing_while_nats_is_unreachable() {
+    let env = Env::start(Profile::Single).await;
+    let node = "nats-1";
+    assert!(env.cluster.deployment.kill_node(node));
+    let worker = env.worker("g", &[("OUTBOX_POLL_INTERVAL_MS", "20")]);
+    // /healthz answers once the database is open and the (retrying) connect has returned.
+    wait_until(Duration::from_secs(30), "worker alive", || async {
+        matches!(worker.get("/healthz").await, Some((200, _)))
+    })
+    .await;
+    insert_rows(&env.db(), "offline", 0..100);
+    // 50 poll intervals: before the fix the first one claimed every row.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        max_attempts(&env.db()),
+        0,
+        "rows claimed while disconnected"
+    );
+
+    env.cluster
+        .deployment
+        .start_node(node)
+        .expect("restart nats-1");
+    let db = env.db();
+    wait_until(Duration::from_secs(60), "every row published", || async {
+        unpublished(&db) == 0
+    })
+    .await;
+    assert_eq!(max_attempts(&env.db()), 1, "each row claimed once");
+    assert_eq!(
+        stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
+        (100, 100)
+    );
+}

@@ -24,7 +24,7 @@ async fn probe(args: &[String]) -> anyhow::Result<Span> {
     let s = |i: usize, name: &str| arg::<String>(args, i, name);
     match args.first().map(String::as_str) {
         Some("publish") => bench::raw_publish(&s(1, "SERVERS")?, &s(2, "PREFIX")?, arg(args, 3, "COUNT")?, arg(args, 4, "SIZE")?, arg(args, 5, "WINDOW")?).await,
-        Some("consume") => bench::raw_consume(&s(1, "SERVERS")?, &s(2, "STREAM")?, &s(3, "DURABLE")?, arg(args, 4, "COUNT")?, arg(args, 5, "BATCH")?).await,
+        Some("consume") => bench::raw_consume(&s(1, "SERVERS")?, &s(2, "STREAM")?, &s(3, "DURABLE")?, arg(args, 4, "COUNT")?, arg(args, 5, "BATCH")?, arg(args, 6, "CLIENTS")?).await,
         Some("fill-outbox") => {
             bench::fill_outbox(Path::new(&s(1, "DB")?), arg(args, 2, "COUNT")?, arg(args, 3, "SIZE")?).await?;
             Ok(Span { events: arg(args, 2, "COUNT")?, seconds: 0.0 })

@@ -1,5 +1,6 @@
 //! SQLite backend: one connection on the blocking pool, WAL mode, `synchronous=FULL` so a
-//! committed inbox row survives a power loss before its ack is sent. Several workers may share
+//! committed inbox row survives a power loss before its ack is sent (only the outbox claim, a
+//! lease, commits without an fsync). Several workers may share
 //! one file: writes take the lock up front (`BEGIN IMMEDIATE`) and wait up to the busy timeout.
 //! Outbox relaying is single-writer: a lease row names the one relay allowed to claim rows; each
 //! claimed row also carries a deadline, so the relay can claim the next batch while the previous
@@ -153,63 +154,16 @@ impl SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<OutboxRow>, DbError> {
+        // A claim is only a lease: losing it to a power cut returns its rows, republished under
+        // the same ids, which JetStream drops as duplicates. So its commit skips the fsync
+        // (`synchronous=NORMAL` in WAL mode); the mark that follows syncs both.
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin outbox claim"))?;
-            let now = now_ms();
-            let holds = tx
-                .execute(
-                    "INSERT INTO outbox_lease (name, owner, expires_at_ms) VALUES ('relay', ?1, ?2)
-                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
-                     WHERE outbox_lease.owner = excluded.owner OR outbox_lease.expires_at_ms < ?3",
-                    params![owner, now + lease.as_millis() as i64, now],
-                )
-                .map_err(failed("take the outbox lease"))?;
-            if holds == 0 {
-                tx.commit().map_err(failed("commit outbox claim"))?;
-                return Ok(Vec::new());
-            }
-            let rows = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT id, subject, payload, headers,
-                                CAST(COALESCE((julianday('now') - julianday(first_attempt_at)) * 86400000, 0) AS INTEGER)
-                         FROM outbox WHERE published_at IS NULL AND failed_at IS NULL
-                           AND (claimed_until_ms IS NULL OR claimed_until_ms < ?2)
-                         ORDER BY created_at, id LIMIT ?1",
-                    )
-                    .map_err(failed("prepare outbox claim"))?;
-                let rows = stmt
-                    .query_map(params![limit as i64, now], |row| {
-                        // Payloads inserted as TEXT or BLOB both relay as their bytes.
-                        let payload = match row.get_ref(2)? {
-                            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.to_vec(),
-                            other => other.as_str().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
-                        };
-                        Ok(OutboxRow {
-                            id: row.get(0)?,
-                            subject: row.get(1)?,
-                            payload,
-                            headers: row.get(3)?,
-                            first_attempt_age: Duration::from_millis(row.get::<_, i64>(4)?.max(0) as u64),
-                        })
-                    })
-                    .map_err(failed("claim outbox rows"))?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(failed("read outbox rows"))?
-            };
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "UPDATE outbox SET attempts = attempts + 1, claimed_until_ms = ?2,
-                         first_attempt_at = COALESCE(first_attempt_at, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = ?1",
-                    )
-                    .map_err(failed("prepare outbox attempt"))?;
-                let until = now + lease.as_millis() as i64;
-                for r in &rows {
-                    stmt.execute(params![r.id, until]).map_err(failed("record outbox attempt"))?;
-                }
-            }
-            tx.commit().map_err(failed("commit outbox claim"))?;
-            Ok(rows)
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(failed("relax sync for the claim"))?;
+            let claimed = claim(conn, owner, limit, lease);
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(failed("restore synchronous=FULL"))?;
+            claimed
         })
         .await
     }
@@ -264,4 +218,77 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+fn claim(
+    conn: &mut Connection,
+    owner: String,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<OutboxRow>, DbError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed("begin outbox claim"))?;
+    let now = now_ms();
+    let holds = tx
+                .execute(
+                    "INSERT INTO outbox_lease (name, owner, expires_at_ms) VALUES ('relay', ?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms
+                     WHERE outbox_lease.owner = excluded.owner OR outbox_lease.expires_at_ms < ?3",
+                    params![owner, now + lease.as_millis() as i64, now],
+                )
+                .map_err(failed("take the outbox lease"))?;
+    if holds == 0 {
+        tx.commit().map_err(failed("commit outbox claim"))?;
+        return Ok(Vec::new());
+    }
+    let rows = {
+        let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, subject, payload, headers,
+                                CAST(COALESCE((julianday('now') - julianday(first_attempt_at)) * 86400000, 0) AS INTEGER)
+                         FROM outbox WHERE published_at IS NULL AND failed_at IS NULL
+                           AND (claimed_until_ms IS NULL OR claimed_until_ms < ?2)
+                         ORDER BY created_at, id LIMIT ?1",
+                    )
+                    .map_err(failed("prepare outbox claim"))?;
+        let rows = stmt
+            .query_map(params![limit as i64, now], |row| {
+                // Payloads inserted as TEXT or BLOB both relay as their bytes.
+                let payload = match row.get_ref(2)? {
+                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                        t.to_vec()
+                    }
+                    other => other
+                        .as_str()
+                        .map(|s| s.as_bytes().to_vec())
+                        .unwrap_or_default(),
+                };
+                Ok(OutboxRow {
+                    id: row.get(0)?,
+                    subject: row.get(1)?,
+                    payload,
+                    headers: row.get(3)?,
+                    first_attempt_age: Duration::from_millis(row.get::<_, i64>(4)?.max(0) as u64),
+                })
+            })
+            .map_err(failed("claim outbox rows"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(failed("read outbox rows"))?
+    };
+    {
+        let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE outbox SET attempts = attempts + 1, claimed_until_ms = ?2,
+                         first_attempt_at = COALESCE(first_attempt_at, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = ?1",
+                    )
+                    .map_err(failed("prepare outbox attempt"))?;
+        let until = now + lease.as_millis() as i64;
+        for r in &rows {
+            stmt.execute(params![r.id, until])
+                .map_err(failed("record outbox attempt"))?;
+        }
+    }
+    tx.commit().map_err(failed("commit outbox claim"))?;
+    Ok(rows)
 }
