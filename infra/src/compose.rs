@@ -35,6 +35,8 @@ pub struct Compose {
     pub project: String,
     pub profile: String,
     pub names: ComposeNames,
+    /// The project's network (what a partition disconnects a container from).
+    pub network: String,
     tool: Vec<String>,
 }
 
@@ -66,6 +68,7 @@ impl Compose {
         let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames {
             prefix: prefix.to_owned(),
+            throwaway: true,
         };
         for f in compose_file::files(topology, &names) {
             let path = dir.join(&f.path);
@@ -94,6 +97,7 @@ impl Compose {
             file: file.to_owned(),
             project,
             profile: compose_file::compose_profile(profile),
+            network: names.network(profile),
             names,
             tool: docker::compose_tool()?,
         })
@@ -142,9 +146,11 @@ impl Compose {
         self.compose(&args, Some(image)).map(drop)
     }
 
-    /// Removes the project's containers and network, and its volumes when `purge`.
-    pub fn down(&self, purge: bool) -> Result<(), DockerError> {
-        let mut args = vec!["down", "--timeout", "20"];
+    /// Removes the project's containers (SIGTERM, SIGKILL after `grace`) and network, and its
+    /// volumes when `purge`.
+    pub fn down(&self, purge: bool, grace: Duration) -> Result<(), DockerError> {
+        let secs = grace.as_secs().to_string();
+        let mut args = vec!["down", "--timeout", &secs];
         if purge {
             args.push("--volumes");
         }
@@ -174,6 +180,18 @@ impl Compose {
         }
     }
 
+    /// Whether the container is up or about to be again (running, restarting, paused): what a
+    /// stop must take down. A restarting container has no pid, so this is not `running_pid`.
+    pub fn is_up(&self, node: &str) -> bool {
+        docker::docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            &self.container(node),
+        ])
+        .is_ok_and(|s| matches!(s.trim(), "running" | "restarting" | "paused"))
+    }
+
     /// Starts the node's existing container again.
     pub fn start(&self, node: &str) -> Result<(), DockerError> {
         docker::docker(&["start", &self.container(node)]).map(drop)
@@ -192,19 +210,19 @@ impl Compose {
 
     /// Cuts the node off the compose network: peers and host clients lose it, it keeps running.
     pub fn disconnect(&self, node: &str) -> Result<(), DockerError> {
-        let net = self.names.network();
-        docker::docker(&["network", "disconnect", &net, &self.container(node)]).map(drop)
+        let net = &self.network;
+        docker::docker(&["network", "disconnect", net, &self.container(node)]).map(drop)
     }
 
     /// Joins it again under its service name (the alias its peers' routes dial).
     pub fn connect(&self, node: &str) -> Result<(), DockerError> {
-        let net = self.names.network();
+        let net = &self.network;
         docker::docker(&[
             "network",
             "connect",
             "--alias",
             node,
-            &net,
+            net,
             &self.container(node),
         ])
         .map(drop)

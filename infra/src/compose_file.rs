@@ -28,12 +28,16 @@ const WORKER_HTTP_BASE: u16 = 8080;
 #[derive(Clone, Debug)]
 pub struct ComposeNames {
     pub prefix: String,
+    /// A throw-away copy: its containers are never restarted by the daemon, so a test killed
+    /// before its cleanup leaves stopped containers, not running ones.
+    pub throwaway: bool,
 }
 
 impl Default for ComposeNames {
     fn default() -> Self {
         ComposeNames {
             prefix: "sea".to_owned(),
+            throwaway: false,
         }
     }
 }
@@ -55,8 +59,13 @@ impl ComposeNames {
         format!("{}_{}_data_{index}", self.prefix, stem.replace('-', "_"))
     }
 
-    pub fn network(&self) -> String {
-        format!("{}-net", self.prefix)
+    /// `sea-net` for `ha` (the contract's name), `sea-<profile>-net` for the others: each
+    /// profile has its own, so one can be taken down while another runs.
+    pub fn network(&self, profile: Profile) -> String {
+        match profile {
+            Profile::Ha | Profile::Single => format!("{}-net", self.prefix),
+            other => format!("{}-{other}-net", self.prefix),
+        }
     }
 
     fn worker_volume(&self, cluster: &str) -> String {
@@ -143,6 +152,12 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
     );
     let _ = writeln!(w, "services:");
     let grace = stop_grace(&host.settings.lame_duck_duration);
+    let network = names.network(profile);
+    let restart = if names.throwaway {
+        "\"no\""
+    } else {
+        "unless-stopped"
+    };
     for ((_, node), (_, inner_node)) in host.nodes().zip(inner.nodes()) {
         let name = &node.name;
         let _ = writeln!(w, "  {name}:");
@@ -175,7 +190,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
             render::conf_file_name(node)
         );
         let _ = writeln!(w, "      - \"{}:/data\"", names.volume(name));
-        let _ = writeln!(w, "    networks: [\"{}\"]", names.network());
+        let _ = writeln!(w, "    networks: [\"{network}\"]");
         let _ = writeln!(w, "    healthcheck:");
         let _ = writeln!(
             w,
@@ -187,7 +202,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(w, "      retries: 3");
         let _ = writeln!(w, "      start_period: 10s");
         let _ = writeln!(w, "    stop_grace_period: {grace}");
-        let _ = writeln!(w, "    restart: unless-stopped");
+        let _ = writeln!(w, "    restart: {restart}");
     }
     for (i, cluster) in host.clusters.iter().enumerate() {
         let service = worker_service(host, &cluster.name);
@@ -221,7 +236,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
             "      - \"{}:/data\"",
             names.worker_volume(&cluster.name)
         );
-        let _ = writeln!(w, "    networks: [\"{}\"]", names.network());
+        let _ = writeln!(w, "    networks: [\"{network}\"]");
         let _ = writeln!(w, "    depends_on:");
         for node in &cluster.nodes {
             let _ = writeln!(w, "      - {}", node.name);
@@ -232,7 +247,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
             "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/healthz\"]"
         );
         let _ = writeln!(w, "      interval: 10s");
-        let _ = writeln!(w, "    restart: unless-stopped");
+        let _ = writeln!(w, "    restart: {restart}");
     }
     let _ = writeln!(w, "volumes:");
     for (_, node) in host.nodes() {
@@ -246,8 +261,8 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(w, "    name: {v}");
     }
     let _ = writeln!(w, "networks:");
-    let _ = writeln!(w, "  {}:", names.network());
-    let _ = writeln!(w, "    name: {}", names.network());
+    let _ = writeln!(w, "  {network}:");
+    let _ = writeln!(w, "    name: {network}");
     out
 }
 
@@ -278,7 +293,8 @@ mod tests {
         assert_eq!(n.volume("nats-3"), "sea_nats_data_3");
         assert_eq!(n.volume("sea-b-1"), "sea_b_data_1");
         assert_eq!(n.volume("cell-a-2"), "sea_cell_a_data_2");
-        assert_eq!(n.network(), "sea-net");
+        assert_eq!(n.network(Profile::Ha), "sea-net");
+        assert_eq!(n.network(Profile::Mesh), "sea-mesh-net");
     }
 
     #[test]

@@ -101,10 +101,14 @@ impl TestCluster {
     /// The same cluster run as containers: a private rendering of its compose file, with
     /// container, network and volume names of its own (removed on drop).
     pub fn into_compose(mut self) -> Result<TestCluster, crate::compose::ComposeError> {
-        // Unique per process and cluster: the scratch directory's name ends in a counter.
+        // Unique per process and cluster (the scratch directory's name ends in a counter), and
+        // per run: pids repeat across fresh CI machines sharing a daemon.
         let n = self._dir.path().display().to_string();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() % 1_000_000);
         let prefix = format!(
-            "seatest{}x{}",
+            "seatest{}x{}t{now}",
             std::process::id(),
             n.rsplit('-').next().unwrap_or("0")
         );
@@ -150,7 +154,7 @@ impl Drop for TestCluster {
             self.deployment.kill_node(&node.name);
         }
         if let Some(c) = &self.deployment.compose {
-            if let Err(e) = c.down(true) {
+            if let Err(e) = c.down(true, std::time::Duration::from_secs(5)) {
                 eprintln!("warning: compose project {} not removed: {e}", c.project);
             }
         }

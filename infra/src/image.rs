@@ -70,7 +70,13 @@ fn busybox(cache: &Path) -> Result<PathBuf, ImageError> {
         docker::COMMAND_TIMEOUT,
     )
     .map_err(|e| ImageError::Busybox(e.to_string()))?;
-    std::fs::rename(root.join("bin/busybox"), &bin).map_err(io_err(&bin))?;
+    // bookworm ships /bin/busybox; releases with the merged /usr ship /usr/bin/busybox.
+    let extracted = ["bin/busybox", "usr/bin/busybox"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ImageError::Busybox("no busybox binary in the package".into()))?;
+    std::fs::rename(&extracted, &bin).map_err(io_err(&bin))?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(bin)
 }

@@ -327,26 +327,33 @@ impl Deployment {
     }
 
     /// Sends `signal`, waits up to `grace` for the process to go, then SIGKILLs it.
-    /// Returns false when the node was not running.
+    /// Returns false when the node was not running (a container: or could not be stopped).
     pub fn stop_node(&self, name: &str, signal: Signal, grace: Duration) -> bool {
         let Ok(node) = self.node(name) else {
             return false;
         };
         let paths = self.paths(node);
-        let Some(pid) = self.running_pid(name) else {
-            return false;
-        };
         if let Some(c) = &self.compose {
+            if !c.is_up(name) {
+                return false;
+            }
             let _ = match signal {
                 Signal::SIGTERM => c.stop(name, grace),
                 other => c.signal(name, other.as_str()),
             };
             let deadline = Instant::now() + grace.max(Duration::from_secs(10));
-            while self.running_pid(name).is_some() && Instant::now() < deadline {
+            while c.is_up(name) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            return true;
+            // A restart-looping container ignores signals; `docker stop` ends it for good.
+            if c.is_up(name) {
+                let _ = c.stop(name, Duration::ZERO);
+            }
+            return !c.is_up(name);
         }
+        let Some(pid) = self.running_pid(name) else {
+            return false;
+        };
         let _ = kill(Pid::from_raw(pid), signal);
         // A stopped (SIGSTOP) process would ignore SIGTERM until resumed.
         let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
@@ -448,6 +455,7 @@ impl Deployment {
         progress: &dyn Fn(&str),
         cancel: impl std::future::Future<Output = ()>,
     ) -> Result<UpReport, UpError> {
+        tokio::pin!(cancel);
         let began = Instant::now();
         let selected: Vec<String> = match &opts.nodes {
             Some(names) => {
@@ -478,7 +486,24 @@ impl Deployment {
                     c.file_path().display(),
                     c.project
                 ));
-                if let Err(e) = c.up(&to_start, &image) {
+                // On a blocking thread, so Ctrl-C is heard while compose creates the containers.
+                let (job_compose, nodes) = (c.clone(), to_start.clone());
+                let mut job = tokio::task::spawn_blocking(move || job_compose.up(&nodes, &image));
+                let created = tokio::select! {
+                    r = &mut job => r,
+                    () = &mut cancel => {
+                        let _ = job.await;
+                        self.stop_started(&to_start);
+                        return Err(UpError::Interrupted);
+                    }
+                };
+                let created = created.unwrap_or_else(|e| {
+                    Err(DockerError {
+                        command: "compose up".into(),
+                        reason: e.to_string(),
+                    })
+                });
+                if let Err(e) = created {
                     self.stop_started(&to_start);
                     return Err(e.into());
                 }
@@ -506,7 +531,7 @@ impl Deployment {
         let gate = self.wait_healthy(&expected, &started, opts.timeout, progress);
         let result = tokio::select! {
             r = gate => r,
-            () = cancel => Err(UpError::Interrupted),
+            () = &mut cancel => Err(UpError::Interrupted),
         };
         match result {
             Ok(health) => Ok(UpReport {
@@ -609,14 +634,10 @@ impl Deployment {
         };
         let mut report = DownReport::default();
         if let Some(c) = &self.compose {
-            report.stopped = names
-                .iter()
-                .filter(|n| self.running_pid(n).is_some())
-                .cloned()
-                .collect();
+            report.stopped = names.iter().filter(|n| c.is_up(n)).cloned().collect();
             match nodes {
                 None => {
-                    c.down(purge)?;
+                    c.down(purge, grace)?;
                     let _ = fs::remove_file(self.dir.join(COMPOSE_MARKER));
                     report.purged = purge;
                 }

@@ -2,16 +2,19 @@
 
 use std::time::Duration;
 
+use sea_infra::topology::Profile;
 use xshell::Shell;
 
-use crate::flags::Down;
+use crate::flags::{Backend, Down};
 use crate::project;
 
 impl Down {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profiles = match self.profile {
-            Some(p) => vec![p],
-            None => project::recorded_profiles(),
+        let profiles = match (self.profile, self.backend) {
+            (Some(p), _) => vec![p],
+            // Compose projects may have been started by hand (no state here): try every file.
+            (None, Some(Backend::Compose)) => vec![Profile::Ha, Profile::Mesh, Profile::Leaf],
+            (None, _) => project::recorded_profiles(),
         };
         if profiles.is_empty() {
             eprintln!(
@@ -32,8 +35,12 @@ impl Down {
             for name in &report.stale {
                 eprintln!("  {name}: its pid file pointed at a process that is not this server; removed the file, signalled nothing");
             }
-            if report.purged {
-                eprintln!("  purged data under {}", deployment.dir.display());
+            match (&deployment.compose, report.purged) {
+                (Some(c), true) => {
+                    eprintln!("  removed the volumes of compose project {}", c.project)
+                }
+                (None, true) => eprintln!("  purged data under {}", deployment.dir.display()),
+                _ => {}
             }
         }
         Ok(())

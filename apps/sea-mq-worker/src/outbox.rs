@@ -4,7 +4,7 @@
 //! the stream's duplicate window. Rows whose publish was not acknowledged return after the lease
 //! (`OUTBOX_LEASE_MS`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishAckFuture;
@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::run::Worker;
 
 /// A published batch whose acks are still on their way.
-pub struct InFlight {
+struct InFlight {
     acks: Vec<(String, PublishAckFuture)>,
 }
 
@@ -25,36 +25,70 @@ pub struct InFlight {
 /// the relay marks and claims; two keep them as busy as a windowed publisher.
 const IN_FLIGHT_BATCHES: usize = 2;
 
+/// The batches in flight, oldest first, and their row ids: a row claimed again while still in
+/// flight (its lease ran out during an ack stall) is not sent a second time.
+#[derive(Default)]
+struct Pipeline {
+    batches: VecDeque<InFlight>,
+    ids: HashSet<String>,
+}
+
+impl Pipeline {
+    fn push(&mut self, batch: InFlight) {
+        self.ids.extend(batch.acks.iter().map(|(id, _)| id.clone()));
+        self.batches.push_back(batch);
+    }
+
+    async fn settle_oldest(&mut self, worker: &Worker) {
+        if let Some(batch) = self.batches.pop_front() {
+            for (id, _) in &batch.acks {
+                self.ids.remove(id);
+            }
+            settle_logged(worker, batch).await;
+        }
+    }
+
+    /// Settles every batch, their acks awaited together (shutdown has a grace period).
+    async fn settle_all(&mut self, worker: &Worker) {
+        self.ids.clear();
+        let batches: Vec<InFlight> = self.batches.drain(..).collect();
+        futures::future::join_all(batches.into_iter().map(|b| settle_logged(worker, b))).await;
+    }
+}
+
 /// Runs until `shutdown` turns true; batches in flight are finished first.
 ///
 /// Pipelined like a windowed publisher: the next batches are claimed and published while the
 /// earlier ones' acks travel; the oldest is settled (acks awaited, rows marked) once
 /// `IN_FLIGHT_BATCHES` are out. Claims exclude rows already in flight (each claimed row carries
-/// a deadline), so no row is sent twice by one relay.
+/// a deadline, and the pipeline knows its ids), so no row is sent twice by one relay.
 pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg.outbox;
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut pipeline = Pipeline::default();
     while !*shutdown.borrow() {
         // Claimed rows would only wait in the client's buffer (at start-up with
         // `retry_on_initial_connect`, or during an outage), their leases running out.
         if worker.client.connection_state() != async_nats::connection::State::Connected {
+            pipeline.settle_all(worker).await;
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll_interval) => {}
                 _ = shutdown.changed() => {}
             }
             continue;
         }
-        let (claimed, next) = match publish_batch(worker).await {
+        let (claimed, next) = match publish_batch(worker, &pipeline.ids).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "outbox relay failed; retrying");
                 (0, None)
             }
         };
-        in_flight.extend(next);
-        while in_flight.len() > IN_FLIGHT_BATCHES {
-            settle_logged(worker, in_flight.pop_front().expect("non-empty")).await;
+        if let Some(batch) = next {
+            pipeline.push(batch);
+        }
+        while pipeline.batches.len() > IN_FLIGHT_BATCHES {
+            pipeline.settle_oldest(worker).await;
         }
         if last_gauge.elapsed() >= Duration::from_secs(1) {
             last_gauge = Instant::now();
@@ -65,18 +99,14 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         // A full batch means more are waiting: go again at once. Otherwise settle first, so
         // rows are not left unmarked for a whole poll interval.
         if claimed < cfg.batch_size {
-            for batch in in_flight.drain(..) {
-                settle_logged(worker, batch).await;
-            }
+            pipeline.settle_all(worker).await;
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll_interval) => {}
                 _ = shutdown.changed() => {}
             }
         }
     }
-    for batch in in_flight {
-        settle_logged(worker, batch).await;
-    }
+    pipeline.settle_all(worker).await;
 }
 
 async fn settle_logged(worker: &Worker, batch: InFlight) {
@@ -85,8 +115,12 @@ async fn settle_logged(worker: &Worker, batch: InFlight) {
     }
 }
 
-/// Claims one batch and sends it; returns how many rows were claimed and the acks to await.
-pub async fn publish_batch(worker: &Worker) -> anyhow::Result<(usize, Option<InFlight>)> {
+/// Claims one batch and sends the rows not already `in_flight`; returns how many rows were
+/// claimed and the acks to await.
+async fn publish_batch(
+    worker: &Worker,
+    in_flight: &HashSet<String>,
+) -> anyhow::Result<(usize, Option<InFlight>)> {
     let cfg = &worker.cfg;
     let rows = worker
         .store
@@ -94,7 +128,7 @@ pub async fn publish_batch(worker: &Worker) -> anyhow::Result<(usize, Option<InF
         .await?;
     let claimed = rows.len();
     let mut acks = Vec::with_capacity(claimed);
-    for row in rows {
+    for row in rows.into_iter().filter(|r| !in_flight.contains(&r.id)) {
         let headers = match headers(&row) {
             Ok(h) => h,
             Err(reason) => {
@@ -123,7 +157,7 @@ pub async fn publish_batch(worker: &Worker) -> anyhow::Result<(usize, Option<InF
 }
 
 /// Awaits a batch's acks and marks the acknowledged rows published.
-pub async fn settle(worker: &Worker, batch: InFlight) -> anyhow::Result<()> {
+async fn settle(worker: &Worker, batch: InFlight) -> anyhow::Result<()> {
     let acks = futures::future::join_all(
         batch
             .acks
