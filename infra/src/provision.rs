@@ -309,8 +309,16 @@ where
     }
 }
 
-fn stream_timed_out(e: &CreateStreamError) -> bool {
-    e.kind() == CreateStreamErrorKind::TimedOut
+/// A create or update the cluster could not take yet: it timed out, or the meta leader does
+/// not see enough peers online (measured right after the health gate passed on a cluster of
+/// containers: `no suitable peers for placement, peer offline`). `fit_replicas` has already
+/// refused replicas the cluster can never place, so this clears within the bound.
+fn stream_not_yet(e: &CreateStreamError) -> bool {
+    match e.kind() {
+        CreateStreamErrorKind::TimedOut => true,
+        CreateStreamErrorKind::JetStream(js) => js.error_code() == ErrorCode::CLUSTER_NO_PEERS,
+        _ => false,
+    }
 }
 
 fn consumer_timed_out(e: &ConsumerError) -> bool {
@@ -509,13 +517,13 @@ pub async fn apply(
                 let what = format!("{} stream {}", lower(action), s.name);
                 match action {
                     Action::Create => {
-                        retry_leaderless(|| js.create_stream(s.config()), stream_timed_out)
+                        retry_leaderless(|| js.create_stream(s.config()), stream_not_yet)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.created.push(item.name.clone());
                     }
                     Action::Update => {
-                        retry_leaderless(|| js.update_stream(s.config()), stream_timed_out)
+                        retry_leaderless(|| js.update_stream(s.config()), stream_not_yet)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.updated.push(item.name.clone());
@@ -528,7 +536,7 @@ pub async fn apply(
                             s.name
                         ));
                         js.delete_stream(&s.name).await.map_err(|e| api(&what, e))?;
-                        retry_leaderless(|| js.create_stream(s.config()), stream_timed_out)
+                        retry_leaderless(|| js.create_stream(s.config()), stream_not_yet)
                             .await
                             .map_err(|e| api(&what, e))?;
                         report.messages_lost += lost;
