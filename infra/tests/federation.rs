@@ -1,5 +1,7 @@
 //! Federation on real servers (free ports): a gateway-joined mesh and leafnode-joined cells.
 
+use std::time::Duration;
+
 use async_nats::jetstream;
 use sea_infra::crosscheck;
 use sea_infra::federation::{self, mirror_name};
@@ -78,7 +80,12 @@ async fn leaf_cells_share_only_federated_subjects_and_mirror_across_domains() {
     crosscheck::publish_acked(&js_b, "sea.event.cell-b-only", "b", 5)
         .await
         .unwrap();
+    // cell-b's events cross the link into cell-a's own stream too (same subjects), so the
+    // mirror follows cell-a's sequence, which it reaches once those copies are mirrored.
     let mirror = mirror_name("SEA_EVENTS", "cell-a");
+    crosscheck::mirror_caught_up(&js_a, "SEA_EVENTS", &js_b, &mirror, Duration::from_secs(30))
+        .await
+        .expect("the mirror reaches cell-a's last sequence");
     let (a_last, _) = crosscheck::state(&js_a, "SEA_EVENTS").await.unwrap();
     let (m_last, _) = crosscheck::state(&js_b, &mirror).await.unwrap();
     assert_eq!(
