@@ -151,7 +151,8 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         default_nats_image()
     );
     let _ = writeln!(w, "services:");
-    let grace = stop_grace(&host.settings.lame_duck_duration);
+    // Docker's stop timeout: the lame-duck duration plus a margin, so a stop is never a kill.
+    let grace = format!("{}s", host.settings.lame_duck_secs() + 15);
     let network = names.network(profile);
     let restart = if names.throwaway {
         "\"no\""
@@ -273,12 +274,6 @@ pub fn worker_service(topology: &Topology, cluster: &str) -> String {
     } else {
         format!("sea-mq-worker-{cluster}")
     }
-}
-
-/// Docker's stop timeout: the lame-duck duration plus a margin, so a stop is never a kill.
-fn stop_grace(lame_duck: &str) -> String {
-    let secs = crate::env::parse_duration(lame_duck).map_or(30, |d| d.as_secs());
-    format!("{}s", secs + 15)
 }
 
 #[cfg(test)]

@@ -93,18 +93,20 @@ pub fn run_output(
     }
 }
 
-/// `docker args…`.
+/// `docker args…`, bounded by [`COMMAND_TIMEOUT`].
 pub fn docker(args: &[&str]) -> Result<String, DockerError> {
-    run(&["docker".to_owned()], args, None, &[], COMMAND_TIMEOUT)
+    docker_within(args, COMMAND_TIMEOUT)
+}
+
+/// `docker args…`, bounded by `timeout` (builds and pulls take longer, probes less).
+pub fn docker_within(args: &[&str], timeout: Duration) -> Result<String, DockerError> {
+    run(&["docker".to_owned()], args, None, &[], timeout)
 }
 
 /// Whether a Docker engine answers (`docker info`), or why not.
 pub fn engine() -> Result<(), DockerError> {
-    run(
-        &["docker".to_owned()],
+    docker_within(
         &["info", "--format", "{{.ServerVersion}}"],
-        None,
-        &[],
         Duration::from_secs(20),
     )
     .map(drop)

@@ -102,11 +102,8 @@ pub fn build(
         "building {tag} FROM scratch (nats-server {PINNED_VERSION} + busybox-static)"
     ));
     let ctx_s = ctx.display().to_string();
-    docker::run(
-        &["docker".to_owned()],
+    docker::docker_within(
         &["build", "--quiet", "--tag", &tag, &ctx_s],
-        None,
-        &[],
         Duration::from_secs(300),
     )?;
     let _ = std::fs::remove_dir_all(&ctx);
@@ -151,15 +148,9 @@ fn present_or_pull(image: &str) -> Result<(), String> {
 
 /// `docker pull`, bounded; why it failed (no registry fails at once: measured 73 ms).
 fn pull(image: &str) -> Result<(), String> {
-    docker::run(
-        &["docker".to_owned()],
-        &["pull", "--quiet", image],
-        None,
-        &[],
-        Duration::from_secs(180),
-    )
-    .map(drop)
-    .map_err(|e| e.reason)
+    docker::docker_within(&["pull", "--quiet", image], Duration::from_secs(180))
+        .map(drop)
+        .map_err(|e| e.reason)
 }
 
 /// `cargo xtask image`: builds the local image and, when the default image cannot be pulled,

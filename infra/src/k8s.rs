@@ -129,8 +129,7 @@ fn http_probe(w: &mut String, kind: &str, path: &str, timing: [u32; 3]) {
 }
 
 fn statefulset(t: &Topology) -> String {
-    let lame_duck =
-        crate::env::parse_duration(&t.settings.lame_duck_duration).map_or(30, |d| d.as_secs());
+    let lame_duck = t.settings.lame_duck_secs();
     let mut w = header();
     let _ = writeln!(w, "apiVersion: apps/v1");
     let _ = writeln!(w, "kind: StatefulSet");

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! With a [`Compose`] attached, the same `Deployment` runs the topology as containers instead
-//! (the directory then only records `topology.json` and the `compose-project` marker): every
-//! lifecycle method below delegates to it, and everything else is the same.
+//! (the directory then only records `topology.json` and the `compose-project` marker): the
+//! lifecycle methods below delegate to it (but `set_leaf_links`, which the compose files' read-only
+//! configs rule out), and everything else is the same.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -332,7 +333,6 @@ impl Deployment {
         let Ok(node) = self.node(name) else {
             return false;
         };
-        let paths = self.paths(node);
         if let Some(c) = &self.compose {
             if !c.is_up(name) {
                 return false;
@@ -351,6 +351,7 @@ impl Deployment {
             }
             return !c.is_up(name);
         }
+        let paths = self.paths(node);
         let Some(pid) = self.running_pid(name) else {
             return false;
         };
@@ -472,56 +473,13 @@ impl Deployment {
             selected.iter().cloned().partition(|n| running.contains(n));
         self.check_ports(&to_start)?;
 
-        let mut started = Vec::new();
-        if let Some(c) = &self.compose {
-            if !to_start.is_empty() {
-                let image = crate::image::resolve(
-                    &self.nats_server,
-                    &state_root().join("cache"),
-                    progress,
-                )?;
-                progress(&format!(
-                    "starting {} with {image} ({} -p {})",
-                    to_start.join(", "),
-                    c.file_path().display(),
-                    c.project
-                ));
-                // On a blocking thread, so Ctrl-C is heard while compose creates the containers.
-                let (job_compose, nodes) = (c.clone(), to_start.clone());
-                let mut job = tokio::task::spawn_blocking(move || job_compose.up(&nodes, &image));
-                let created = tokio::select! {
-                    r = &mut job => r,
-                    () = &mut cancel => {
-                        let _ = job.await;
-                        self.stop_started(&to_start);
-                        return Err(UpError::Interrupted);
-                    }
-                };
-                let created = created.unwrap_or_else(|e| {
-                    Err(DockerError {
-                        command: "compose up".into(),
-                        reason: e.to_string(),
-                    })
-                });
-                if let Err(e) = created {
-                    self.stop_started(&to_start);
-                    return Err(e.into());
-                }
-                started = to_start.clone();
+        let started = match &self.compose {
+            Some(c) => {
+                self.start_containers(c, &to_start, progress, &mut cancel)
+                    .await?
             }
-        }
-        for name in to_start.iter().filter(|_| self.compose.is_none()) {
-            match self.start_node(name) {
-                Ok(pid) => {
-                    progress(&format!("started {name} (pid {pid})"));
-                    started.push(name.clone());
-                }
-                Err(e) => {
-                    self.stop_started(&started);
-                    return Err(e);
-                }
-            }
-        }
+            None => self.start_processes(&to_start, progress)?,
+        };
 
         let expected: BTreeSet<String> = running
             .iter()
@@ -545,6 +503,70 @@ impl Deployment {
                 Err(e)
             }
         }
+    }
+
+    /// Starts the servers as processes, one by one; on a failure stops those it started.
+    fn start_processes(
+        &self,
+        to_start: &[String],
+        progress: &dyn Fn(&str),
+    ) -> Result<Vec<String>, UpError> {
+        let mut started = Vec::new();
+        for name in to_start {
+            match self.start_node(name) {
+                Ok(pid) => {
+                    progress(&format!("started {name} (pid {pid})"));
+                    started.push(name.clone());
+                }
+                Err(e) => {
+                    self.stop_started(&started);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Creates the containers in one `compose up` (the image resolved first), on a blocking
+    /// thread so Ctrl-C (`cancel`) is heard; on a failure or Ctrl-C stops them again.
+    async fn start_containers(
+        &self,
+        c: &Compose,
+        to_start: &[String],
+        progress: &dyn Fn(&str),
+        cancel: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Vec<String>, UpError> {
+        if to_start.is_empty() {
+            return Ok(Vec::new());
+        }
+        let image =
+            crate::image::resolve(&self.nats_server, &state_root().join("cache"), progress)?;
+        progress(&format!(
+            "starting {} with {image} ({} -p {})",
+            to_start.join(", "),
+            c.file_path().display(),
+            c.project
+        ));
+        let (job_compose, nodes) = (c.clone(), to_start.to_vec());
+        let mut job = tokio::task::spawn_blocking(move || job_compose.up(&nodes, &image));
+        let created = tokio::select! {
+            r = &mut job => r.unwrap_or_else(|e| {
+                Err(DockerError {
+                    command: "compose up".into(),
+                    reason: e.to_string(),
+                })
+            }),
+            () = cancel.as_mut() => {
+                let _ = job.await;
+                self.stop_started(to_start);
+                return Err(UpError::Interrupted);
+            }
+        };
+        if let Err(e) = created {
+            self.stop_started(to_start);
+            return Err(e.into());
+        }
+        Ok(to_start.to_vec())
     }
 
     fn stop_started(&self, started: &[String]) {

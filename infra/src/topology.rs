@@ -95,6 +95,14 @@ pub struct ServerSettings {
     pub server_name_env: Option<String>,
 }
 
+impl ServerSettings {
+    /// `lame_duck_duration` in whole seconds (what stop timeouts are sized from); 30 when it
+    /// does not parse.
+    pub fn lame_duck_secs(&self) -> u64 {
+        crate::env::parse_duration(&self.lame_duck_duration).map_or(30, |d| d.as_secs())
+    }
+}
+
 fn default_store_root() -> String {
     "data".to_owned()
 }

@@ -71,10 +71,7 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         // `retry_on_initial_connect`, or during an outage), their leases running out.
         if worker.client.connection_state() != async_nats::connection::State::Connected {
             pipeline.settle_all(worker).await;
-            tokio::select! {
-                _ = tokio::time::sleep(cfg.poll_interval) => {}
-                _ = shutdown.changed() => {}
-            }
+            pause(cfg.poll_interval, &mut shutdown).await;
             continue;
         }
         let (claimed, next) = match publish_batch(worker, &pipeline.ids).await {
@@ -100,13 +97,18 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         // rows are not left unmarked for a whole poll interval.
         if claimed < cfg.batch_size {
             pipeline.settle_all(worker).await;
-            tokio::select! {
-                _ = tokio::time::sleep(cfg.poll_interval) => {}
-                _ = shutdown.changed() => {}
-            }
+            pause(cfg.poll_interval, &mut shutdown).await;
         }
     }
     pipeline.settle_all(worker).await;
+}
+
+/// Waits one poll interval, or less if shutdown is asked for.
+async fn pause(interval: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(interval) => {}
+        _ = shutdown.changed() => {}
+    }
 }
 
 async fn settle_logged(worker: &Worker, batch: InFlight) {
