@@ -4,14 +4,17 @@
 //! on its own when the consumer vanished (nats.rs #1584), hence the error count.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::{pull, Consumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::inbox;
 use crate::metrics::Metrics;
@@ -57,14 +60,70 @@ pub async fn bind(worker: &Worker) -> anyhow::Result<Consumer<pull::Config>> {
     }
 }
 
-/// Runs until `shutdown` turns true: bind, pull, process, rebuild on trouble.
-pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
+/// A batch handed to the committer, with the bound consumer's `max_deliver`.
+type Batch = (Vec<(jetstream::Message, Instant)>, i64);
+
+/// Writes batches to the inbox and acks them, one after another, while the pull loop gathers
+/// the next batch: a commit waits for an fsync, and pulling no longer waits with it. The channel
+/// holds one batch, so at most three batches are unacked (committing, queued, gathering).
+fn spawn_committer(worker: Arc<Worker>) -> (mpsc::Sender<Batch>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Batch>(1);
+    let handle = tokio::spawn(async move {
+        while let Some((batch, max_deliver)) = rx.recv().await {
+            inbox::process_batch(&worker, batch, max_deliver).await;
+        }
+    });
+    (tx, handle)
+}
+
+/// What one item of the pull stream means for the loop.
+// Lives on the stack for one step: boxing the message would allocate for every event.
+#[allow(clippy::large_enum_variant)]
+enum Pulled {
+    Message(jetstream::Message),
+    /// A transient pull error: keep going.
+    Error,
+    /// The stream ended or keeps failing: bind the consumer again.
+    Rebuild,
+}
+
+fn pulled(
+    next: Option<Result<jetstream::Message, pull::MessagesError>>,
+    errors: &mut u32,
+) -> Pulled {
+    match next {
+        None => Pulled::Rebuild,
+        Some(Ok(msg)) => {
+            *errors = 0;
+            Pulled::Message(msg)
+        }
+        Some(Err(e)) => {
+            *errors += 1;
+            tracing::warn!(error = %e, errors = *errors, "pull error");
+            // These never heal on the same stream (nats.rs #1584); heartbeats might.
+            let fatal = matches!(
+                e.kind(),
+                MessagesErrorKind::NoResponders | MessagesErrorKind::ConsumerDeleted
+            );
+            if fatal || *errors >= REBUILD_AFTER_ERRORS {
+                Pulled::Rebuild
+            } else {
+                Pulled::Error
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true: bind, pull, hand batches to the committer, rebuild on
+/// trouble. On shutdown the batches in hand are committed and acked before it returns.
+pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg;
     // The server requires the idle heartbeat to be well under the pull expiry.
     let heartbeat = (cfg.pull_expires / 2).min(Duration::from_secs(5));
+    let (to_commit, committer) = spawn_committer(worker.clone());
     let mut attempt = 0u32;
     while !*shutdown.borrow() {
-        let consumer = match bind(worker).await {
+        let consumer = match bind(&worker).await {
             Ok(c) => c,
             Err(e) => {
                 worker.consumer_bound.store(false, Ordering::Relaxed);
@@ -98,61 +157,71 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         worker.consumer_bound.store(true, Ordering::Relaxed);
         tracing::info!(stream = %cfg.stream.name, durable = cfg.spec.consumer.durable_name(), "consuming");
         let mut errors = 0u32;
-        loop {
-            let first = tokio::select! {
-                next = messages.next() => next,
-                _ = shutdown.changed() => break,
-            };
-            let mut batch = Vec::with_capacity(cfg.batch_size);
-            match first {
-                None => break,
-                Some(Ok(msg)) => batch.push((msg, Instant::now())),
-                Some(Err(e)) => {
-                    errors += 1;
-                    tracing::warn!(error = %e, errors, "pull error");
-                    // These never heal on the same stream (nats.rs #1584); heartbeats might.
-                    let fatal = matches!(
-                        e.kind(),
-                        MessagesErrorKind::NoResponders | MessagesErrorKind::ConsumerDeleted
-                    );
-                    if fatal || errors >= REBUILD_AFTER_ERRORS {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        break;
-                    }
+        let mut batch = Vec::with_capacity(cfg.batch_size);
+        let rebuild = loop {
+            // Gather until the committer can take the batch (one transaction per batch);
+            // with nothing in hand, just wait for the next message.
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break false,
+                permit = to_commit.reserve(), if !batch.is_empty() => {
+                    let Ok(permit) = permit else { break false };
+                    permit.send((std::mem::take(&mut batch), max_deliver));
                     continue;
                 }
+                next = messages.next(), if batch.len() < cfg.batch_size => next,
+            };
+            match pulled(next, &mut errors) {
+                Pulled::Message(msg) => batch.push((msg, Instant::now())),
+                Pulled::Error => continue,
+                Pulled::Rebuild => break true,
             }
-            errors = 0;
-            // Take whatever else is already here, without waiting: one transaction per batch.
+            // Take whatever else is already here, without waiting.
             while batch.len() < cfg.batch_size {
                 match messages.next().now_or_never() {
                     Some(Some(Ok(msg))) => batch.push((msg, Instant::now())),
                     _ => break,
                 }
             }
-            inbox::process_batch(worker, batch, max_deliver).await;
-        }
+        };
         worker.consumer_bound.store(false, Ordering::Relaxed);
-        if *shutdown.borrow() {
-            release_buffered(&mut messages).await;
+        // The batch in hand was pulled: commit and ack it rather than let it time out.
+        if !batch.is_empty() {
+            let _ = to_commit.send((batch, max_deliver)).await;
+        }
+        if !rebuild || *shutdown.borrow() {
+            release_buffered(&worker, messages).await;
             break;
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
         Metrics::add(&worker.metrics.consumer_rebuilds, 1);
         tracing::warn!("rebuilding the pull consumer");
     }
+    drop(to_commit);
+    let _ = committer.await;
 }
 
 /// On shutdown, hands messages already pulled but not processed back at once (instead of after
-/// `ack_wait`), so the other workers of the group take them immediately.
-async fn release_buffered(messages: &mut pull::Stream) {
-    let mut released = 0;
+/// `ack_wait`), so the other workers of the group take them immediately. The subscription goes
+/// first: a nak while this worker's pull request is still open on the server delivered the
+/// message straight back to it, and the next redelivery then waited for the backoff (a minute).
+async fn release_buffered(worker: &Worker, mut messages: pull::Stream) {
+    let mut held = Vec::new();
     while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
+        held.push(msg);
+    }
+    // Unsubscribes; once the flush returns, the server has dropped this worker's pull requests.
+    drop(messages);
+    let _ = worker.client.flush().await;
+    for msg in &held {
         let _ = msg
             .ack_with(async_nats::jetstream::AckKind::Nak(None))
             .await;
-        released += 1;
     }
-    if released > 0 {
-        tracing::info!(released, "handed buffered messages back to the group");
+    if !held.is_empty() {
+        tracing::info!(
+            released = held.len(),
+            "handed buffered messages back to the group"
+        );
     }
 }

@@ -5,11 +5,13 @@
 //! (`OUTBOX_LEASE_MS`).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::HeaderMap;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Failpoint;
 use crate::db::OutboxRow;
@@ -21,48 +23,53 @@ struct InFlight {
     acks: Vec<(String, PublishAckFuture)>,
 }
 
-/// Published batches awaiting their acks, at most this many: with one, the servers idle while
-/// the relay marks and claims; two keep them as busy as a windowed publisher.
-const IN_FLIGHT_BATCHES: usize = 2;
+/// Published batches not yet settled (acks awaited, rows marked), at most this many. Each is
+/// settled by a task of its own, so the mark's fsync does not hold up the next claim and
+/// publish: the relay keeps the servers as busy as a windowed publisher does.
+const IN_FLIGHT_BATCHES: usize = 3;
 
-/// The batches in flight, oldest first, and their row ids: a row claimed again while still in
-/// flight (its lease ran out during an ack stall) is not sent a second time.
+/// The batches being settled, oldest first, and their row ids: a row claimed again while still
+/// in flight (its lease ran out during an ack stall) is not sent a second time.
 #[derive(Default)]
 struct Pipeline {
-    batches: VecDeque<InFlight>,
+    settling: VecDeque<(Vec<String>, JoinHandle<()>)>,
     ids: HashSet<String>,
 }
 
 impl Pipeline {
-    fn push(&mut self, batch: InFlight) {
-        self.ids.extend(batch.acks.iter().map(|(id, _)| id.clone()));
-        self.batches.push_back(batch);
+    fn push(&mut self, worker: &Arc<Worker>, batch: InFlight) {
+        let ids: Vec<String> = batch.acks.iter().map(|(id, _)| id.clone()).collect();
+        self.ids.extend(ids.iter().cloned());
+        let worker = worker.clone();
+        let settle = tokio::spawn(async move { settle_logged(&worker, batch).await });
+        self.settling.push_back((ids, settle));
     }
 
-    async fn settle_oldest(&mut self, worker: &Worker) {
-        if let Some(batch) = self.batches.pop_front() {
-            for (id, _) in &batch.acks {
+    /// Waits for the oldest batch to be settled.
+    async fn settle_oldest(&mut self) {
+        if let Some((ids, settle)) = self.settling.pop_front() {
+            let _ = settle.await;
+            for id in &ids {
                 self.ids.remove(id);
             }
-            settle_logged(worker, batch).await;
         }
     }
 
-    /// Settles every batch, their acks awaited together (shutdown has a grace period).
-    async fn settle_all(&mut self, worker: &Worker) {
-        self.ids.clear();
-        let batches: Vec<InFlight> = self.batches.drain(..).collect();
-        futures::future::join_all(batches.into_iter().map(|b| settle_logged(worker, b))).await;
+    /// Waits until at most `n` batches are unsettled.
+    async fn settle_down_to(&mut self, n: usize) {
+        while self.settling.len() > n {
+            self.settle_oldest().await;
+        }
     }
 }
 
 /// Runs until `shutdown` turns true; batches in flight are finished first.
 ///
 /// Pipelined like a windowed publisher: the next batches are claimed and published while the
-/// earlier ones' acks travel; the oldest is settled (acks awaited, rows marked) once
-/// `IN_FLIGHT_BATCHES` are out. Claims exclude rows already in flight (each claimed row carries
+/// earlier ones' acks travel and their rows are marked; once `IN_FLIGHT_BATCHES` are unsettled,
+/// the relay waits for the oldest. Claims exclude rows already in flight (each claimed row carries
 /// a deadline, and the pipeline knows its ids), so no row is sent twice by one relay.
-pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg.outbox;
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
     let mut pipeline = Pipeline::default();
@@ -70,11 +77,11 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         // Claimed rows would only wait in the client's buffer (at start-up with
         // `retry_on_initial_connect`, or during an outage), their leases running out.
         if worker.client.connection_state() != async_nats::connection::State::Connected {
-            pipeline.settle_all(worker).await;
+            pipeline.settle_down_to(0).await;
             pause(cfg.poll_interval, &mut shutdown).await;
             continue;
         }
-        let (claimed, next) = match publish_batch(worker, &pipeline.ids).await {
+        let (claimed, next) = match publish_batch(&worker, &pipeline.ids).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "outbox relay failed; retrying");
@@ -82,11 +89,9 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
             }
         };
         if let Some(batch) = next {
-            pipeline.push(batch);
+            pipeline.push(&worker, batch);
         }
-        while pipeline.batches.len() > IN_FLIGHT_BATCHES {
-            pipeline.settle_oldest(worker).await;
-        }
+        pipeline.settle_down_to(IN_FLIGHT_BATCHES).await;
         if last_gauge.elapsed() >= Duration::from_secs(1) {
             last_gauge = Instant::now();
             if let Ok(n) = worker.store.outbox_pending().await {
@@ -96,11 +101,11 @@ pub async fn run(worker: &Worker, mut shutdown: watch::Receiver<bool>) {
         // A full batch means more are waiting: go again at once. Otherwise settle first, so
         // rows are not left unmarked for a whole poll interval.
         if claimed < cfg.batch_size {
-            pipeline.settle_all(worker).await;
+            pipeline.settle_down_to(0).await;
             pause(cfg.poll_interval, &mut shutdown).await;
         }
     }
-    pipeline.settle_all(worker).await;
+    pipeline.settle_down_to(0).await;
 }
 
 /// Waits one poll interval, or less if shutdown is asked for.

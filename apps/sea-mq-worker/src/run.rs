@@ -65,11 +65,11 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
     let http = tokio::spawn(http::serve(listener, worker.clone(), stop_rx.clone()));
     let inbox = tokio::spawn({
         let (w, rx) = (worker.clone(), stop_rx.clone());
-        async move { consumer::run(&w, rx).await }
+        consumer::run(w, rx)
     });
     let relay = worker.cfg.outbox.enabled.then(|| {
         let (w, rx) = (worker.clone(), stop_rx.clone());
-        tokio::spawn(async move { outbox::run(&w, rx).await })
+        tokio::spawn(outbox::run(w, rx))
     });
 
     let mut sigterm = signal(SignalKind::terminate())?;
