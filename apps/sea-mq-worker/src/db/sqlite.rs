@@ -6,9 +6,11 @@
 //! claimed row also carries a deadline, so the relay can claim the next batch while the previous
 //! one is still in flight, and a crashed relay's rows return after the lease.
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -59,16 +61,54 @@ fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
     }
 }
 
+/// The current time as the tables store it, read once per transaction: formatting it for every
+/// row with `strftime` was a measurable share of the per-row cost.
+fn now_text(conn: &Connection) -> Result<String, DbError> {
+    conn.query_row("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')", [], |r| {
+        r.get(0)
+    })
+    .map_err(failed("read the clock"))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// How long a write waits for another process's lock (`DATABASE_BUSY_TIMEOUT_MS`). A static,
+/// because SQLite takes the busy handler as a plain function; one process has one store.
+static BUSY_TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
+
+thread_local! {
+    /// When the current wait for the lock began.
+    static WAITING_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Retries a locked write every 200 us until the busy timeout. SQLite's own handler sleeps
+/// 1, 2, 5, 10 ... 100 ms between tries, so workers sharing one file waited milliseconds for a
+/// lock held a fraction of one.
+fn busy_handler(tries: i32) -> bool {
+    let now = Instant::now();
+    let since = WAITING_SINCE.with(|w| {
+        if tries == 0 || w.get().is_none() {
+            w.set(Some(now));
+        }
+        w.get().unwrap_or(now)
+    });
+    let timeout = Duration::from_millis(BUSY_TIMEOUT_MS.load(Ordering::Relaxed));
+    if now.duration_since(since) >= timeout {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(200));
+    true
+}
+
 /// Opens the file, switches it to WAL with `synchronous=FULL`, and creates the tables.
 fn open_once(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(busy_timeout)?;
+    BUSY_TIMEOUT_MS.store(busy_timeout.as_millis() as u64, Ordering::Relaxed);
+    conn.busy_handler(Some(busy_handler))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
@@ -127,17 +167,18 @@ impl SqliteStore {
     ) -> Result<Vec<bool>, DbError> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin inbox batch"))?;
+            let now = now_text(&tx)?;
             let mut inserted = Vec::with_capacity(rows.len());
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "INSERT INTO inbox (consumer_group, message_id, subject, payload, headers, stream_seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (consumer_group, message_id) DO NOTHING",
+                        "INSERT INTO inbox (consumer_group, message_id, subject, payload, headers, stream_seq, received_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (consumer_group, message_id) DO NOTHING",
                     )
                     .map_err(failed("prepare inbox insert"))?;
                 for r in &rows {
                     let n = stmt
-                        .execute(params![group, r.message_id, r.subject, r.payload, r.headers, r.stream_seq as i64])
+                        .execute(params![group, r.message_id, r.subject, r.payload, r.headers, r.stream_seq as i64, now])
                         .map_err(failed("insert inbox row"))?;
                     inserted.push(n == 1);
                 }
@@ -170,13 +211,19 @@ impl SqliteStore {
 
     pub async fn mark_published(&self, ids: Vec<String>) -> Result<(), DbError> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin outbox mark"))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed("begin outbox mark"))?;
+            let now = now_text(&tx)?;
             {
                 let mut stmt = tx
-                    .prepare_cached("UPDATE outbox SET published_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), last_error = NULL WHERE id = ?1")
+                    .prepare_cached(
+                        "UPDATE outbox SET published_at = ?2, last_error = NULL WHERE id = ?1",
+                    )
                     .map_err(failed("prepare outbox mark"))?;
                 for id in &ids {
-                    stmt.execute(params![id]).map_err(failed("mark outbox row published"))?;
+                    stmt.execute(params![id, now])
+                        .map_err(failed("mark outbox row published"))?;
                 }
             }
             tx.commit().map_err(failed("commit outbox mark"))
@@ -278,14 +325,15 @@ fn claim(
     };
     {
         let mut stmt = tx
-                    .prepare_cached(
-                        "UPDATE outbox SET attempts = attempts + 1, claimed_until_ms = ?2,
-                         first_attempt_at = COALESCE(first_attempt_at, strftime('%Y-%m-%d %H:%M:%f', 'now')) WHERE id = ?1",
-                    )
-                    .map_err(failed("prepare outbox attempt"))?;
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, claimed_until_ms = ?2,
+                         first_attempt_at = COALESCE(first_attempt_at, ?3) WHERE id = ?1",
+            )
+            .map_err(failed("prepare outbox attempt"))?;
         let until = now + lease.as_millis() as i64;
+        let now = now_text(&tx)?;
         for r in &rows {
-            stmt.execute(params![r.id, until])
+            stmt.execute(params![r.id, until, now])
                 .map_err(failed("record outbox attempt"))?;
         }
     }
