@@ -25,6 +25,10 @@ pub struct Worker {
 }
 
 impl Worker {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

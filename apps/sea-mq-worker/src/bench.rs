@@ -81,9 +81,9 @@ pub async fn raw_publish(
     })
 }
 
-/// Pulls and acks `count` messages through a new durable, in batches of `batch`, with `clients`
-/// connections sharing it (as workers of one group do); the span runs from the first message
-/// any client got to the `count`-th ack.
+/// Pulls and acks `count` messages through an existing durable, in batches of `batch`, with
+/// `clients` connections sharing it (as workers of one group do); the span runs from the first
+/// message any client got to the `count`-th ack.
 pub async fn raw_consume(
     servers: &str,
     stream: &str,
@@ -92,26 +92,11 @@ pub async fn raw_consume(
     batch: usize,
     clients: usize,
 ) -> anyhow::Result<Span> {
-    let first = connect(servers).await?;
-    jetstream::new(first.clone())
-        .get_stream(stream)
-        .await?
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some(durable.to_owned()),
-            ack_policy: consumer::AckPolicy::Explicit,
-            max_ack_pending: 1024 * clients as i64,
-            ..Default::default()
-        })
-        .await?;
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let began = std::sync::Arc::new(std::sync::OnceLock::new());
     let mut tasks = Vec::new();
-    for i in 0..clients {
-        let client = if i == 0 {
-            first.clone()
-        } else {
-            connect(servers).await?
-        };
+    for _ in 0..clients {
+        let client = connect(servers).await?;
         let (seen, began) = (seen.clone(), began.clone());
         let (stream, durable) = (stream.to_owned(), durable.to_owned());
         tasks.push(tokio::spawn(async move {
@@ -161,12 +146,13 @@ async fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// Inserts `count` outbox rows (only id, subject, payload), creating the tables first.
-pub async fn fill_outbox(db: &Path, count: u64, size: usize) -> anyhow::Result<()> {
+/// Inserts `count` outbox rows (only id, subject, payload) with ids `<prefix>-<n>`, creating the
+/// tables first.
+pub async fn fill_outbox(db: &Path, prefix: &str, count: u64, size: usize) -> anyhow::Result<()> {
     let mut conn = open(db).await?;
     let tx = conn.transaction()?;
     for i in 0..count {
-        let id = format!("outbox-{i}");
+        let id = format!("{prefix}-{i}");
         let payload = String::from_utf8(event_payload(&id, size))?;
         tx.execute(
             "INSERT INTO outbox (id, subject, payload) VALUES (?1, ?2, ?3)",

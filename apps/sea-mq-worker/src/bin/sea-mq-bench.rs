@@ -3,7 +3,7 @@
 //! ```text
 //! sea-mq-bench publish SERVERS PREFIX COUNT SIZE WINDOW
 //! sea-mq-bench consume SERVERS STREAM DURABLE COUNT BATCH
-//! sea-mq-bench fill-outbox DB COUNT SIZE
+//! sea-mq-bench fill-outbox DB PREFIX COUNT SIZE
 //! sea-mq-bench inbox-span DB GROUP
 //! sea-mq-bench outbox-span DB
 //! ```
@@ -26,8 +26,8 @@ async fn probe(args: &[String]) -> anyhow::Result<Span> {
         Some("publish") => bench::raw_publish(&s(1, "SERVERS")?, &s(2, "PREFIX")?, arg(args, 3, "COUNT")?, arg(args, 4, "SIZE")?, arg(args, 5, "WINDOW")?).await,
         Some("consume") => bench::raw_consume(&s(1, "SERVERS")?, &s(2, "STREAM")?, &s(3, "DURABLE")?, arg(args, 4, "COUNT")?, arg(args, 5, "BATCH")?, arg(args, 6, "CLIENTS")?).await,
         Some("fill-outbox") => {
-            bench::fill_outbox(Path::new(&s(1, "DB")?), arg(args, 2, "COUNT")?, arg(args, 3, "SIZE")?).await?;
-            Ok(Span { events: arg(args, 2, "COUNT")?, seconds: 0.0 })
+            bench::fill_outbox(Path::new(&s(1, "DB")?), &s(2, "PREFIX")?, arg(args, 3, "COUNT")?, arg(args, 4, "SIZE")?).await?;
+            Ok(Span { events: arg(args, 3, "COUNT")?, seconds: 0.0 })
         }
         Some("inbox-span") => bench::inbox_span(Path::new(&s(1, "DB")?), &s(2, "GROUP")?).await,
         Some("outbox-span") => bench::outbox_span(Path::new(&s(1, "DB")?)).await,

@@ -2,7 +2,8 @@
 //! on one private cluster (free ports), with the ratios the project's goals are stated in.
 //!
 //! The raw client runs from the release-built `sea-mq-bench` probe and the worker from its
-//! release build, so both sides are compiled alike.
+//! release build, so both sides are compiled alike; both connect to the same kind of server
+//! (see `placement`), so a ratio compares like with like.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,9 +19,15 @@ use xshell::{cmd, Shell};
 
 use crate::flags::Bench;
 
+mod placement;
+use placement::Placement;
+
 const PAYLOAD_BYTES: usize = 128;
 const PUBLISH_WINDOW: usize = 256;
 const PULL_BATCH: usize = 128;
+/// The workers' counters the benchmark waits on.
+const INSERTED: &str = "sea_worker_events_total{outcome=\"inserted\"}";
+const PUBLISHED: &str = "sea_worker_outbox_published_total";
 
 #[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
 struct Span {
@@ -41,6 +48,8 @@ impl Span {
 struct Bins {
     worker: PathBuf,
     probe: PathBuf,
+    /// Where the workers' logs go, for errors.
+    logs: PathBuf,
 }
 
 impl Bins {
@@ -70,32 +79,39 @@ impl Bins {
             db,
             group,
             env,
-            log_dir: None,
+            log_dir: Some(&self.logs),
         };
         crate::workers::spawn(&spec, n)
     }
+}
 
-    /// Polls `span` until it covers `events`, bounded.
-    fn wait_for(
-        &self,
-        events: u64,
-        what: &str,
-        span: impl Fn() -> anyhow::Result<Span>,
-    ) -> anyhow::Result<Span> {
-        let began = Instant::now();
-        loop {
-            let s = span()?;
-            if s.events >= events {
-                return Ok(s);
+/// Waits until the workers' counter `metric`, summed, reaches `events`. It reads their
+/// `/metrics`, not the database: a query over the table every few hundred milliseconds took
+/// CPU from the worker being measured.
+async fn wait_for(
+    workers: &[crate::workers::Worker],
+    metric: &str,
+    events: u64,
+) -> anyhow::Result<()> {
+    let began = Instant::now();
+    loop {
+        let mut done = 0.0;
+        for w in workers {
+            match w.metric(metric).await {
+                Some(v) => done += v,
+                None if !w.is_running() => {
+                    bail!("a worker exited during the benchmark: {}", w.log_tail(20))
+                }
+                None => {}
             }
-            if began.elapsed() > Duration::from_secs(600) {
-                bail!(
-                    "{what}: only {} of {events} events after 10 minutes",
-                    s.events
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
         }
+        if done as u64 >= events {
+            return Ok(());
+        }
+        if began.elapsed() > Duration::from_secs(600) {
+            bail!("{metric}: only {done} of {events} after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -109,12 +125,15 @@ impl Bench {
         .run()
         .context("build the release binaries")?;
         let release = crate::project::project_root().join("target/release");
+        let dir = scratch_dir("bench");
         let bins = Bins {
             worker: release.join("sea-mq-worker"),
             probe: release.join("sea-mq-bench"),
+            logs: dir.path().to_owned(),
         };
         let n = self.events;
         let count = n.to_string();
+        let batch = PULL_BATCH.to_string();
 
         eprintln!(
             "starting a private {} cluster on free ports ...",
@@ -122,72 +141,79 @@ impl Bench {
         );
         let rt = crate::project::runtime()?;
         let cluster = rt.block_on(TestCluster::start(self.profile));
-        let servers = cluster.nats_servers();
-        let list: Vec<String> = servers.split(',').map(str::to_owned).collect();
+        let list: Vec<String> = cluster
+            .nats_servers()
+            .split(',')
+            .map(str::to_owned)
+            .collect();
         rt.block_on(provision::provision_servers(&list, &mut Spec::builtin()))?;
-        let dir = scratch_dir("bench");
+        let place = rt.block_on(Placement::connect(&cluster))?;
 
         let step = |label: &str| eprintln!("  measuring {label} ...");
         step("raw publish");
         let publish = bins.probe(&[
             "publish",
-            &servers,
+            &rt.block_on(place.publisher())?,
             "raw",
             &count,
             &PAYLOAD_BYTES.to_string(),
             &PUBLISH_WINDOW.to_string(),
         ])?;
+        let raw_consume = |durable: &str, clients: usize| -> anyhow::Result<Span> {
+            let server = rt.block_on(place.durable(durable))?;
+            let span = bins.probe(&[
+                "consume",
+                &server,
+                placement::STREAM,
+                durable,
+                &count,
+                &batch,
+                &clients.to_string(),
+            ])?;
+            rt.block_on(place.remove(durable))?;
+            Ok(span)
+        };
         step("raw pull consume + ack");
-        let consume = bins.probe(&[
-            "consume",
-            &servers,
-            "SEA_EVENTS",
-            "bench-raw",
-            &count,
-            &PULL_BATCH.to_string(),
-            "1",
-        ])?;
+        let consume = raw_consume("bench-raw", 1)?;
         // What the machine allows four consumers of one durable, without any database: the
         // ceiling the 4-worker inbox is judged against.
         step("raw pull consume + ack, 4 clients");
-        let consume_4 = bins.probe(&[
-            "consume",
-            &servers,
-            "SEA_EVENTS",
-            "bench-raw-4",
-            &count,
-            &PULL_BATCH.to_string(),
-            "4",
-        ])?;
+        let consume_4 = raw_consume("bench-raw-4", 4)?;
 
         let mut inbox = Vec::new();
         for workers in [1usize, 2, 4] {
             step(&format!("inbox with {workers} worker(s)"));
             let db = dir.path().join(format!("inbox-{workers}.db"));
             let group = format!("bench-{workers}");
-            let batch = PULL_BATCH.to_string();
+            let server = rt.block_on(place.durable(&group))?;
             let running = bins.workers(
                 workers,
-                &servers,
+                &server,
                 &db,
                 &group,
                 &[("OUTBOX_ENABLED", "false"), ("WORKER_BATCH_SIZE", &batch)],
             )?;
-            let db_arg = db.display().to_string();
-            let span =
-                bins.wait_for(n, "inbox", || bins.probe(&["inbox-span", &db_arg, &group]))?;
+            rt.block_on(wait_for(&running, INSERTED, n))?;
             drop(running);
+            rt.block_on(place.remove(&group))?;
+            let span = bins.probe(&["inbox-span", &db.display().to_string(), &group])?;
             inbox.push((workers, span));
         }
 
         step("outbox relay, 1 worker");
         let db = dir.path().join("outbox.db");
         let db_arg = db.display().to_string();
-        bins.probe(&["fill-outbox", &db_arg, &count, &PAYLOAD_BYTES.to_string()])?;
+        bins.probe(&[
+            "fill-outbox",
+            &db_arg,
+            "outbox",
+            &count,
+            &PAYLOAD_BYTES.to_string(),
+        ])?;
         // The relay's worker consumes an empty stream, so its inbox side stays idle.
         let relay = bins.workers(
             1,
-            &servers,
+            &rt.block_on(place.publisher())?,
             &db,
             "bench-outbox",
             &[
@@ -195,8 +221,10 @@ impl Bench {
                 ("OUTBOX_POLL_INTERVAL_MS", "10"),
             ],
         )?;
-        let outbox = bins.wait_for(n, "outbox", || bins.probe(&["outbox-span", &db_arg]))?;
+        rt.block_on(wait_for(&relay, PUBLISHED, n))?;
         drop(relay);
+        let outbox = bins.probe(&["outbox-span", &db_arg])?;
+        drop(place);
         drop(cluster);
 
         report(&self, publish, [consume, consume_4], &inbox, outbox)
@@ -280,21 +308,24 @@ fn report(
         b.events,
         machine()
     );
-    println!(
-        "{:<44} {:>10.0} events/s",
-        format!("raw publish (R3, window {PUBLISH_WINDOW})"),
-        publish.rate()
+    let line = |label: &str, rate: f64, note: String| {
+        let text = format!("{label:<44} {rate:>10.0} events/s  {note}");
+        println!("{}", text.trim_end());
+    };
+    line(
+        &format!("raw publish (R3, window {PUBLISH_WINDOW})"),
+        publish.rate(),
+        String::new(),
     );
-    println!(
-        "{:<44} {:>10.0} events/s",
-        format!("raw pull consume + ack (batch {PULL_BATCH})"),
-        consume.rate()
+    line(
+        &format!("raw pull consume + ack (batch {PULL_BATCH})"),
+        consume.rate(),
+        String::new(),
     );
-    println!(
-        "{:<44} {:>10.0} events/s  {:.2} x 1 client",
+    line(
         "raw pull consume + ack, 4 clients",
         consume_4.rate(),
-        consume_4.rate() / consume.rate()
+        format!("{:.2} x 1 client", consume_4.rate() / consume.rate()),
     );
     for (w, s) in inbox {
         let vs = if *w == 1 {
@@ -302,17 +333,12 @@ fn report(
         } else {
             format!("{:.2} x 1 worker", s.rate() / one)
         };
-        println!(
-            "{:<44} {:>10.0} events/s  {vs}",
-            format!("worker inbox, {w} worker(s)"),
-            s.rate()
-        );
+        line(&format!("worker inbox, {w} worker(s)"), s.rate(), vs);
     }
-    println!(
-        "{:<44} {:>10.0} events/s  {:.2} x raw publish",
+    line(
         "outbox relay, 1 worker",
         outbox.rate(),
-        outbox.rate() / publish.rate()
+        format!("{:.2} x raw publish", outbox.rate() / publish.rate()),
     );
     for (goal, ok) in goals {
         println!("{} {goal}", if ok { "met   " } else { "MISSED" });

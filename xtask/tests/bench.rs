@@ -1,0 +1,53 @@
+//! `cargo xtask bench --json` end to end on a short run: it builds the release binaries, starts
+//! its own cluster, measures every rate, and prints the ratios and goals scripts read. The
+//! figures themselves are judged by the command, not here (a timed assertion would only measure
+//! the machine).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_json_reports_every_rate_ratio_and_goal() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--events", "3000", "--json"])
+        .output()
+        .expect("run xtask bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench failed:\n{all}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}:\n{all}"));
+
+    assert_eq!(report["events"], 3000);
+    for rate in [
+        "raw_publish",
+        "raw_consume",
+        "raw_consume_4_clients",
+        "outbox",
+    ] {
+        let r = report["rates"][rate].as_f64().unwrap_or(0.0);
+        assert!(r > 0.0, "rate {rate} missing or zero:\n{all}");
+    }
+    let workers: Vec<u64> = report["rates"]["inbox"]
+        .as_array()
+        .expect("inbox rates")
+        .iter()
+        .map(|r| {
+            assert!(r["rate"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+            r["workers"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(workers, [1, 2, 4]);
+    for ratio in [
+        "inbox_1_worker_vs_raw_consume",
+        "outbox_vs_raw_publish",
+        "inbox_4_workers_vs_1_worker",
+        "raw_consume_4_clients_vs_1_client",
+    ] {
+        assert!(
+            report["ratios"][ratio].as_f64().is_some(),
+            "{ratio}:\n{all}"
+        );
+    }
+    assert_eq!(report["goals"].as_array().map(Vec::len), Some(3));
+}
