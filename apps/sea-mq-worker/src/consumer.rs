@@ -23,26 +23,29 @@ use crate::run::Worker;
 /// Consecutive stream errors after which the consumer is bound again.
 const REBUILD_AFTER_ERRORS: u32 = 3;
 
-/// Binds the group's durable on the configured stream, creating it when absent.
-pub async fn bind(worker: &Worker) -> anyhow::Result<Consumer<pull::Config>> {
+/// Binds the group's durable on the configured stream, creating it when absent. The first
+/// successful bind (`check_window`) also checks the stream's duplicate window, once per process.
+async fn bind(worker: &Worker, check_window: bool) -> anyhow::Result<Consumer<pull::Config>> {
     let cfg = &worker.cfg;
     let name = &cfg.stream.name;
     let durable = cfg.spec.consumer.durable_name();
     let mut stream = worker.js.get_stream(name).await.with_context(|| {
         format!("stream {name} is not available (provision it with `cargo xtask provision`)")
     })?;
-    let window = stream
-        .info()
-        .await
-        .map(|i| i.config.duplicate_window)
-        .unwrap_or_default();
-    if window < cfg.outbox.retry_horizon {
-        tracing::warn!(
-            stream = %name,
-            duplicate_window = ?window,
-            retry_horizon = ?cfg.outbox.retry_horizon,
-            "the stream's duplicate window is shorter than the outbox retry horizon: a late republish may store a duplicate"
-        );
+    if check_window {
+        let window = stream
+            .info()
+            .await
+            .map(|i| i.config.duplicate_window)
+            .unwrap_or_default();
+        if window < cfg.outbox.retry_horizon {
+            tracing::warn!(
+                stream = %name,
+                duplicate_window = ?window,
+                retry_horizon = ?cfg.outbox.retry_horizon,
+                "the stream's duplicate window is shorter than the outbox retry horizon: a late republish may store a duplicate"
+            );
+        }
     }
     match stream.consumer_info(durable).await {
         Ok(_) => stream
@@ -122,9 +125,13 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let heartbeat = (cfg.pull_expires / 2).min(Duration::from_secs(5));
     let (to_commit, committer) = spawn_committer(worker.clone());
     let mut attempt = 0u32;
+    let mut bound_before = false;
     while !*shutdown.borrow() {
-        let consumer = match bind(&worker).await {
-            Ok(c) => c,
+        let consumer = match bind(&worker, !bound_before).await {
+            Ok(c) => {
+                bound_before = true;
+                c
+            }
             Err(e) => {
                 worker.consumer_bound.store(false, Ordering::Relaxed);
                 attempt += 1;
