@@ -25,8 +25,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
+    /// Whether the process is still alive (not killed, not exited by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -41,10 +44,21 @@ impl Worker {
         }
     }
 
-    /// One unlabelled counter or gauge from its `/metrics`; `None` when it is not running.
+    /// One sample from its `/metrics`, named with its labels as printed
+    /// (`events_total{outcome="inserted"}`); `None` when it is not running or does not answer
+    /// within a second.
     pub async fn metric(&self, name: &str) -> Option<f64> {
         self.child.as_ref()?;
-        let text = reqwest::get(format!("{}/metrics", self.http))
+        static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        let http = HTTP.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .expect("an HTTP client with a timeout builds")
+        });
+        let text = http
+            .get(format!("{}/metrics", self.http))
+            .send()
             .await
             .ok()?
             .text()

@@ -123,7 +123,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg;
     // The server requires the idle heartbeat to be well under the pull expiry.
     let heartbeat = (cfg.pull_expires / 2).min(Duration::from_secs(5));
-    let (to_commit, committer) = spawn_committer(worker.clone());
+    let (mut to_commit, mut committer) = spawn_committer(worker.clone());
     let mut attempt = 0u32;
     let mut bound_before = false;
     while !*shutdown.borrow() {
@@ -165,14 +165,14 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(stream = %cfg.stream.name, durable = cfg.spec.consumer.durable_name(), "consuming");
         let mut errors = 0u32;
         let mut batch = Vec::with_capacity(cfg.batch_size);
-        let rebuild = loop {
+        let exit = loop {
             // Gather until the committer can take the batch (one transaction per batch);
             // with nothing in hand, just wait for the next message.
             let next = tokio::select! {
                 biased;
-                _ = shutdown.changed() => break false,
+                _ = shutdown.changed() => break Exit::Shutdown,
                 permit = to_commit.reserve(), if !batch.is_empty() => {
-                    let Ok(permit) = permit else { break false };
+                    let Ok(permit) = permit else { break Exit::CommitterGone };
                     permit.send((std::mem::take(&mut batch), max_deliver));
                     continue;
                 }
@@ -181,7 +181,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
             match pulled(next, &mut errors) {
                 Pulled::Message(msg) => batch.push((msg, Instant::now())),
                 Pulled::Error => continue,
-                Pulled::Rebuild => break true,
+                Pulled::Rebuild => break Exit::Rebuild,
             }
             // Take whatever else is already here, without waiting.
             while batch.len() < cfg.batch_size {
@@ -192,34 +192,62 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         worker.consumer_bound.store(false, Ordering::Relaxed);
-        // The batch in hand was pulled: commit and ack it rather than let it time out.
+        let held = stop_pulling(messages);
+        if exit == Exit::CommitterGone {
+            // Only a bug (a panic) ends the committer early: say so and start another.
+            let error = committer.await.err();
+            tracing::error!(?error, "the inbox committer stopped; starting a new one");
+            (to_commit, committer) = spawn_committer(worker.clone());
+        }
+        let stopping = exit == Exit::Shutdown || *shutdown.borrow();
+        // What was pulled is committed and acked rather than left to time out; on shutdown,
+        // what was only buffered goes back to the group instead.
+        let held = if stopping {
+            held
+        } else {
+            batch.extend(held.into_iter().map(|msg| (msg, Instant::now())));
+            Vec::new()
+        };
         if !batch.is_empty() {
             let _ = to_commit.send((batch, max_deliver)).await;
         }
-        if !rebuild || *shutdown.borrow() {
-            release_buffered(&worker, messages).await;
+        if stopping {
+            hand_back(held).await;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        Metrics::add(&worker.metrics.consumer_rebuilds, 1);
-        tracing::warn!("rebuilding the pull consumer");
+        if exit == Exit::Rebuild {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Metrics::add(&worker.metrics.consumer_rebuilds, 1);
+            tracing::warn!("rebuilding the pull consumer");
+        }
     }
     drop(to_commit);
     let _ = committer.await;
 }
 
-/// On shutdown, hands messages already pulled but not processed back at once (instead of after
-/// `ack_wait`), so the other workers of the group take them immediately. The subscription goes
-/// first: a nak while this worker's pull request is still open on the server delivered the
-/// message straight back to it, and the next redelivery then waited for the backoff (a minute).
-async fn release_buffered(worker: &Worker, mut messages: pull::Stream) {
+/// Why the pull loop stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Shutdown,
+    Rebuild,
+    CommitterGone,
+}
+
+/// Ends the pull stream and returns what it had buffered. Dropping the stream unsubscribes; the
+/// UNSUB travels ahead of any later nak on the one connection, so the server no longer has this
+/// worker's pull requests when a nak arrives (before, a nak'ed message came straight back to
+/// the stopping worker and its next redelivery waited for the backoff, a minute).
+fn stop_pulling(mut messages: pull::Stream) -> Vec<jetstream::Message> {
     let mut held = Vec::new();
     while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
         held.push(msg);
     }
-    // Unsubscribes; once the flush returns, the server has dropped this worker's pull requests.
-    drop(messages);
-    let _ = worker.client.flush().await;
+    held
+}
+
+/// On shutdown, hands messages buffered but not processed back at once (instead of after
+/// `ack_wait`), so the other workers of the group take them immediately.
+async fn hand_back(held: Vec<jetstream::Message>) {
     for msg in &held {
         let _ = msg
             .ack_with(async_nats::jetstream::AckKind::Nak(None))

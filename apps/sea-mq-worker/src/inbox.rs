@@ -30,15 +30,20 @@ pub fn classify(
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         .map(|v| v.as_str().to_owned())
         .filter(|v| !v.is_empty());
+    // JSON text is UTF-8; checked here once, so the row stores the payload exactly.
+    let text = match std::str::from_utf8(payload) {
+        Ok(t) => t,
+        Err(e) => return Classified::Poison(format!("payload is not JSON: not UTF-8 ({e})")),
+    };
     let message_id = match header_id {
         // With the id in a header, the payload only has to be JSON: check it without building
         // a tree (a quarter of the worker's CPU per event went to that tree).
-        Some(id) => match serde_json::from_slice::<serde::de::IgnoredAny>(payload) {
+        Some(id) => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Ok(_) => id,
             Err(e) => return Classified::Poison(format!("payload is not JSON: {e}")),
         },
         None => {
-            let json: serde_json::Value = match serde_json::from_slice(payload) {
+            let json: serde_json::Value = match serde_json::from_str(text) {
                 Ok(v) => v,
                 Err(e) => return Classified::Poison(format!("payload is not JSON: {e}")),
             };
@@ -72,7 +77,7 @@ pub fn classify(
     Classified::Event(InboxRow {
         message_id,
         subject: subject.to_owned(),
-        payload: String::from_utf8_lossy(payload).into_owned(),
+        payload: text.to_owned(),
         headers,
         stream_seq,
     })
@@ -219,6 +224,14 @@ mod tests {
             classify("s", Some(&h), b"[1]", 1),
             Classified::Poison(_)
         ));
+        // With the id in a header, the payload is still checked: JSON, and UTF-8.
+        let h = headers(&[("Nats-Msg-Id", "m-1")]);
+        assert!(
+            matches!(classify("s", Some(&h), br#"{"a":1"#, 1), Classified::Poison(r) if r.starts_with("payload is not JSON"))
+        );
+        assert!(
+            matches!(classify("s", Some(&h), b"\"\xff\"", 1), Classified::Poison(r) if r.contains("not UTF-8"))
+        );
     }
 
     #[test]

@@ -23,9 +23,10 @@ struct InFlight {
     acks: Vec<(String, PublishAckFuture)>,
 }
 
-/// Published batches not yet settled (acks awaited, rows marked), at most this many. Each is
-/// settled by a task of its own, so the mark's fsync does not hold up the next claim and
-/// publish: the relay keeps the servers as busy as a windowed publisher does.
+/// Published batches not yet settled (acks awaited, rows marked): once more than this many are,
+/// the relay waits for the oldest. Each is settled by a task of its own, so waiting for acks
+/// overlaps the next claim and publish (the mark and the next claim still take turns on the
+/// one database connection): the relay keeps the servers as busy as a windowed publisher.
 const IN_FLIGHT_BATCHES: usize = 3;
 
 /// The batches being settled, oldest first, and their row ids: a row claimed again while still

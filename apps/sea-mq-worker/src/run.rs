@@ -1,7 +1,7 @@
 //! Start-up and shutdown: open the database, bind the HTTP port, connect, then run the inbox
 //! consumer and the outbox relay until SIGTERM/SIGINT or an exhausted reconnect budget.
 //!
-//! Shutdown: stop pulling, finish the batch in hand and ack it, finish the outbox batch, flush,
+//! Shutdown: stop pulling, commit and ack the batches in hand, settle the outbox batches, flush,
 //! drain the connection and wait for `Closed` (async-nats' `drain()` returns at once), all within
 //! the grace period.
 

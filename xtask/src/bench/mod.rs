@@ -89,14 +89,14 @@ impl Bins {
 /// `/metrics`, not the database: a query over the table every few hundred milliseconds took
 /// CPU from the worker being measured.
 async fn wait_for(
-    workers: &[crate::workers::Worker],
+    workers: &mut [crate::workers::Worker],
     metric: &str,
     events: u64,
 ) -> anyhow::Result<()> {
     let began = Instant::now();
     loop {
         let mut done = 0.0;
-        for w in workers {
+        for w in workers.iter_mut() {
             match w.metric(metric).await {
                 Some(v) => done += v,
                 None if !w.is_running() => {
@@ -186,14 +186,14 @@ impl Bench {
             let db = dir.path().join(format!("inbox-{workers}.db"));
             let group = format!("bench-{workers}");
             let server = rt.block_on(place.durable(&group))?;
-            let running = bins.workers(
+            let mut running = bins.workers(
                 workers,
                 &server,
                 &db,
                 &group,
                 &[("OUTBOX_ENABLED", "false"), ("WORKER_BATCH_SIZE", &batch)],
             )?;
-            rt.block_on(wait_for(&running, INSERTED, n))?;
+            rt.block_on(wait_for(&mut running, INSERTED, n))?;
             drop(running);
             rt.block_on(place.remove(&group))?;
             let span = bins.probe(&["inbox-span", &db.display().to_string(), &group])?;
@@ -211,7 +211,7 @@ impl Bench {
             &PAYLOAD_BYTES.to_string(),
         ])?;
         // The relay's worker consumes an empty stream, so its inbox side stays idle.
-        let relay = bins.workers(
+        let mut relay = bins.workers(
             1,
             &rt.block_on(place.publisher())?,
             &db,
@@ -221,7 +221,7 @@ impl Bench {
                 ("OUTBOX_POLL_INTERVAL_MS", "10"),
             ],
         )?;
-        rt.block_on(wait_for(&relay, PUBLISHED, n))?;
+        rt.block_on(wait_for(&mut relay, PUBLISHED, n))?;
         drop(relay);
         let outbox = bins.probe(&["outbox-span", &db_arg])?;
         drop(place);

@@ -42,7 +42,7 @@ impl<'a> Placement<'a> {
     /// The client URL for publishing to the stream: a server that does not lead it.
     pub async fn publisher(&self) -> anyhow::Result<String> {
         let stream = self.stream_leader().await?;
-        Ok(self.elsewhere(&[stream]))
+        self.elsewhere(&[stream])
     }
 
     /// Creates the durable `name` on the stream with the spec's consumer settings (what a worker
@@ -71,7 +71,7 @@ impl<'a> Placement<'a> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let stream = self.stream_leader().await?;
-        Ok(self.elsewhere(&[stream, leader]))
+        self.elsewhere(&[stream, leader])
     }
 
     /// Deletes a durable once measured: consumers left on the stream would cost the servers
@@ -101,9 +101,14 @@ impl<'a> Placement<'a> {
     }
 
     /// The first server, in the stream leader's cluster, that is none of `leaders`; the first
-    /// server when there is no other (a single server).
-    fn elsewhere(&self, leaders: &[String]) -> String {
+    /// server when there is no other (the `single` profile, where one server leads everything).
+    fn elsewhere(&self, leaders: &[String]) -> anyhow::Result<String> {
         let topology = self.cluster.topology();
+        for leader in leaders {
+            if topology.node(leader).is_none() {
+                bail!("leader {leader} is not a server of this cluster: cannot place the clients");
+            }
+        }
         let home = topology.node(&leaders[0]).map(|(c, _)| c.name.clone());
         let pick = topology
             .nodes()
@@ -112,6 +117,6 @@ impl<'a> Placement<'a> {
             .find(|n| !leaders.contains(n))
             .or_else(|| topology.nodes().next().map(|(_, n)| n.name.clone()))
             .expect("a cluster has a server");
-        self.cluster.client_url(&pick)
+        Ok(self.cluster.client_url(&pick))
     }
 }

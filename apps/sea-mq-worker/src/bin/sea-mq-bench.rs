@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sea-mq-bench publish SERVERS PREFIX COUNT SIZE WINDOW
-//! sea-mq-bench consume SERVERS STREAM DURABLE COUNT BATCH
+//! sea-mq-bench consume SERVERS STREAM DURABLE COUNT BATCH CLIENTS
 //! sea-mq-bench fill-outbox DB PREFIX COUNT SIZE
 //! sea-mq-bench inbox-span DB GROUP
 //! sea-mq-bench outbox-span DB

@@ -77,7 +77,8 @@ fn now_ms() -> i64 {
 }
 
 /// How long a write waits for another process's lock (`DATABASE_BUSY_TIMEOUT_MS`). A static,
-/// because SQLite takes the busy handler as a plain function; one process has one store.
+/// because SQLite takes the busy handler as a plain function: the store opened last sets it for
+/// the whole process (a worker opens one).
 static BUSY_TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
 
 thread_local! {
@@ -90,8 +91,9 @@ thread_local! {
 /// lock held a fraction of one.
 fn busy_handler(tries: i32) -> bool {
     let now = Instant::now();
+    // SQLite passes 0 on the first call of each wait, always on the waiting thread.
     let since = WAITING_SINCE.with(|w| {
-        if tries == 0 || w.get().is_none() {
+        if tries == 0 {
             w.set(Some(now));
         }
         w.get().unwrap_or(now)
@@ -331,9 +333,13 @@ fn claim(
             )
             .map_err(failed("prepare outbox attempt"))?;
         let until = now + lease.as_millis() as i64;
-        let now = now_text(&tx)?;
+        let first_attempt = if rows.is_empty() {
+            String::new()
+        } else {
+            now_text(&tx)?
+        };
         for r in &rows {
-            stmt.execute(params![r.id, until, now])
+            stmt.execute(params![r.id, until, first_attempt])
                 .map_err(failed("record outbox attempt"))?;
         }
     }
