@@ -64,10 +64,9 @@ fn failed(what: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
 /// The current time as the tables store it, read once per transaction: formatting it for every
 /// row with `strftime` was a measurable share of the per-row cost.
 fn now_text(conn: &Connection) -> Result<String, DbError> {
-    conn.query_row("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')", [], |r| {
-        r.get(0)
-    })
-    .map_err(failed("read the clock"))
+    conn.prepare_cached("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .map_err(failed("read the clock"))
 }
 
 fn now_ms() -> i64 {
@@ -325,7 +324,7 @@ fn claim(
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(failed("read outbox rows"))?
     };
-    {
+    if !rows.is_empty() {
         let mut stmt = tx
             .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, claimed_until_ms = ?2,
@@ -333,11 +332,7 @@ fn claim(
             )
             .map_err(failed("prepare outbox attempt"))?;
         let until = now + lease.as_millis() as i64;
-        let first_attempt = if rows.is_empty() {
-            String::new()
-        } else {
-            now_text(&tx)?
-        };
+        let first_attempt = now_text(&tx)?;
         for r in &rows {
             stmt.execute(params![r.id, until, first_attempt])
                 .map_err(failed("record outbox attempt"))?;
