@@ -5,15 +5,15 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::StorageType};
-use sea_infra::harness::TestCluster;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Action, Plan, ProvisionError, Target};
-use sea_infra::spec::Spec;
-use sea_infra::topology::Profile;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::provision::{self, Action, ConnectedCluster, Field, Plan, ProvisionError};
+use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Profile;
+use sea_infra::testing::TestCluster;
 
 struct Conn {
     js: jetstream::Context,
-    target: Target,
+    target: ConnectedCluster,
 }
 
 async fn connect(cluster: &TestCluster) -> Conn {
@@ -26,7 +26,7 @@ async fn connect(cluster: &TestCluster) -> Conn {
         .connect(&servers)
         .await
         .expect("connect");
-    let target = Target::from_client(&client, &servers);
+    let target = ConnectedCluster::from_client(&client, &servers);
     Conn {
         js: jetstream::new(client),
         target,
@@ -171,7 +171,7 @@ async fn out_of_band_change_is_drift_until_reprovisioned() {
             item.changes[0].live.as_str(),
             item.changes[0].desired.as_str()
         ),
-        ("max_age", "3d", "7d")
+        (Field::MaxAge, "3d", "7d")
     );
 
     provision(&conn, &spec, &[]).await.unwrap();
@@ -201,7 +201,7 @@ async fn replicas_grow_from_one_to_three_live_and_keep_the_data() {
     assert!(item
         .changes
         .iter()
-        .any(|c| c.field == "replicas" && c.live == "1" && c.desired == "3"));
+        .any(|c| c.field == Field::Replicas && c.live == "1" && c.desired == "3"));
 
     let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
     let info = st.info().await.unwrap();
@@ -280,5 +280,5 @@ async fn consumer_policy_change_is_refused() {
     assert!(item
         .changes
         .iter()
-        .any(|c| c.field == "type" && c.live == "push" && !c.in_place));
+        .any(|c| c.field == Field::ConsumerType && c.live == "push" && !c.in_place));
 }

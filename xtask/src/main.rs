@@ -17,7 +17,6 @@ mod target;
 mod test;
 mod up;
 mod verify;
-mod workers;
 
 use clap::Parser;
 
@@ -72,7 +71,7 @@ fn fail(e: &anyhow::Error) -> ! {
                 Some(exit.code)
             } else if c.is::<sea_infra::env::ConfigErrors>() {
                 Some(sea_infra::env::EXIT_CONFIG)
-            } else if let Some(sea_infra::process::UpError::Interrupted) = c.downcast_ref() {
+            } else if let Some(sea_infra::deployment::UpError::Interrupted) = c.downcast_ref() {
                 // The shell's convention for "ended by Ctrl-C".
                 Some(130)
             } else {

@@ -7,11 +7,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::federation;
+use sea_infra::client::provision::{self, ConnectedCluster, Plan};
+use sea_infra::deployment::Deployment;
 use sea_infra::env::EnvReader;
-use sea_infra::federation;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Plan, Target};
-use sea_infra::spec::{Spec, ENV_STREAM_REPLICAS};
+use sea_infra::model::spec::{Spec, ENV_STREAM_REPLICAS};
 use serde_json::json;
 use xshell::Shell;
 
@@ -31,9 +32,9 @@ impl Provision {
         let groups: Vec<(String, Vec<String>, Spec)> = match &nats.servers {
             Some(servers) => vec![(String::new(), servers.clone(), spec)],
             None => {
-                let profile = project::pick_profile(self.profile)
+                let profile = project::pick_profile(self.deployment.profile)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
-                let topology = project::recorded_deployment(profile, self.backend)?.topology;
+                let topology = Deployment::recorded(profile, self.deployment.backend)?.topology;
                 eprintln!(
                     "NATS_SERVERS is unset: using profile {profile} ({})",
                     topology.nats_servers()
@@ -109,7 +110,7 @@ impl Provision {
         let recreate: BTreeSet<String> = self.recreate.iter().cloned().collect();
         let progress = |line: &str| eprintln!("  {line}");
         let client = nats.connect(servers).await?;
-        let target = Target::from_client(&client, servers);
+        let target = ConnectedCluster::from_client(&client, servers);
         let notes = provision::fit_replicas(spec, &target, explicit_replicas)?;
         let js = nats.jetstream(client);
         let plan = provision::plan(&js, spec, target, notes, &recreate).await?;
@@ -132,14 +133,9 @@ impl Provision {
         if self.dry_run || self.check {
             return Ok((serde_json::to_value(&plan)?, plan));
         }
-        let report = provision::apply(
-            &js,
-            spec,
-            &plan,
-            Duration::from_secs(self.replica_wait),
-            &progress,
-        )
-        .await?;
+        let wait = Duration::from_secs(self.replica_wait);
+        let report = provision::apply(&js, spec, &plan, wait, &progress).await?;
+        provision::wait_reachable(nats, servers, spec, wait).await?;
         if !self.json {
             if plan.is_unchanged() {
                 eprintln!("nothing to do: the live configuration matches the spec");

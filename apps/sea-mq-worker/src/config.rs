@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::env::{self, ConfigErrors, EnvReader};
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::spec::{Spec, StreamSpec};
+use sea_infra::model::spec::{Spec, StreamSpec};
 
 pub const ENV_NATS_RECONNECT_MAX: &str = "NATS_RECONNECT_MAX";
 pub const ENV_NATS_RECONNECT_DELAY_MS: &str = "NATS_RECONNECT_DELAY_MS";
@@ -364,6 +364,7 @@ mod tests {
             "DATABASE_URL",
             "HTTP_ADDR",
             "LOG_FORMAT",
+            "LOG_LEVEL",
             "STREAM_NAME",
             "NATS_AUTH_TOKEN",
         ] {

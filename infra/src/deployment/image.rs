@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compose_file::{default_nats_image, ENV_NATS_IMAGE};
-use crate::docker::{self, DockerError};
-use crate::nats_server::PINNED_VERSION;
+use crate::deployment::docker::{self, DockerError};
+use crate::deployment::nats_server::PINNED_VERSION;
+use crate::render::compose_file::{default_nats_image, ENV_NATS_IMAGE};
 
-const DOCKERFILE: &str = include_str!("../docker/nats-scratch.Dockerfile");
+const DOCKERFILE: &str = include_str!("../../docker/nats-scratch.Dockerfile");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -24,7 +24,7 @@ pub const ENV_CONSUMER_MAX_ACK_PENDING: &str = "CONSUMER_MAX_ACK_PENDING";
 pub const ENV_CONSUMER_FILTER_SUBJECT: &str = "CONSUMER_FILTER_SUBJECT";
 
 /// The checked-in spec text.
-pub const SPEC_TOML: &str = include_str!("../nats/streams.toml");
+pub const SPEC_TOML: &str = include_str!("../../nats/streams.toml");
 
 /// JetStream's largest replica count.
 pub const MAX_REPLICAS: usize = 5;

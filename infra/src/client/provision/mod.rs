@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{self, IntoConsumerConfig};
+use async_nats::jetstream::consumer::IntoConsumerConfig;
 use async_nats::jetstream::context::{
     ConsumerInfoError, ConsumerInfoErrorKind, CreateStreamError, CreateStreamErrorKind,
     GetStreamError, GetStreamErrorKind,
@@ -17,19 +17,32 @@ use async_nats::jetstream::context::{
 use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind, ConsumerUpdateErrorKind};
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{stream, Context};
+
+pub mod diff;
+pub use diff::{Action, Field, FieldChange, Fields, Kind};
 use serde::Serialize;
 
-use crate::env::format_duration;
-use crate::spec::{Spec, ENV_STREAM_REPLICAS};
+use crate::model::spec::{Spec, ENV_STREAM_REPLICAS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("{what}: {reason}")]
-    Api { what: String, reason: String },
+    #[error("{what}")]
+    Api {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{ENV_STREAM_REPLICAS}={requested} but the JetStream cluster has {size} server(s); set it to {size} or less, or unset it")]
     ReplicasTooLarge { requested: usize, size: usize },
     #[error("refusing changes the server cannot apply in place: {}; rerun with `--recreate NAME` to delete and recreate (the stream's messages are lost)", .0.join("; "))]
     Refused(Vec<String>),
+    #[error("stream {stream} does not answer publishes on {subject} through {server} after {waited:?}; check the server's routes (`cargo xtask health`)")]
+    Unreachable {
+        stream: String,
+        subject: String,
+        server: String,
+        waited: Duration,
+    },
     #[error("stream {stream}: replicas not current after {waited:?}: {detail}")]
     ReplicaWait {
         stream: String,
@@ -38,16 +51,19 @@ pub enum ProvisionError {
     },
 }
 
-fn api(what: impl Into<String>, e: impl std::fmt::Display) -> ProvisionError {
+fn api(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ProvisionError {
     ProvisionError::Api {
         what: what.into(),
-        reason: e.to_string(),
+        source: Box::new(e),
     }
 }
 
-/// The JetStream deployment provisioning talks to, as the connected server describes it.
+/// The JetStream cluster provisioning talks to, as the connected server describes it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Target {
+pub struct ConnectedCluster {
     pub servers: Vec<String>,
     /// Cluster name; `None` for an unclustered server.
     pub cluster: Option<String>,
@@ -55,8 +71,8 @@ pub struct Target {
     pub cluster_size: usize,
 }
 
-impl Target {
-    pub fn from_client(client: &async_nats::Client, servers: &[String]) -> Target {
+impl ConnectedCluster {
+    pub fn from_client(client: &async_nats::Client, servers: &[String]) -> ConnectedCluster {
         let info = client.server_info();
         let cluster = info.cluster.filter(|c| !c.is_empty());
         let cluster_size = if cluster.is_some() {
@@ -64,7 +80,7 @@ impl Target {
         } else {
             1
         };
-        Target {
+        ConnectedCluster {
             servers: servers.to_vec(),
             cluster,
             cluster_size,
@@ -77,7 +93,7 @@ impl Target {
 /// is an error naming the fix.
 pub fn fit_replicas(
     spec: &mut Spec,
-    target: &Target,
+    target: &ConnectedCluster,
     explicit: bool,
 ) -> Result<Vec<String>, ProvisionError> {
     let mut notes = Vec::new();
@@ -102,33 +118,6 @@ pub fn fit_replicas(
     Ok(notes)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Stream,
-    Consumer,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-    Unchanged,
-    /// Needs a change the server cannot apply in place; not recreated without permission.
-    Refused,
-    /// Delete and create again (the operator asked with `--recreate`).
-    Recreate,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    pub field: &'static str,
-    pub live: String,
-    pub desired: String,
-    pub in_place: bool,
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanItem {
     pub kind: Kind,
@@ -144,7 +133,7 @@ pub struct PlanItem {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    pub target: Target,
+    pub target: ConnectedCluster,
     pub notes: Vec<String>,
     pub items: Vec<PlanItem>,
 }
@@ -157,18 +146,11 @@ impl Plan {
 
     /// `2 create, 1 update, 3 unchanged`.
     pub fn summary(&self) -> String {
-        let actions = [
-            Action::Create,
-            Action::Update,
-            Action::Recreate,
-            Action::Refused,
-            Action::Unchanged,
-        ];
-        actions
+        Action::ALL
             .iter()
             .filter_map(|a| {
                 let n = self.items.iter().filter(|i| i.action == *a).count();
-                (n > 0).then(|| format!("{n} {}", format!("{a:?}").to_lowercase()))
+                (n > 0).then(|| format!("{n} {}", a.as_str()))
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -178,15 +160,20 @@ impl Plan {
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for item in &self.items {
-            let kind = format!("{:?}", item.kind).to_lowercase();
-            let action = format!("{:?}", item.action).to_lowercase();
-            out.push(format!("{kind:<8} {:<32} {action}", item.name));
+            out.push(format!(
+                "{:<8} {:<32} {}",
+                item.kind.as_str(),
+                item.name,
+                item.action.as_str()
+            ));
             if item.action != Action::Create {
                 for c in &item.changes {
                     let how = if c.in_place { "" } else { "  (not in place)" };
                     out.push(format!(
                         "           {}: {} -> {}{how}",
-                        c.field, c.live, c.desired
+                        c.field.as_str(),
+                        c.live,
+                        c.desired
                     ));
                 }
             }
@@ -199,7 +186,7 @@ impl Plan {
 pub async fn plan(
     js: &Context,
     spec: &Spec,
-    target: Target,
+    target: ConnectedCluster,
     notes: Vec<String>,
     recreate: &BTreeSet<String>,
 ) -> Result<Plan, ProvisionError> {
@@ -216,16 +203,14 @@ pub async fn plan(
             Err(e) if is_not_found(e.kind()) => None,
             Err(e) => return Err(api(format!("read stream {}", s.name), e)),
         };
-        let mut item = diff_item(
+        items.push(plan_item(
             Kind::Stream,
             s.name.clone(),
             &s.name,
-            live.map(|l| stream_fields(&l)),
-            stream_fields(&desired),
+            live.map(|l| diff::stream_fields(&l)),
+            diff::stream_fields(&desired),
             recreate,
-        );
-        item.replicas_changed = item.changes.iter().any(|c| c.field == "replicas");
-        items.push(item);
+        ));
     }
     let desired_consumer = spec.consumer.config().into_consumer_config();
     for s in spec.event_streams() {
@@ -266,14 +251,14 @@ pub async fn plan(
         let live_fields = if stream_recreated {
             None
         } else {
-            live.map(|l| consumer_fields(&l))
+            live.map(|l| diff::consumer_fields(&l))
         };
-        items.push(diff_item(
+        items.push(plan_item(
             Kind::Consumer,
             name,
             &s.name,
             live_fields,
-            consumer_fields(&desired_consumer),
+            diff::consumer_fields(&desired_consumer),
             recreate,
         ));
     }
@@ -329,9 +314,8 @@ fn is_not_found(kind: GetStreamErrorKind) -> bool {
     matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
-type Fields = Vec<(&'static str, String, bool)>;
-
-fn diff_item(
+/// One plan item from what is live (`None`: absent) and what the spec wants.
+fn plan_item(
     kind: Kind,
     name: String,
     stream: &str,
@@ -339,134 +323,16 @@ fn diff_item(
     desired: Fields,
     recreate: &BTreeSet<String>,
 ) -> PlanItem {
-    let Some(live) = live else {
-        return PlanItem {
-            kind,
-            name,
-            action: Action::Create,
-            changes: Vec::new(),
-            stream: stream.to_owned(),
-            replicas_changed: false,
-        };
-    };
-    let changes: Vec<FieldChange> = live
-        .into_iter()
-        .zip(desired)
-        .filter(|((_, l, _), (_, d, _))| l != d)
-        .map(|((field, live, _), (_, desired, mutable))| {
-            let in_place = mutable && in_place_retention(field, &live, &desired);
-            FieldChange {
-                field,
-                live,
-                desired,
-                in_place,
-            }
-        })
-        .collect();
-    let action = if changes.is_empty() {
-        Action::Unchanged
-    } else if changes.iter().all(|c| c.in_place) {
-        Action::Update
-    } else if recreate.contains(stream) || recreate.contains(&name) {
-        Action::Recreate
-    } else {
-        Action::Refused
-    };
+    let allowed = recreate.contains(stream) || recreate.contains(&name);
+    let (action, changes) = diff::decide(live.as_ref(), &desired, allowed);
     PlanItem {
         kind,
         name,
         action,
+        replicas_changed: changes.iter().any(|c| c.field == Field::Replicas),
         changes,
         stream: stream.to_owned(),
-        replicas_changed: false,
     }
-}
-
-/// Retention may move between limits and interest in place, never to or from work-queue.
-fn in_place_retention(field: &str, live: &str, desired: &str) -> bool {
-    field != "retention" || (live != "workqueue" && desired != "workqueue")
-}
-
-fn lower(v: impl std::fmt::Debug) -> String {
-    format!("{v:?}").to_lowercase()
-}
-
-/// The stream fields the spec manages: (name, value, changeable in place).
-fn stream_fields(c: &stream::Config) -> Fields {
-    let mut subjects = c.subjects.clone();
-    subjects.sort();
-    vec![
-        ("subjects", subjects.join(","), true),
-        ("storage", lower(c.storage), false),
-        ("retention", lower(c.retention), true),
-        ("discard", lower(c.discard), true),
-        ("replicas", c.num_replicas.to_string(), true),
-        ("max_age", format_duration(c.max_age), true),
-        ("max_bytes", c.max_bytes.to_string(), true),
-        (
-            "duplicate_window",
-            format_duration(c.duplicate_window),
-            true,
-        ),
-        ("max_msg_size", c.max_message_size.to_string(), true),
-        (
-            "placement",
-            c.placement
-                .as_ref()
-                .and_then(|p| p.cluster.clone())
-                .unwrap_or_else(|| "-".into()),
-            true,
-        ),
-        (
-            "mirror",
-            c.mirror
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| "-".into()),
-            false,
-        ),
-    ]
-}
-
-/// The consumer fields the spec manages.
-fn consumer_fields(c: &consumer::Config) -> Fields {
-    let backoff: Vec<String> = c.backoff.iter().map(|d| format_duration(*d)).collect();
-    vec![
-        (
-            "type",
-            if c.deliver_subject.is_some() {
-                "push"
-            } else {
-                "pull"
-            }
-            .to_owned(),
-            false,
-        ),
-        ("ack_policy", lower(c.ack_policy), false),
-        ("deliver_policy", lower(c.deliver_policy), false),
-        ("replay_policy", lower(c.replay_policy), false),
-        ("ack_wait", format_duration(c.ack_wait), true),
-        ("max_deliver", c.max_deliver.to_string(), true),
-        ("max_ack_pending", c.max_ack_pending.to_string(), true),
-        (
-            "filter_subject",
-            if c.filter_subject.is_empty() {
-                "-".into()
-            } else {
-                c.filter_subject.clone()
-            },
-            true,
-        ),
-        (
-            "backoff",
-            if backoff.is_empty() {
-                "-".into()
-            } else {
-                backoff.join(",")
-            },
-            true,
-        ),
-    ]
 }
 
 /// What `apply` did.
@@ -497,9 +363,9 @@ pub async fn apply(
                 .changes
                 .iter()
                 .filter(|c| !c.in_place)
-                .map(|c| format!("{} {} -> {}", c.field, c.live, c.desired))
+                .map(|c| format!("{} {} -> {}", c.field.as_str(), c.live, c.desired))
                 .collect();
-            format!("{} {} ({})", lower(i.kind), i.name, fields.join(", "))
+            format!("{} {} ({})", i.kind.as_str(), i.name, fields.join(", "))
         })
         .collect();
     if !refused.is_empty() {
@@ -514,7 +380,7 @@ pub async fn apply(
                 let s = spec
                     .stream(&item.name)
                     .expect("plan items come from the spec");
-                let what = format!("{} stream {}", lower(action), s.name);
+                let what = format!("{} stream {}", action.as_str(), s.name);
                 match action {
                     Action::Create => {
                         retry_leaderless(|| js.create_stream(s.config()), stream_not_yet)
@@ -549,7 +415,7 @@ pub async fn apply(
                 }
             }
             (Kind::Consumer, action) => {
-                let what = format!("{} consumer {}", lower(action), item.name);
+                let what = format!("{} consumer {}", action.as_str(), item.name);
                 let st = js
                     .get_stream_no_info(&item.stream)
                     .await
@@ -595,14 +461,70 @@ pub async fn provision_servers(
     servers: &[String],
     spec: &mut Spec,
 ) -> Result<Plan, ProvisionError> {
-    let nats = crate::nats_config::NatsConfig::default();
+    let nats = crate::client::connect::NatsConfig::default();
     let client = nats.connect(servers).await.map_err(|e| api("connect", e))?;
-    let target = Target::from_client(&client, servers);
+    let target = ConnectedCluster::from_client(&client, servers);
     let notes = fit_replicas(spec, &target, false)?;
     let js = nats.jetstream(client);
     let plan = plan(&js, spec, target, notes, &BTreeSet::new()).await?;
     apply(&js, spec, &plan, Duration::from_secs(60), &|_| {}).await?;
+    wait_reachable(&nats, servers, spec, Duration::from_secs(30)).await?;
     Ok(plan)
+}
+
+/// A subject inside `filter`: each wildcard replaced by a token no publisher uses.
+fn probe_subject(filter: &str) -> String {
+    filter
+        .split('.')
+        .map(|t| if t == "*" || t == ">" { "sea-probe" } else { t })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The `Nats-Expected-Stream` of a probe: no stream has this name, so the stream that receives
+/// the probe refuses it and stores nothing, but answers.
+const PROBE_STREAM: &str = "sea-reachability-probe";
+
+/// Waits until every stream of `spec` answers a publish on its subjects through each of
+/// `servers`. Right after a stream is created its interest takes a moment to reach every
+/// server, and a publish through one it has not reached yet fails with "no stream found for
+/// given subject": provisioning is done only once every server can reach every stream. A server
+/// that cannot be connected to at all is passed over (it is down, not lagging).
+pub async fn wait_reachable(
+    nats: &crate::client::connect::NatsConfig,
+    servers: &[String],
+    spec: &Spec,
+    timeout: Duration,
+) -> Result<(), ProvisionError> {
+    let began = Instant::now();
+    for server in servers {
+        let Ok(client) = nats.connect(std::slice::from_ref(server)).await else {
+            continue;
+        };
+        for s in spec.streams.iter().filter(|s| s.mirror.is_none()) {
+            let subject = probe_subject(&s.subjects[0]);
+            loop {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_EXPECTED_STREAM, PROBE_STREAM);
+                let answer = client
+                    .request_with_headers(subject.clone(), headers, Default::default())
+                    .await;
+                if answer.is_ok() {
+                    break;
+                }
+                if began.elapsed() >= timeout {
+                    return Err(ProvisionError::Unreachable {
+                        stream: s.name.clone(),
+                        subject,
+                        server: server.clone(),
+                        waited: began.elapsed(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Waits until the stream has a leader and `replicas - 1` followers, all current.
@@ -663,4 +585,16 @@ fn replica_state(info: &stream::Info, replicas: usize) -> Option<String> {
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_publish_inside_the_stream_subjects() {
+        assert_eq!(probe_subject("sea.event.>"), "sea.event.sea-probe");
+        assert_eq!(probe_subject("*.dlq.>"), "sea-probe.dlq.sea-probe");
+        assert_eq!(probe_subject("a.b"), "a.b");
+    }
 }

@@ -1,0 +1,441 @@
+//! The provisioning decision, without I/O: which managed fields differ between the live and the
+//! desired configuration, whether the server can change each in place, and what to do about
+//! the object as a whole.
+
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, ReplayPolicy};
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use serde::Serialize;
+
+use crate::env::format_duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Stream,
+    Consumer,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Stream => "stream",
+            Kind::Consumer => "consumer",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    /// Needs a change the server cannot apply in place; not recreated without permission.
+    Refused,
+    /// Delete and create again (the operator asked with `--recreate`).
+    Recreate,
+}
+
+impl Action {
+    /// In the order a summary lists them.
+    pub const ALL: [Action; 5] = [
+        Action::Create,
+        Action::Update,
+        Action::Recreate,
+        Action::Refused,
+        Action::Unchanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Refused => "refused",
+            Action::Recreate => "recreate",
+        }
+    }
+}
+
+/// A field provisioning manages, named as async-nats names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Subjects,
+    Storage,
+    Retention,
+    Discard,
+    Replicas,
+    MaxAge,
+    MaxBytes,
+    DuplicateWindow,
+    MaxMessageSize,
+    Placement,
+    Mirror,
+    /// Pull or push.
+    #[serde(rename = "type")]
+    ConsumerType,
+    AckPolicy,
+    DeliverPolicy,
+    ReplayPolicy,
+    AckWait,
+    MaxDeliver,
+    MaxAckPending,
+    FilterSubject,
+    Backoff,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Subjects => "subjects",
+            Field::Storage => "storage",
+            Field::Retention => "retention",
+            Field::Discard => "discard",
+            Field::Replicas => "replicas",
+            Field::MaxAge => "max_age",
+            Field::MaxBytes => "max_bytes",
+            Field::DuplicateWindow => "duplicate_window",
+            Field::MaxMessageSize => "max_message_size",
+            Field::Placement => "placement",
+            Field::Mirror => "mirror",
+            Field::ConsumerType => "type",
+            Field::AckPolicy => "ack_policy",
+            Field::DeliverPolicy => "deliver_policy",
+            Field::ReplayPolicy => "replay_policy",
+            Field::AckWait => "ack_wait",
+            Field::MaxDeliver => "max_deliver",
+            Field::MaxAckPending => "max_ack_pending",
+            Field::FilterSubject => "filter_subject",
+            Field::Backoff => "backoff",
+        }
+    }
+
+    /// Whether the server applies a change of this field from `live` to `desired` in place.
+    pub fn changes_in_place(self, live: &str, desired: &str) -> bool {
+        match self {
+            // Retention moves between limits and interest, never to or from work-queue.
+            Field::Retention => live != "workqueue" && desired != "workqueue",
+            Field::Storage
+            | Field::Mirror
+            | Field::ConsumerType
+            | Field::AckPolicy
+            | Field::DeliverPolicy
+            | Field::ReplayPolicy => false,
+            Field::Subjects
+            | Field::Discard
+            | Field::Replicas
+            | Field::MaxAge
+            | Field::MaxBytes
+            | Field::DuplicateWindow
+            | Field::MaxMessageSize
+            | Field::Placement
+            | Field::AckWait
+            | Field::MaxDeliver
+            | Field::MaxAckPending
+            | Field::FilterSubject
+            | Field::Backoff => true,
+        }
+    }
+}
+
+/// The managed fields of one object, each with its value as plans print it.
+pub type Fields = Vec<(Field, String)>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: Field,
+    pub live: String,
+    pub desired: String,
+    pub in_place: bool,
+}
+
+/// The fields whose values differ, in the order given.
+pub fn changes(live: &Fields, desired: &Fields) -> Vec<FieldChange> {
+    live.iter()
+        .zip(desired)
+        .filter(|((_, l), (_, d))| l != d)
+        .map(|((field, live), (_, desired))| FieldChange {
+            field: *field,
+            in_place: field.changes_in_place(live, desired),
+            live: live.clone(),
+            desired: desired.clone(),
+        })
+        .collect()
+}
+
+/// What to do with an object: `live` is `None` when it does not exist; `recreate` says whether
+/// the operator allowed deleting and creating it again.
+pub fn decide(
+    live: Option<&Fields>,
+    desired: &Fields,
+    recreate: bool,
+) -> (Action, Vec<FieldChange>) {
+    let Some(live) = live else {
+        return (Action::Create, Vec::new());
+    };
+    let changes = changes(live, desired);
+    let action = match (
+        changes.is_empty(),
+        changes.iter().all(|c| c.in_place),
+        recreate,
+    ) {
+        (true, _, _) => Action::Unchanged,
+        (false, true, _) => Action::Update,
+        (false, false, true) => Action::Recreate,
+        (false, false, false) => Action::Refused,
+    };
+    (action, changes)
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s
+    }
+}
+
+fn storage(s: StorageType) -> &'static str {
+    match s {
+        StorageType::File => "file",
+        StorageType::Memory => "memory",
+    }
+}
+
+fn retention(r: RetentionPolicy) -> &'static str {
+    match r {
+        RetentionPolicy::Limits => "limits",
+        RetentionPolicy::Interest => "interest",
+        RetentionPolicy::WorkQueue => "workqueue",
+    }
+}
+
+fn discard(d: DiscardPolicy) -> &'static str {
+    match d {
+        DiscardPolicy::Old => "old",
+        DiscardPolicy::New => "new",
+    }
+}
+
+fn ack_policy(a: AckPolicy) -> &'static str {
+    match a {
+        AckPolicy::Explicit => "explicit",
+        AckPolicy::None => "none",
+        AckPolicy::All => "all",
+        AckPolicy::FlowControl => "flowcontrol",
+    }
+}
+
+fn deliver_policy(d: DeliverPolicy) -> String {
+    match d {
+        DeliverPolicy::All => "all".into(),
+        DeliverPolicy::Last => "last".into(),
+        DeliverPolicy::New => "new".into(),
+        DeliverPolicy::LastPerSubject => "lastpersubject".into(),
+        DeliverPolicy::ByStartSequence { start_sequence } => {
+            format!("bystartsequence {start_sequence}")
+        }
+        DeliverPolicy::ByStartTime { start_time } => format!("bystarttime {start_time}"),
+    }
+}
+
+fn replay_policy(r: ReplayPolicy) -> &'static str {
+    match r {
+        ReplayPolicy::Instant => "instant",
+        ReplayPolicy::Original => "original",
+    }
+}
+
+/// The stream fields the spec manages.
+pub fn stream_fields(c: &stream::Config) -> Fields {
+    let mut subjects = c.subjects.clone();
+    subjects.sort();
+    vec![
+        (Field::Subjects, subjects.join(",")),
+        (Field::Storage, storage(c.storage).into()),
+        (Field::Retention, retention(c.retention).into()),
+        (Field::Discard, discard(c.discard).into()),
+        (Field::Replicas, c.num_replicas.to_string()),
+        (Field::MaxAge, format_duration(c.max_age)),
+        (Field::MaxBytes, c.max_bytes.to_string()),
+        (Field::DuplicateWindow, format_duration(c.duplicate_window)),
+        (Field::MaxMessageSize, c.max_message_size.to_string()),
+        (
+            Field::Placement,
+            or_dash(
+                c.placement
+                    .as_ref()
+                    .and_then(|p| p.cluster.clone())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            Field::Mirror,
+            or_dash(
+                c.mirror
+                    .as_ref()
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
+            ),
+        ),
+    ]
+}
+
+/// The consumer fields the spec manages.
+pub fn consumer_fields(c: &consumer::Config) -> Fields {
+    let backoff: Vec<String> = c.backoff.iter().map(|d| format_duration(*d)).collect();
+    let kind = if c.deliver_subject.is_some() {
+        "push"
+    } else {
+        "pull"
+    };
+    vec![
+        (Field::ConsumerType, kind.into()),
+        (Field::AckPolicy, ack_policy(c.ack_policy).into()),
+        (Field::DeliverPolicy, deliver_policy(c.deliver_policy)),
+        (Field::ReplayPolicy, replay_policy(c.replay_policy).into()),
+        (Field::AckWait, format_duration(c.ack_wait)),
+        (Field::MaxDeliver, c.max_deliver.to_string()),
+        (Field::MaxAckPending, c.max_ack_pending.to_string()),
+        (Field::FilterSubject, or_dash(c.filter_subject.clone())),
+        (Field::Backoff, or_dash(backoff.join(","))),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn stream(f: impl FnOnce(&mut stream::Config)) -> Fields {
+        let mut c = stream::Config {
+            name: "S".into(),
+            subjects: vec!["b.>".into(), "a.>".into()],
+            num_replicas: 3,
+            max_age: Duration::from_secs(7 * 86_400),
+            ..Default::default()
+        };
+        f(&mut c);
+        stream_fields(&c)
+    }
+
+    #[test]
+    fn nothing_live_is_a_create_and_the_same_config_is_unchanged() {
+        let desired = stream(|_| {});
+        assert_eq!(decide(None, &desired, false), (Action::Create, Vec::new()));
+        assert_eq!(
+            decide(Some(&desired), &desired, false),
+            (Action::Unchanged, Vec::new())
+        );
+        // Subject order does not count as a change.
+        let reordered = stream(|c| c.subjects.reverse());
+        assert_eq!(
+            decide(Some(&reordered), &desired, false).0,
+            Action::Unchanged
+        );
+    }
+
+    #[test]
+    fn in_place_changes_are_an_update_listing_each_field() {
+        let live = stream(|c| c.num_replicas = 1);
+        let desired = stream(|c| c.max_age = Duration::from_secs(86_400));
+        let (action, changes) = decide(Some(&live), &desired, false);
+        assert_eq!(action, Action::Update);
+        let fields: Vec<(Field, &str, &str)> = changes
+            .iter()
+            .map(|c| (c.field, c.live.as_str(), c.desired.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [(Field::Replicas, "1", "3"), (Field::MaxAge, "7d", "1d")]
+        );
+    }
+
+    #[test]
+    fn a_change_the_server_cannot_make_is_refused_unless_recreate_is_allowed() {
+        let live = stream(|c| c.storage = StorageType::Memory);
+        let desired = stream(|_| {});
+        let (action, changes) = decide(Some(&live), &desired, false);
+        assert_eq!(action, Action::Refused);
+        assert_eq!(
+            changes,
+            [FieldChange {
+                field: Field::Storage,
+                live: "memory".into(),
+                desired: "file".into(),
+                in_place: false
+            }]
+        );
+        assert_eq!(decide(Some(&live), &desired, true).0, Action::Recreate);
+    }
+
+    #[test]
+    fn retention_moves_in_place_only_between_limits_and_interest() {
+        assert!(Field::Retention.changes_in_place("limits", "interest"));
+        assert!(!Field::Retention.changes_in_place("limits", "workqueue"));
+        assert!(!Field::Retention.changes_in_place("workqueue", "interest"));
+        let live = stream(|c| c.retention = RetentionPolicy::WorkQueue);
+        assert_eq!(
+            decide(Some(&live), &stream(|_| {}), false).0,
+            Action::Refused
+        );
+    }
+
+    #[test]
+    fn consumer_policies_are_fixed_and_limits_change_in_place() {
+        let base = consumer::Config {
+            durable_name: Some("g".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            ..Default::default()
+        };
+        let desired = consumer_fields(&base);
+        let slower = consumer_fields(&consumer::Config {
+            ack_wait: Duration::from_secs(60),
+            ..base.clone()
+        });
+        assert_eq!(decide(Some(&slower), &desired, false).0, Action::Update);
+        let push = consumer_fields(&consumer::Config {
+            deliver_subject: Some("d".into()),
+            ..base.clone()
+        });
+        let (action, changes) = decide(Some(&push), &desired, false);
+        assert_eq!(action, Action::Refused);
+        assert_eq!(
+            (changes[0].field, changes[0].live.as_str()),
+            (Field::ConsumerType, "push")
+        );
+    }
+
+    #[test]
+    fn names_and_values_are_printed_as_before() {
+        let names: Vec<&str> = stream(|_| {}).iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "subjects",
+                "storage",
+                "retention",
+                "discard",
+                "replicas",
+                "max_age",
+                "max_bytes",
+                "duplicate_window",
+                "max_message_size",
+                "placement",
+                "mirror"
+            ]
+        );
+        for f in [Field::MaxMessageSize, Field::ConsumerType, Field::AckWait] {
+            assert_eq!(
+                serde_json::to_value(f).unwrap(),
+                serde_json::Value::from(f.as_str())
+            );
+        }
+        let values: Vec<String> = stream(|_| {}).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(values[..4], ["a.>,b.>", "file", "limits", "old"]);
+        assert_eq!(values[9..], ["-", "-"]);
+    }
+}
