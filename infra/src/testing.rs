@@ -188,3 +188,9 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
     }
 }
+
+/// Asserts that `text` mentions every one of `needles`, listing those it misses.
+pub fn assert_mentions(text: &str, needles: &[&str]) {
+    let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
+}

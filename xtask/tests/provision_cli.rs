@@ -4,7 +4,7 @@ mod common;
 
 use common::Run;
 use sea_infra::model::topology::Profile;
-use sea_infra::testing::TestCluster;
+use sea_infra::testing::{assert_mentions, TestCluster};
 
 /// Runs `xtask provision ARGS` with only the given variables set.
 fn provision(args: &[&str], vars: &[(&str, &str)]) -> Run {
@@ -30,14 +30,15 @@ fn every_bad_variable_is_reported_with_exit_64_and_no_secret() {
     );
     let all = out.all.clone();
     assert_eq!(out.code, Some(64), "{all}");
-    for needle in [
-        "STREAM_REPLICAS=\"banana\": not a whole number",
-        "CONSUMER_MAX_DELIVER=\"-7\"",
-        "NATS_SERVERS=\"localhost:4222\": `localhost:4222` is not a NATS URL",
-        "NATS_AUTH_TOKEN=\"<redacted>\": set only one of",
-    ] {
-        assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
-    }
+    assert_mentions(
+        &all,
+        &[
+            "STREAM_REPLICAS=\"banana\": not a whole number",
+            "CONSUMER_MAX_DELIVER=\"-7\"",
+            "NATS_SERVERS=\"localhost:4222\": `localhost:4222` is not a NATS URL",
+            "NATS_AUTH_TOKEN=\"<redacted>\": set only one of",
+        ],
+    );
     assert!(
         !all.contains("hunter2-secret"),
         "a secret was printed:\n{all}"

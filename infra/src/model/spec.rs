@@ -14,7 +14,10 @@ pub const ENV_STREAM_REPLICAS: &str = "STREAM_REPLICAS";
 pub const ENV_STREAM_MAX_AGE: &str = "STREAM_MAX_AGE";
 pub const ENV_STREAM_MAX_BYTES: &str = "STREAM_MAX_BYTES";
 pub const ENV_STREAM_DUPLICATE_WINDOW: &str = "STREAM_DUPLICATE_WINDOW";
-pub const ENV_STREAM_MAX_MSG_SIZE: &str = "STREAM_MAX_MSG_SIZE";
+pub const ENV_STREAM_MAX_MESSAGE_SIZE: &str = "STREAM_MAX_MESSAGE_SIZE";
+/// The earlier name of `STREAM_MAX_MESSAGE_SIZE`: refused, naming the new one, so a value set
+/// under it is never silently ignored.
+pub const ENV_STREAM_MAX_MSG_SIZE_RENAMED: &str = "STREAM_MAX_MSG_SIZE";
 pub const ENV_STREAM_PLACEMENT_CLUSTER: &str = "STREAM_PLACEMENT_CLUSTER";
 pub const ENV_CONSUMER_GROUP: &str = "CONSUMER_GROUP";
 pub const ENV_CONSUMER_DURABLE: &str = "CONSUMER_DURABLE";
@@ -44,7 +47,7 @@ pub struct StreamSpec {
     pub max_age: Duration,
     pub max_bytes: i64,
     pub duplicate_window: Duration,
-    pub max_msg_size: i32,
+    pub max_message_size: i32,
     /// Place the stream in this cluster (supercluster deployments).
     pub placement_cluster: Option<String>,
     /// A read-only copy of another stream (federation adds these; see `federation.rs`).
@@ -96,7 +99,14 @@ impl Spec {
         let max_age = env.parse(ENV_STREAM_MAX_AGE, env::parse_duration);
         let max_bytes = env.parse(ENV_STREAM_MAX_BYTES, env::parse_bytes);
         let dup = env.parse(ENV_STREAM_DUPLICATE_WINDOW, env::parse_duration);
-        let msg_size = env.parse(ENV_STREAM_MAX_MSG_SIZE, env::parse_bytes);
+        let msg_size = env.parse(ENV_STREAM_MAX_MESSAGE_SIZE, env::parse_bytes);
+        if let Some(old) = env.string(ENV_STREAM_MAX_MSG_SIZE_RENAMED) {
+            env.reject(
+                ENV_STREAM_MAX_MSG_SIZE_RENAMED,
+                old,
+                format!("renamed {ENV_STREAM_MAX_MESSAGE_SIZE} (async-nats' and the server's name); set that instead"),
+            );
+        }
         let placement = env.parse(ENV_STREAM_PLACEMENT_CLUSTER, env::parse_name);
         for s in &mut spec.streams {
             if let Some(r) = replicas {
@@ -105,7 +115,8 @@ impl Spec {
             s.max_age = max_age.unwrap_or(s.max_age);
             s.max_bytes = max_bytes.map_or(s.max_bytes, |b| b as i64);
             s.duplicate_window = dup.unwrap_or(s.duplicate_window);
-            s.max_msg_size = msg_size.map_or(s.max_msg_size, |b| b.min(i32::MAX as u64) as i32);
+            s.max_message_size =
+                msg_size.map_or(s.max_message_size, |b| b.min(i32::MAX as u64) as i32);
             if placement.is_some() {
                 s.placement_cluster = placement.clone();
             }
@@ -186,7 +197,7 @@ impl StreamSpec {
             max_messages_per_subject: -1,
             max_consumers: -1,
             duplicate_window: self.duplicate_window,
-            max_message_size: self.max_msg_size,
+            max_message_size: self.max_message_size,
             placement: self.placement_cluster.as_ref().map(|c| stream::Placement {
                 cluster: Some(c.clone()),
                 tags: Vec::new(),
@@ -272,7 +283,7 @@ struct RawStream {
     max_age: Option<String>,
     max_bytes: Option<String>,
     duplicate_window: Option<String>,
-    max_msg_size: Option<String>,
+    max_message_size: Option<String>,
     placement_cluster: Option<String>,
 }
 
@@ -336,7 +347,7 @@ pub fn parse_toml(text: &str) -> Result<Spec, String> {
             max_age: env::parse_duration(&pick!(max_age)).map_err(ctx)?,
             max_bytes: env::parse_bytes(&pick!(max_bytes)).map_err(ctx)? as i64,
             duplicate_window: env::parse_duration(&pick!(duplicate_window)).map_err(ctx)?,
-            max_msg_size: env::parse_bytes(&pick!(max_msg_size)).map_err(ctx)? as i32,
+            max_message_size: env::parse_bytes(&pick!(max_message_size)).map_err(ctx)? as i32,
             placement_cluster: s.placement_cluster.clone(),
             mirror: None,
             name,
@@ -467,14 +478,11 @@ mod tests {
         ]);
         Spec::from_env(&mut env);
         let text = env.finish().unwrap_err().to_string();
-        for var in [
-            "STREAM_REPLICAS=\"banana\"",
-            "CONSUMER_MAX_DELIVER=\"-7\"",
-            "STREAM_DUPLICATE_WINDOW",
-            "CONSUMER_GROUP=\"a.b\"",
-        ] {
-            assert!(text.contains(var), "{var} missing from: {text}");
-        }
+        let reported = |var: &str| text.contains(var);
+        assert!(reported("STREAM_REPLICAS=\"banana\""), "{text}");
+        assert!(reported("CONSUMER_MAX_DELIVER=\"-7\""), "{text}");
+        assert!(reported("STREAM_DUPLICATE_WINDOW"), "{text}");
+        assert!(reported("CONSUMER_GROUP=\"a.b\""), "{text}");
     }
 
     #[test]
