@@ -70,7 +70,7 @@ impl Compose {
     }
 
     /// A throw-away rendering of `topology` into `dir`, every name starting with `prefix`.
-    pub fn private(topology: &Topology, dir: &Path, prefix: &str) -> Result<Compose, ComposeError> {
+    pub(crate) fn private(topology: &Topology, dir: &Path, prefix: &str) -> Result<Compose, ComposeError> {
         let profile = topology.profile;
         let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames {
@@ -147,7 +147,7 @@ impl Compose {
     }
 
     /// Creates and starts the servers of `nodes` with `image`.
-    pub fn up(&self, servers: &[String], image: &str) -> Result<(), DockerError> {
+    pub(crate) fn up(&self, servers: &[String], image: &str) -> Result<(), DockerError> {
         let mut args = vec!["up", "--detach"];
         args.extend(servers.iter().map(String::as_str));
         self.compose(&args, Some(image)).map(drop)
@@ -173,7 +173,7 @@ impl Compose {
     }
 
     /// The host pid of the node's server while its container runs.
-    pub fn running_pid(&self, node: &str) -> Option<i32> {
+    pub(crate) fn running_pid(&self, node: &str) -> Option<i32> {
         let out = docker::docker(&[
             "inspect",
             "--format",
@@ -189,7 +189,7 @@ impl Compose {
 
     /// Whether the container is up or about to be again (running, restarting, paused): what a
     /// stop must take down. A restarting container has no pid, so this is not `running_pid`.
-    pub fn is_up(&self, node: &str) -> bool {
+    pub(crate) fn is_up(&self, node: &str) -> bool {
         docker::docker(&[
             "inspect",
             "--format",
@@ -200,18 +200,18 @@ impl Compose {
     }
 
     /// Starts the node's existing container again.
-    pub fn start(&self, node: &str) -> Result<(), DockerError> {
+    pub(crate) fn start(&self, node: &str) -> Result<(), DockerError> {
         docker::docker(&["start", &self.container(node)]).map(drop)
     }
 
     /// `docker kill --signal`: a crash (KILL), lame duck (USR2) or reload (HUP).
-    pub fn signal(&self, node: &str, signal: &str) -> Result<(), DockerError> {
+    pub(crate) fn signal(&self, node: &str, signal: &str) -> Result<(), DockerError> {
         docker::docker(&["kill", "--signal", signal, &self.container(node)]).map(drop)
     }
 
     /// Stops the server with `signal` (SIGTERM: `docker stop`, which SIGKILLs after `grace`),
     /// and waits until the container is down. False when it was not up.
-    pub fn stop_server(&self, node: &str, signal: Signal, grace: Duration) -> bool {
+    pub(crate) fn stop_server(&self, node: &str, signal: Signal, grace: Duration) -> bool {
         if !self.is_up(node) {
             return false;
         }
@@ -231,21 +231,21 @@ impl Compose {
     }
 
     /// `docker stop`: SIGTERM, then SIGKILL after `grace`.
-    pub fn stop(&self, node: &str, grace: Duration) -> Result<(), DockerError> {
+    pub(crate) fn stop(&self, node: &str, grace: Duration) -> Result<(), DockerError> {
         let secs = grace.as_secs().to_string();
         docker::docker(&["stop", "--time", &secs, &self.container(node)]).map(drop)
     }
 
     /// A partition: the container leaves the compose network, so peers and host clients lose
     /// it while it keeps running.
-    pub fn partition(&self, node: &str) -> Result<(), DockerError> {
+    pub(crate) fn partition(&self, node: &str) -> Result<(), DockerError> {
         let net = &self.network;
         docker::docker(&["network", "disconnect", net, &self.container(node)]).map(drop)
     }
 
     /// Heals a partition: the container joins again under its service name (the alias its
     /// peers' routes dial).
-    pub fn heal(&self, node: &str) -> Result<(), DockerError> {
+    pub(crate) fn heal(&self, node: &str) -> Result<(), DockerError> {
         let net = &self.network;
         docker::docker(&[
             "network",
@@ -259,7 +259,7 @@ impl Compose {
     }
 
     /// The last `lines` lines the server logged.
-    pub fn log_tail(&self, node: &str, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, node: &str, lines: usize) -> String {
         let n = lines.to_string();
         docker::run_output(
             &["docker".to_owned()],

@@ -722,6 +722,6 @@ impl Deployment {
 }
 
 /// The state directory of one profile.
-pub fn profile_dir(profile: Profile) -> PathBuf {
+pub(crate) fn profile_dir(profile: Profile) -> PathBuf {
     state_root().join(profile.as_str())
 }

@@ -48,7 +48,7 @@ pub struct StateError {
 
 /// Paths of one server's files.
 #[derive(Clone, Debug)]
-pub struct ServerPaths {
+pub(crate) struct ServerPaths {
     pub conf: PathBuf,
     pub data: PathBuf,
     pub log: PathBuf,
@@ -65,11 +65,11 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    pub fn new(dir: PathBuf) -> StateDir {
+    pub(crate) fn new(dir: PathBuf) -> StateDir {
         StateDir { dir }
     }
 
-    pub fn paths(&self, server: &Server) -> ServerPaths {
+    pub(crate) fn paths(&self, server: &Server) -> ServerPaths {
         ServerPaths {
             conf: self.dir.join(nats_conf::conf_file_name(server)),
             data: self.dir.join("data").join(&server.name),
@@ -79,14 +79,14 @@ impl StateDir {
     }
 
     /// Writes `contents` to `path` (inside this directory), creating parents.
-    pub fn write(&self, path: &Path, contents: &str) -> Result<(), StateError> {
+    pub(crate) fn write(&self, path: &Path, contents: &str) -> Result<(), StateError> {
         let parent = path.parent().unwrap_or(&self.dir);
         fs::create_dir_all(parent)
             .and_then(|()| fs::write(path, contents))
             .map_err(|source| self.error(path, source))
     }
 
-    pub fn create_dirs(&self, subdirs: &[&str]) -> Result<(), StateError> {
+    pub(crate) fn create_dirs(&self, subdirs: &[&str]) -> Result<(), StateError> {
         for sub in subdirs {
             let path = self.dir.join(sub);
             fs::create_dir_all(&path).map_err(|source| self.error(&path, source))?;
@@ -94,7 +94,7 @@ impl StateDir {
         Ok(())
     }
 
-    pub fn error(&self, path: &Path, source: std::io::Error) -> StateError {
+    pub(crate) fn error(&self, path: &Path, source: std::io::Error) -> StateError {
         StateError {
             dir: self.dir.clone(),
             path: path.to_path_buf(),
@@ -104,7 +104,7 @@ impl StateDir {
 
     /// Records the topology `up` starts, and the compose project running it (none for
     /// processes), for the commands that only look or stop.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         topology: &Topology,
         compose_project: Option<&str>,
@@ -122,18 +122,18 @@ impl StateDir {
     }
 
     /// The topology recorded by the last `up`, if any.
-    pub fn recorded_topology(&self) -> Option<Topology> {
+    pub(crate) fn recorded_topology(&self) -> Option<Topology> {
         let text = fs::read_to_string(self.dir.join(TOPOLOGY_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// Whether the last `up` here used the compose backend.
-    pub fn recorded_compose(&self) -> bool {
+    pub(crate) fn recorded_compose(&self) -> bool {
         self.dir.join(COMPOSE_MARKER).is_file()
     }
 
     /// Forgets the compose project (its containers were removed).
-    pub fn forget_compose(&self) {
+    pub(crate) fn forget_compose(&self) {
         let _ = fs::remove_file(self.dir.join(COMPOSE_MARKER));
     }
 }

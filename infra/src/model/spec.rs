@@ -300,7 +300,7 @@ struct RawConsumer {
 }
 
 /// Parses and validates a spec text.
-pub fn parse_toml(text: &str) -> Result<Spec, String> {
+pub(crate) fn parse_toml(text: &str) -> Result<Spec, String> {
     let raw: RawSpec = toml::from_str(text).map_err(|e| e.to_string())?;
     let d = &raw.stream_defaults;
     let mut streams = Vec::new();

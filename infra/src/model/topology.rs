@@ -282,7 +282,7 @@ impl Topology {
 
     /// Servers in the JetStream meta group of `cluster`: its own plus those of every cluster it
     /// reaches through gateways (a supercluster shares one meta group).
-    pub fn meta_group_size(&self, cluster: &Cluster) -> usize {
+    pub(crate) fn meta_group_size(&self, cluster: &Cluster) -> usize {
         let mut seen = BTreeSet::from([cluster.name.as_str()]);
         let mut todo = vec![cluster];
         while let Some(c) = todo.pop() {
@@ -317,7 +317,7 @@ impl Topology {
     }
 
     /// The address peers and clients dial `server` on.
-    pub fn dial_host(&self, server: &Server) -> String {
+    pub(crate) fn dial_host(&self, server: &Server) -> String {
         match &self.settings.peer_host {
             Some(template) => template.replace("{server}", &server.name),
             None => self.settings.host.clone(),

@@ -126,7 +126,7 @@ impl HealthReport {
 
 /// What was fetched from one server's monitoring endpoints. `gatewayz` and `leafz` are fetched
 /// only where the topology says the server has gateways or dials leafnodes.
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub healthz: Result<Healthz, MonitorError>,
     pub jsz: Result<Jsz, MonitorError>,
     pub routez: Result<Routez, MonitorError>,
@@ -199,7 +199,7 @@ async fn fetch(
 }
 
 /// The verdict on one server from what was fetched: pure, so every rule is unit-tested.
-pub fn judge(
+pub(crate) fn judge(
     topology: &Topology,
     cluster: &Cluster,
     server: &Server,

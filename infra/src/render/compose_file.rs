@@ -85,16 +85,16 @@ pub fn file_name(profile: Profile) -> Option<&'static str> {
 }
 
 /// The compose profile that selects the servers of `profile` (`nats-ha`, …).
-pub fn compose_profile(profile: Profile) -> String {
+pub(crate) fn compose_profile(profile: Profile) -> String {
     format!("nats-{profile}")
 }
 
 /// The compose profile of the workers (they need an image built from the multi-stage
 /// Dockerfile, so they are not started with the servers by default).
-pub const WORKER_PROFILE: &str = "worker";
+pub(crate) const WORKER_PROFILE: &str = "worker";
 
 /// The compose file and the configs it mounts, relative to the directory of the compose file.
-pub fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
+pub(crate) fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
     let Some(compose) = file_name(topology.profile) else {
         return Vec::new();
     };
@@ -271,7 +271,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
 }
 
 /// `sea-mq-worker` for a one-cluster profile, `sea-mq-worker-<cluster>` otherwise.
-pub fn worker_service(topology: &Topology, cluster: &str) -> String {
+pub(crate) fn worker_service(topology: &Topology, cluster: &str) -> String {
     if topology.clusters.len() == 1 {
         "sea-mq-worker".to_owned()
     } else {

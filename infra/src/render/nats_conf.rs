@@ -6,13 +6,13 @@ use super::RenderedFile;
 use crate::model::{Cluster, Server, Topology};
 
 /// The config file name of a server, relative to the state directory.
-pub fn conf_file_name(server: &Server) -> String {
+pub(crate) fn conf_file_name(server: &Server) -> String {
     format!("{}.conf", server.name)
 }
 
 /// One config file per server. Paths inside (`store_dir`) are relative to the directory the
 /// server runs in, which is the profile's state directory in the process backend.
-pub fn server_configs(topology: &Topology) -> Vec<RenderedFile> {
+pub(crate) fn server_configs(topology: &Topology) -> Vec<RenderedFile> {
     topology
         .servers()
         .map(|(cluster, node)| RenderedFile {
@@ -23,7 +23,7 @@ pub fn server_configs(topology: &Topology) -> Vec<RenderedFile> {
 }
 
 /// The nats-server configuration of one server.
-pub fn server_config(topology: &Topology, cluster: &Cluster, node: &Server) -> String {
+pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Server) -> String {
     let s = &topology.settings;
     let host = &s.host;
     let mut out = String::new();
@@ -93,13 +93,13 @@ pub fn server_config(topology: &Topology, cluster: &Cluster, node: &Server) -> S
 }
 
 /// The user a cell's leafnode connections log in as on the cell they dial.
-pub fn leaf_user(cell: &str) -> String {
+pub(crate) fn leaf_user(cell: &str) -> String {
     format!("leaf-{cell}")
 }
 
 /// Development credential of the leafnode users, rendered into the configs of the local
 /// profiles; a production deployment injects its own secret.
-pub const LEAF_DEV_PASSWORD: &str = "sea-leaf-dev";
+pub(crate) const LEAF_DEV_PASSWORD: &str = "sea-leaf-dev";
 
 /// On a cell that accepts leafnodes: local clients keep full access (`no_auth_user`), while each
 /// dialling cell's user may exchange only the federated subjects plus what a cross-domain mirror

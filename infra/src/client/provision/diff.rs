@@ -151,7 +151,7 @@ pub struct FieldChange {
 }
 
 /// The fields whose values differ, in the order given.
-pub fn changes(live: &Fields, desired: &Fields) -> Vec<FieldChange> {
+pub(crate) fn changes(live: &Fields, desired: &Fields) -> Vec<FieldChange> {
     live.iter()
         .zip(desired)
         .filter(|((_, l), (_, d))| l != d)
@@ -166,7 +166,7 @@ pub fn changes(live: &Fields, desired: &Fields) -> Vec<FieldChange> {
 
 /// What to do with an object: `live` is `None` when it does not exist; `recreate` says whether
 /// the operator allowed deleting and creating it again.
-pub fn decide(
+pub(crate) fn decide(
     live: Option<&Fields>,
     desired: &Fields,
     recreate: bool,
@@ -248,7 +248,7 @@ fn replay_policy(r: ReplayPolicy) -> &'static str {
 }
 
 /// The stream fields the spec manages.
-pub fn stream_fields(c: &stream::Config) -> Fields {
+pub(crate) fn stream_fields(c: &stream::Config) -> Fields {
     let mut subjects = c.subjects.clone();
     subjects.sort();
     vec![
@@ -283,7 +283,7 @@ pub fn stream_fields(c: &stream::Config) -> Fields {
 }
 
 /// The consumer fields the spec manages.
-pub fn consumer_fields(c: &consumer::Config) -> Fields {
+pub(crate) fn consumer_fields(c: &consumer::Config) -> Fields {
     let backoff: Vec<String> = c.backoff.iter().map(|d| format_duration(*d)).collect();
     let kind = if c.deliver_subject.is_some() {
         "push"
