@@ -1,12 +1,13 @@
 //! Provisioning against real clusters on free ports: create, idempotence, drift, live replica
 //! changes, refusal of changes the server cannot apply in place.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::StorageType};
 use sea_infra::client::connect::NatsConfig;
-use sea_infra::client::provision::{self, Action, ConnectedCluster, Field, Plan, ProvisionError};
+use sea_infra::client::provision::{
+    self, Action, Allowed, ConnectedCluster, Field, Plan, ProvisionError,
+};
 use sea_infra::model::spec::Spec;
 use sea_infra::model::topology::Profile;
 use sea_infra::testing::TestCluster;
@@ -34,8 +35,11 @@ async fn connect(cluster: &TestCluster) -> Conn {
 }
 
 async fn plan(conn: &Conn, spec: &Spec, recreate: &[&str]) -> Plan {
-    let recreate: BTreeSet<String> = recreate.iter().map(|s| s.to_string()).collect();
-    provision::plan(&conn.js, spec, conn.target.clone(), Vec::new(), &recreate)
+    let allowed = Allowed {
+        recreate: recreate.iter().map(|s| s.to_string()).collect(),
+        ..Allowed::default()
+    };
+    provision::plan(&conn.js, spec, conn.target.clone(), Vec::new(), &allowed)
         .await
         .expect("plan")
 }
@@ -226,8 +230,11 @@ async fn storage_change_is_refused_naming_the_field_unless_recreate_is_given() {
     spec.streams[0].storage = StorageType::Memory;
     spec.streams[0].max_bytes = 64 << 20; // within the servers' max_mem_store
     let err = provision(&conn, &spec, &[]).await.unwrap_err().to_string();
-    assert!(err.starts_with("refusing changes the server cannot apply in place: stream SEA_EVENTS (storage file -> memory)"), "{err}");
-    assert!(err.contains("--recreate NAME"), "{err}");
+    assert!(
+        err.starts_with("refusing to change anything: stream SEA_EVENTS (storage file -> memory) cannot change in place"),
+        "{err}"
+    );
+    assert!(err.contains("--recreate SEA_EVENTS"), "{err}");
     let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
     assert_eq!(
         st.info().await.unwrap().config.storage,

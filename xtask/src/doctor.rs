@@ -83,7 +83,8 @@ impl Doctor {
             let (status, detail) = if ports::is_free("127.0.0.1", port) {
                 ("ok", "free".to_owned())
             } else {
-                let who = ports::holder(port).unwrap_or_else(|| "an unknown process".into());
+                let who = ports::holder(port)
+                    .map_or_else(|| "an unknown process".into(), |h| h.to_string());
                 ("warn", format!("in use by {who}"))
             };
             findings.push(Finding {

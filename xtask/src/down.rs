@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_infra::deployment::{state_root, BackendKind, Deployment};
+use sea_infra::deployment::{state_root, BackendKind, Deployment, RecordError};
 use sea_infra::model::topology::Profile;
 use xshell::Shell;
 
@@ -19,13 +19,24 @@ impl Down {
         };
         if profiles.is_empty() {
             eprintln!(
-                "nothing to stop: no profile has state in {}",
+                "nothing to stop: no profile has state in {} and no server runs from it",
                 state_root().display()
             );
         }
         let servers = (!self.servers.is_empty()).then_some(self.servers.as_slice());
+        let mut left = Vec::new();
         for profile in profiles {
-            let deployment = Deployment::recorded(profile, backend)?;
+            let deployment = match Deployment::recorded(profile, backend) {
+                Ok(d) => d,
+                // The servers are found by their config paths: stop them with the model's names.
+                Err(RecordError::Corrupt(e)) => {
+                    eprintln!(
+                        "warning: {e}; stopping the servers of profile {profile} it would name"
+                    );
+                    Deployment::for_profile(profile, backend.unwrap_or(BackendKind::Process))?
+                }
+                Err(e) => return Err(e.into()),
+            };
             let report = deployment.down(servers, self.purge, Duration::from_secs(self.grace))?;
             let stopped = if report.stopped.is_empty() {
                 "none".to_owned()
@@ -43,7 +54,16 @@ impl Down {
                 (None, true) => eprintln!("  purged data under {}", deployment.state.dir.display()),
                 _ => {}
             }
+            for held in &report.ports_held {
+                eprintln!("  note: {held}");
+            }
+            left.extend(report.still_running);
         }
+        anyhow::ensure!(
+            left.is_empty(),
+            "could not stop every server: {}",
+            left.join("; ")
+        );
         Ok(())
     }
 }

@@ -167,6 +167,10 @@ pub struct Provision {
     /// server cannot apply in place. Its messages are lost. Repeatable.
     #[arg(long, value_name = "NAME")]
     pub recreate: Vec<String>,
+    /// Allow an update of this stream that discards stored messages (a smaller max_bytes or
+    /// max_age) or stops storing some of its subjects; the plan says how much. Repeatable.
+    #[arg(long, value_name = "STREAM")]
+    pub allow_loss: Vec<String>,
     /// Seconds to wait for replicas to become current after a change.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub replica_wait: u64,

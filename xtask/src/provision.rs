@@ -3,13 +3,12 @@
 //! Configuration is env-only (see docs/configuration.md); every invalid variable is reported in
 //! one run with exit code 64, before anything is sent.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
 use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::federation;
-use sea_infra::client::provision::{self, ConnectedCluster, Plan};
+use sea_infra::client::provision::{self, Allowed, ConnectedCluster, Plan};
 use sea_infra::deployment::Deployment;
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::{Spec, ENV_STREAM_REPLICAS};
@@ -56,6 +55,7 @@ impl Provision {
                     .collect()
             }
         };
+        self.check_names(&groups)?;
         let rt = project::runtime()?;
         let mut outputs = Vec::new();
         let mut drifted = Vec::new();
@@ -98,6 +98,45 @@ impl Provision {
         Ok(())
     }
 
+    /// `--recreate` and `--allow-loss` must name something of the spec: a misspelt name would
+    /// otherwise be ignored and the refusal it was meant to lift would look like a bug.
+    fn check_names(&self, groups: &[(String, Vec<String>, Spec)]) -> anyhow::Result<()> {
+        let mut streams = std::collections::BTreeSet::new();
+        let mut consumers = std::collections::BTreeSet::new();
+        for (_, _, spec) in groups {
+            streams.extend(spec.streams.iter().map(|s| s.name.clone()));
+            let durable = spec.consumer.durable_name();
+            consumers.extend(
+                spec.event_streams()
+                    .map(|s| format!("{}/{durable}", s.name)),
+            );
+        }
+        let mut wrong = Vec::new();
+        for name in self
+            .recreate
+            .iter()
+            .filter(|n| !streams.contains(*n) && !consumers.contains(*n))
+        {
+            wrong.push(format!("--recreate {name}"));
+        }
+        for name in self.allow_loss.iter().filter(|n| !streams.contains(*n)) {
+            wrong.push(format!("--allow-loss {name}"));
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<String> = streams.into_iter().chain(consumers).collect();
+        Err(Exit {
+            code: sea_infra::env::EXIT_CONFIG,
+            message: format!(
+                "{}: not a stream or consumer of the spec; use one of {}",
+                wrong.join(", "),
+                known.join(", ")
+            ),
+        }
+        .into())
+    }
+
     /// Plans (and unless `--dry-run`/`--check`, applies) the spec on one domain's servers;
     /// returns the JSON of what happened and the plan.
     async fn provision_group(
@@ -107,13 +146,16 @@ impl Provision {
         spec: &mut Spec,
         explicit_replicas: bool,
     ) -> anyhow::Result<(serde_json::Value, Plan)> {
-        let recreate: BTreeSet<String> = self.recreate.iter().cloned().collect();
+        let allowed = Allowed {
+            recreate: self.recreate.iter().cloned().collect(),
+            loss: self.allow_loss.iter().cloned().collect(),
+        };
         let progress = |line: &str| eprintln!("  {line}");
         let client = nats.connect(servers).await?;
         let target = ConnectedCluster::from_client(&client, servers);
         let notes = provision::fit_replicas(spec, &target, explicit_replicas)?;
         let js = nats.jetstream(client);
-        let plan = provision::plan(&js, spec, target, notes, &recreate).await?;
+        let plan = provision::plan(&js, spec, target, notes, &allowed).await?;
 
         if !self.json {
             let cluster = plan.target.cluster.as_deref().unwrap_or("unclustered");

@@ -138,22 +138,3 @@ pub fn worker_bin(sh: &Shell) -> anyhow::Result<PathBuf> {
     .context("build sea-mq-worker")?;
     Ok(project::project_root().join("target/debug/sea-mq-worker"))
 }
-
-/// Runs `work`, or stops at Ctrl-C: dropping `work` undoes its faults and stops its processes.
-pub async fn until_ctrl_c<T>(
-    work: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = work => result,
-        () = ctrl_c => Err(crate::Exit {
-            code: 130,
-            message: "interrupted: injected faults undone, workers stopped, servers this run started stopped".into(),
-        }
-        .into()),
-    }
-}

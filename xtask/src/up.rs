@@ -27,10 +27,7 @@ impl Up {
         };
         let progress = |line: &str| eprintln!("  {line}");
         let cancel = async {
-            // If the handler cannot be installed, never cancel rather than cancel at once.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+            crate::interrupt::signalled().await;
         };
         let report = project::runtime()?
             .block_on(deployment.up(&bin.path, &opts, &progress, cancel))
@@ -69,6 +66,7 @@ impl Up {
                 check: false,
                 json: false,
                 recreate: Vec::new(),
+                allow_loss: Vec::new(),
                 replica_wait: self.timeout,
             };
             provision.run(sh).context("provision after bring-up")?;

@@ -14,7 +14,7 @@ use sea_infra::model::spec::ENV_CONSUMER_FILTER_SUBJECT;
 use sea_infra::model::topology::Profile;
 use sea_infra::probes::{health, Monitor};
 use sea_mq_worker::child::Launch;
-use sea_mq_worker::config::{Database, ENV_OUTBOX_POLL_INTERVAL_MS};
+use sea_mq_worker::config::{Database, ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME};
 use sea_mq_worker::db::{NewOutboxRow, Store};
 use serde::Serialize;
 use xshell::Shell;
@@ -27,7 +27,7 @@ use crate::{project, Exit};
 #[derive(Clone, Debug, Serialize)]
 struct Step {
     step: String,
-    /// "PASS", "FAIL" or "SKIP".
+    /// "PASS", "FAIL", "SKIP", or "INTERRUPTED" for the step a signal cut short.
     status: &'static str,
     seconds: f64,
     figures: String,
@@ -37,6 +37,8 @@ struct Steps {
     list: Vec<Step>,
     /// A failed step that later steps depend on.
     blocked: bool,
+    /// The step running now, and since when: what an interruption cut short.
+    current: Option<(String, Instant)>,
 }
 
 impl Steps {
@@ -51,10 +53,20 @@ impl Steps {
         }
         eprintln!("==> {name}");
         let began = Instant::now();
+        self.current = Some((name.to_owned(), began));
         let (pass, figures) = f.await.unwrap_or_else(|e| (false, format!("{e:#}")));
+        self.current = None;
         let status = verdict(pass);
         self.push(name, status, began.elapsed().as_secs_f64(), figures);
         self.blocked |= essential && !pass;
+    }
+
+    /// Records the step a signal cut short (if one was running).
+    fn interrupted(&mut self, signal: &str) {
+        if let Some((name, began)) = self.current.take() {
+            let why = format!("interrupted by {signal}; the steps after it did not run");
+            self.push(&name, "INTERRUPTED", began.elapsed().as_secs_f64(), why);
+        }
     }
 
     fn push(&mut self, name: &str, status: &'static str, seconds: f64, figures: String) {
@@ -74,11 +86,13 @@ impl Verify {
         let mut steps = Steps {
             list: Vec::new(),
             blocked: false,
+            current: None,
         };
         let rt = project::runtime()?;
         let mut target: Option<Target> = None;
         let mut worker = None;
-        let result = rt.block_on(target::until_ctrl_c(async {
+        let undone = "injected faults undone, workers stopped, servers this run started stopped";
+        let result = rt.block_on(crate::interrupt::until_interrupted(undone, async {
             steps
                 .run("prerequisites", true, async {
                     let bin = project::nats_server()?;
@@ -224,14 +238,21 @@ impl Verify {
             }
             anyhow::Ok(())
         }));
-        // Teardown runs even after a failure or Ctrl-C.
-        let interrupted = result.is_err();
+        // Teardown runs even after a failure or an interruption.
+        let interrupted = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<crate::interrupt::Interrupted>())
+            .map(|i| i.signal);
+        if let Some(signal) = interrupted {
+            steps.interrupted(signal);
+        }
         steps.blocked = false;
         teardown(&mut steps, target.take());
         report(&self, &steps.list, began.elapsed())?;
         result?;
         let failed = steps.list.iter().filter(|s| s.status == "FAIL").count();
-        if failed > 0 || interrupted {
+        if failed > 0 {
             return Err(Exit {
                 code: 1,
                 message: format!("verify: {failed} step(s) failed"),
@@ -302,8 +323,10 @@ fn teardown(steps: &mut Steps, target: Option<Target>) {
 async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, String)> {
     const N: usize = 100;
     let run = format!("verify{}", std::process::id());
-    let inbound = format!("sea.event.verify.{run}.in");
-    let outbound = format!("sea.event.verify.{run}.out");
+    // On the drills' stream: nothing of verify's reaches a production consumer.
+    let base = drill::stream::subject(&run);
+    let (inbound, outbound) = (format!("{base}.in"), format!("{base}.out"));
+    drill::stream::ensure(&t.dep().topology).await?;
     let group = format!("verify-{run}");
     let dir = tempfile::Builder::new()
         .prefix("sea-verify-")
@@ -312,6 +335,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     let db = dir.path().join("worker.db");
     let servers = t.servers();
     let mut worker = Launch::sqlite(bin, &servers, &db, &group)
+        .set(ENV_STREAM_NAME, STREAM)
         .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{inbound}.>"))
         .set(ENV_OUTBOX_POLL_INTERVAL_MS, 50)
         .log_to(dir.path().join("worker.log"))
@@ -367,10 +391,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     let once = msgs.len() == N && ids.len() == N;
     let inbox_rows = store.inbox_ids(&group).await.map_or(0, |ids| ids.len());
     drop(worker);
-    if let Ok(st) = js.get_stream(STREAM).await {
-        let _ = st.delete_consumer(&group).await;
-        let _ = st.purge().filter(format!("sea.event.verify.{run}.>")).await;
-    }
+    drill::stream::clean_up(&t.dep().topology, &servers, &group, &base).await;
     let pass = inbox.is_some() && inbox_rows == N && relayed.is_some() && once;
     Ok((
         pass,
@@ -384,8 +405,13 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
 
 /// The summary table (stdout, or JSON) and the Markdown report under `target/sea-verify/`.
 fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
-    let passed = steps.iter().all(|s| s.status != "FAIL");
-    let verdict = if passed { "PASS" } else { "FAIL" };
+    let interrupted = steps.iter().find(|s| s.status == "INTERRUPTED");
+    let passed = interrupted.is_none() && steps.iter().all(|s| s.status != "FAIL");
+    let verdict = match (interrupted, passed) {
+        (Some(_), _) => "INTERRUPTED",
+        (None, true) => "PASS",
+        (None, false) => "FAIL",
+    };
     let dir = project::project_root().join("target/sea-verify");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let private = if v.private { "-private" } else { "" };
@@ -417,6 +443,7 @@ fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
         let out = serde_json::json!({
             "profile": v.deployment.profile.as_str(),
             "passed": passed,
+            "interrupted": interrupted.map(|s| s.step.as_str()),
             "seconds": took.as_secs_f64(),
             "steps": steps,
             "report": path,

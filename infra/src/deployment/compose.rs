@@ -70,7 +70,11 @@ impl Compose {
     }
 
     /// A throw-away rendering of `topology` into `dir`, every name starting with `prefix`.
-    pub(crate) fn private(topology: &Topology, dir: &Path, prefix: &str) -> Result<Compose, ComposeError> {
+    pub(crate) fn private(
+        topology: &Topology,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<Compose, ComposeError> {
         let profile = topology.profile;
         let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames {

@@ -67,7 +67,8 @@ pub enum UpError {
         usage: PortUse,
         /// The process holding it, when `/proc` tells.
         holder: Option<String>,
-        /// Whether the holder looks like one of this project's servers.
+        /// Whether the holder is one of this project's servers (its config is under the state
+        /// root).
         ours: bool,
     },
     #[error(transparent)]
@@ -99,9 +100,9 @@ fn holder_suffix(holder: &Option<String>) -> String {
 
 fn port_hint(ours: &bool) -> &'static str {
     if *ours {
-        "stop it (`cargo xtask down`) or free the port"
+        "it is a server of this project: stop it with `cargo xtask down`"
     } else {
-        "free the port, or run the profile on other ports"
+        "it is not a server this project started, so `cargo xtask down` will not stop it: stop that program or free the port"
     }
 }
 

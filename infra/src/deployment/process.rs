@@ -37,12 +37,17 @@ impl Processes {
         Ok(())
     }
 
-    /// The pid of the server when its pid file points at a live process running its config;
-    /// `None` otherwise (no file, dead process, or a reused pid).
+    /// The pid of the server: the one its pid file names when that process runs the server's
+    /// config, else any live process running that config (the pid file went stale, was
+    /// corrupted, or the state directory was deleted under a running server). `None` when no
+    /// process runs it.
     pub fn pid(&self, state: &StateDir, server: &Server) -> Option<i32> {
         let paths = state.paths(server);
-        let pid: i32 = fs::read_to_string(&paths.pid).ok()?.trim().parse().ok()?;
-        is_server(pid, &paths.conf).then_some(pid)
+        let recorded = fs::read_to_string(&paths.pid)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .filter(|pid| is_server(*pid, &paths.conf));
+        recorded.or_else(|| servers_running(&state.dir).remove(&paths.conf))
     }
 
     /// Starts the server in its own process group (Ctrl-C in the terminal does not reach it)
@@ -167,6 +172,38 @@ impl Processes {
             _ => Ok(()),
         }
     }
+}
+
+/// Live processes whose command line is `... -c <conf>` with `conf` inside `dir`, by config
+/// path: this project's servers found by what they run, whatever their pid files say.
+pub(crate) fn servers_running(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, i32> {
+    let mut found = std::collections::BTreeMap::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let conf = args
+            .windows(2)
+            .find(|w| w[0] == b"-c")
+            .map(|w| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(w[1])));
+        if let Some(conf) = conf.filter(|c| c.starts_with(dir)) {
+            if is_alive(pid) {
+                found.insert(conf, pid);
+            }
+        }
+    }
+    found
 }
 
 /// True when `pid` is alive (not a zombie) and runs with `conf` as an argument.

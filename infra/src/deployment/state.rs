@@ -46,6 +46,15 @@ pub struct StateError {
     pub source: std::io::Error,
 }
 
+/// A state file that exists but cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("state file {} cannot be read back; remove it, or run `cargo xtask down --purge --profile <profile>` (it finds the servers by their config paths)", .path.display())]
+pub struct CorruptState {
+    pub path: PathBuf,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// Paths of one server's files.
 #[derive(Clone, Debug)]
 pub(crate) struct ServerPaths {
@@ -121,10 +130,30 @@ impl StateDir {
         }
     }
 
-    /// The topology recorded by the last `up`, if any.
-    pub(crate) fn recorded_topology(&self) -> Option<Topology> {
-        let text = fs::read_to_string(self.dir.join(TOPOLOGY_FILE)).ok()?;
-        serde_json::from_str(&text).ok()
+    /// The topology recorded by the last `up`; `None` when nothing was recorded.
+    pub(crate) fn recorded_topology(&self) -> Result<Option<Topology>, CorruptState> {
+        let path = self.dir.join(TOPOLOGY_FILE);
+        let text = match fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CorruptState {
+                    path,
+                    source: Box::new(e),
+                })
+            }
+            Ok(text) => text,
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| CorruptState {
+                path,
+                source: Box::new(e),
+            })
+    }
+
+    /// Whether the last `up` here recorded anything (readable or not).
+    pub(crate) fn has_record(&self) -> bool {
+        self.dir.join(TOPOLOGY_FILE).exists()
     }
 
     /// Whether the last `up` here used the compose backend.

@@ -25,6 +25,8 @@ pub const ENV_CONSUMER_ACK_WAIT_MS: &str = "CONSUMER_ACK_WAIT_MS";
 pub const ENV_CONSUMER_MAX_DELIVER: &str = "CONSUMER_MAX_DELIVER";
 pub const ENV_CONSUMER_MAX_ACK_PENDING: &str = "CONSUMER_MAX_ACK_PENDING";
 pub const ENV_CONSUMER_FILTER_SUBJECT: &str = "CONSUMER_FILTER_SUBJECT";
+/// `true` lets `STREAM_REPLICAS` put the critical streams on fewer than 3 replicas.
+pub const ENV_STREAM_ALLOW_FEWER_REPLICAS: &str = "STREAM_ALLOW_FEWER_REPLICAS";
 
 /// The checked-in spec text.
 pub const SPEC_TOML: &str = include_str!("../../nats/streams.toml");
@@ -79,8 +81,14 @@ pub struct ConsumerSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
+    /// What provisioning creates and keeps in line.
     pub streams: Vec<StreamSpec>,
     pub consumer: ConsumerSpec,
+    /// The drills' own stream: the event streams' settings on subjects no production consumer
+    /// reads. Created and removed by the drills, never by provisioning.
+    pub drill: StreamSpec,
+    /// Whether provisioning creates the worker group's durable on every event stream.
+    pub worker_durables: bool,
 }
 
 impl Spec {
@@ -96,10 +104,17 @@ impl Spec {
             ENV_STREAM_REPLICAS,
             env::parse_u64_in(1, MAX_REPLICAS as u64),
         );
+        let allow_fewer = env
+            .parse(ENV_STREAM_ALLOW_FEWER_REPLICAS, env::parse_bool)
+            .unwrap_or(false);
         let max_age = env.parse(ENV_STREAM_MAX_AGE, env::parse_duration);
-        let max_bytes = env.parse(ENV_STREAM_MAX_BYTES, env::parse_bytes);
+        let max_bytes = env.parse(ENV_STREAM_MAX_BYTES, |s| {
+            env::parse_bytes(s).and_then(|b| fits::<i64>(b, "JetStream"))
+        });
         let dup = env.parse(ENV_STREAM_DUPLICATE_WINDOW, env::parse_duration);
-        let msg_size = env.parse(ENV_STREAM_MAX_MESSAGE_SIZE, env::parse_bytes);
+        let msg_size = env.parse(ENV_STREAM_MAX_MESSAGE_SIZE, |s| {
+            env::parse_bytes(s).and_then(|b| fits::<i32>(b, "JetStream"))
+        });
         if let Some(old) = env.string(ENV_STREAM_MAX_MSG_SIZE_RENAMED) {
             env.reject(
                 ENV_STREAM_MAX_MSG_SIZE_RENAMED,
@@ -108,29 +123,65 @@ impl Spec {
             );
         }
         let placement = env.parse(ENV_STREAM_PLACEMENT_CLUSTER, env::parse_name);
-        for s in &mut spec.streams {
+        if let Some(r) = replicas.filter(|r| *r < 3 && !allow_fewer) {
+            let critical: Vec<&str> = spec
+                .streams
+                .iter()
+                .filter(|s| s.critical)
+                .map(|s| s.name.as_str())
+                .collect();
+            env.reject(
+                ENV_STREAM_REPLICAS,
+                r.to_string(),
+                format!(
+                    "{} are critical and keep 3 replicas (it applies to every stream); set {ENV_STREAM_ALLOW_FEWER_REPLICAS}=true to run them on {r} anyway (development, or a drill meant to fail)",
+                    critical.join(", ")
+                ),
+            );
+        }
+        let drill_age = spec.drill.max_age;
+        for s in spec.streams.iter_mut().chain([&mut spec.drill]) {
             if let Some(r) = replicas {
                 s.replicas = r as usize;
             }
             s.max_age = max_age.unwrap_or(s.max_age);
-            s.max_bytes = max_bytes.map_or(s.max_bytes, |b| b as i64);
+            s.max_bytes = max_bytes.unwrap_or(s.max_bytes);
             s.duplicate_window = dup.unwrap_or(s.duplicate_window);
-            s.max_message_size =
-                msg_size.map_or(s.max_message_size, |b| b.min(i32::MAX as u64) as i32);
+            s.max_message_size = msg_size.unwrap_or(s.max_message_size);
             if placement.is_some() {
                 s.placement_cluster = placement.clone();
             }
-            if !s.max_age.is_zero() && s.duplicate_window > s.max_age {
-                env.reject(
+        }
+        // What an interrupted drill leaves must still expire soon.
+        spec.drill.max_age = drill_age;
+        if let Some(s) = spec
+            .streams
+            .iter()
+            .find(|s| !s.max_age.is_zero() && s.duplicate_window > s.max_age)
+        {
+            // Blame what was set: the window, else the age that made it too long.
+            let (var, value, reason) = match (dup, max_age) {
+                (None, Some(a)) => (
+                    ENV_STREAM_MAX_AGE,
+                    a,
+                    format!(
+                        "shorter than {}'s duplicate window {}; set {ENV_STREAM_DUPLICATE_WINDOW} to {} or less as well",
+                        s.name,
+                        env::format_duration(s.duplicate_window),
+                        env::format_duration(a)
+                    ),
+                ),
+                _ => (
                     ENV_STREAM_DUPLICATE_WINDOW,
-                    env::format_duration(s.duplicate_window),
+                    s.duplicate_window,
                     format!(
                         "longer than {}'s max_age {}",
                         s.name,
                         env::format_duration(s.max_age)
                     ),
-                );
-            }
+                ),
+            };
+            env.reject(var, env::format_duration(value), reason);
         }
         let c = &mut spec.consumer;
         c.group = env
@@ -154,16 +205,65 @@ impl Spec {
         c.filter_subject = env
             .parse(ENV_CONSUMER_FILTER_SUBJECT, parse_subject)
             .or(c.filter_subject.take());
+        if let Some(filter) = spec.consumer.filter_subject.clone() {
+            if spec.matching(spec.consumable()).next().is_none() {
+                let streams: Vec<String> = spec
+                    .consumable()
+                    .map(|s| format!("{} ({})", s.name, s.subjects.join(", ")))
+                    .collect();
+                env.reject(
+                    ENV_CONSUMER_FILTER_SUBJECT,
+                    filter,
+                    format!(
+                        "matches no subject of any stream a group consumes: {}",
+                        streams.join("; ")
+                    ),
+                );
+            }
+        }
         spec
+    }
+
+    /// Only the drill stream, provisioned without the worker group's durable (each drill binds
+    /// its own group): what a drill creates on a cluster, mirrors included.
+    pub fn drills_only(&self) -> Spec {
+        let mut drill = self.drill.clone();
+        drill.events = true;
+        Spec {
+            streams: vec![drill.clone()],
+            consumer: self.consumer.clone(),
+            drill,
+            worker_durables: false,
+        }
+    }
+
+    /// The streams of the spec whose subjects `filter` can match (all when there is no filter).
+    pub fn matching<'a>(
+        &'a self,
+        streams: impl Iterator<Item = &'a StreamSpec>,
+    ) -> impl Iterator<Item = &'a StreamSpec> {
+        let filter = self.consumer.filter_subject.clone();
+        streams.filter(move |s| {
+            filter.as_deref().is_none_or(|f| {
+                s.subjects
+                    .iter()
+                    .any(|subject| subjects_overlap(f, subject))
+            })
+        })
     }
 
     pub fn stream(&self, name: &str) -> Option<&StreamSpec> {
         self.streams.iter().find(|s| s.name == name)
     }
 
-    /// The streams the worker consumes.
+    /// The streams the worker consumes and provisioning gives the group's durable.
     pub fn event_streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.streams.iter().filter(|s| s.events)
+    }
+
+    /// Every stream a worker may consume: the event streams and the drill stream.
+    pub fn consumable(&self) -> impl Iterator<Item = &StreamSpec> {
+        self.event_streams().chain([&self.drill])
     }
 }
 
@@ -259,6 +359,25 @@ fn parse_subject(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Whether some subject matches both `a` and `b` (each may hold `*` and a final `>`).
+pub fn subjects_overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (Some(&">"), Some(_)) | (Some(_), Some(&">")) => return true,
+            (None, None) => return true,
+            (Some(x), Some(y)) if x == y || *x == "*" || *y == "*" => i += 1,
+            _ => return false,
+        }
+    }
+}
+
+/// `n` as the integer type a JetStream field holds, or why it does not fit.
+fn fits<T: TryFrom<u64>>(n: u64, what: &str) -> Result<T, String> {
+    T::try_from(n).map_err(|_| format!("{n} is more than {what} can hold"))
+}
+
 // ---- TOML ------------------------------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -266,6 +385,7 @@ fn parse_subject(s: &str) -> Result<String, String> {
 struct RawSpec {
     stream_defaults: RawStream,
     streams: Vec<RawStream>,
+    drill_stream: RawStream,
     consumer: RawConsumer,
 }
 
@@ -302,70 +422,13 @@ struct RawConsumer {
 /// Parses and validates a spec text.
 pub(crate) fn parse_toml(text: &str) -> Result<Spec, String> {
     let raw: RawSpec = toml::from_str(text).map_err(|e| e.to_string())?;
-    let d = &raw.stream_defaults;
-    let mut streams = Vec::new();
-    for s in &raw.streams {
-        let name = s.name.clone().ok_or("a stream has no name")?;
-        let ctx = |e: String| format!("stream {name}: {e}");
-        macro_rules! pick {
-            ($field:ident) => {
-                s.$field
-                    .clone()
-                    .or_else(|| d.$field.clone())
-                    .ok_or_else(|| ctx(format!("no {}", stringify!($field))))?
-            };
-        }
-        let spec = StreamSpec {
-            subjects: s
-                .subjects
-                .clone()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ctx("no subjects".into()))?,
-            events: s.events.unwrap_or(false),
-            critical: pick!(critical),
-            storage: match pick!(storage).as_str() {
-                "file" => stream::StorageType::File,
-                "memory" => stream::StorageType::Memory,
-                other => return Err(ctx(format!("storage `{other}`: use file or memory"))),
-            },
-            retention: match pick!(retention).as_str() {
-                "limits" => stream::RetentionPolicy::Limits,
-                "interest" => stream::RetentionPolicy::Interest,
-                "workqueue" => stream::RetentionPolicy::WorkQueue,
-                other => {
-                    return Err(ctx(format!(
-                        "retention `{other}`: use limits, interest or workqueue"
-                    )))
-                }
-            },
-            discard: match pick!(discard).as_str() {
-                "old" => stream::DiscardPolicy::Old,
-                "new" => stream::DiscardPolicy::New,
-                other => return Err(ctx(format!("discard `{other}`: use old or new"))),
-            },
-            replicas: pick!(replicas),
-            max_age: env::parse_duration(&pick!(max_age)).map_err(ctx)?,
-            max_bytes: env::parse_bytes(&pick!(max_bytes)).map_err(ctx)? as i64,
-            duplicate_window: env::parse_duration(&pick!(duplicate_window)).map_err(ctx)?,
-            max_message_size: env::parse_bytes(&pick!(max_message_size)).map_err(ctx)? as i32,
-            placement_cluster: s.placement_cluster.clone(),
-            mirror: None,
-            name,
-        };
-        if spec.critical && spec.replicas < 3 {
-            return Err(format!(
-                "stream {}: critical streams need 3 replicas; mark it `critical = false` to use {}",
-                spec.name, spec.replicas
-            ));
-        }
-        if !(1..=MAX_REPLICAS).contains(&spec.replicas) {
-            return Err(format!(
-                "stream {}: replicas must be 1 to {MAX_REPLICAS}",
-                spec.name
-            ));
-        }
-        streams.push(spec);
-    }
+    let streams = raw
+        .streams
+        .iter()
+        .map(|s| parse_stream(s, &raw.stream_defaults))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut drill = parse_stream(&raw.drill_stream, &raw.stream_defaults)?;
+    drill.events = true;
     let c = raw.consumer;
     let consumer = ConsumerSpec {
         group: c.group,
@@ -383,7 +446,76 @@ pub(crate) fn parse_toml(text: &str) -> Result<Spec, String> {
             .collect::<Result<_, _>>()?,
         filter_subject: None,
     };
-    Ok(Spec { streams, consumer })
+    Ok(Spec {
+        streams,
+        consumer,
+        drill,
+        worker_durables: true,
+    })
+}
+
+fn parse_stream(s: &RawStream, d: &RawStream) -> Result<StreamSpec, String> {
+    let name = s.name.clone().ok_or("a stream has no name")?;
+    let ctx = |e: String| format!("stream {name}: {e}");
+    macro_rules! pick {
+        ($field:ident) => {
+            s.$field
+                .clone()
+                .or_else(|| d.$field.clone())
+                .ok_or_else(|| ctx(format!("no {}", stringify!($field))))?
+        };
+    }
+    let bytes = |v: String| env::parse_bytes(&v).map_err(ctx);
+    let spec = StreamSpec {
+        subjects: s
+            .subjects
+            .clone()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ctx("no subjects".into()))?,
+        events: s.events.unwrap_or(false),
+        critical: pick!(critical),
+        storage: match pick!(storage).as_str() {
+            "file" => stream::StorageType::File,
+            "memory" => stream::StorageType::Memory,
+            other => return Err(ctx(format!("storage `{other}`: use file or memory"))),
+        },
+        retention: match pick!(retention).as_str() {
+            "limits" => stream::RetentionPolicy::Limits,
+            "interest" => stream::RetentionPolicy::Interest,
+            "workqueue" => stream::RetentionPolicy::WorkQueue,
+            other => {
+                return Err(ctx(format!(
+                    "retention `{other}`: use limits, interest or workqueue"
+                )))
+            }
+        },
+        discard: match pick!(discard).as_str() {
+            "old" => stream::DiscardPolicy::Old,
+            "new" => stream::DiscardPolicy::New,
+            other => return Err(ctx(format!("discard `{other}`: use old or new"))),
+        },
+        replicas: pick!(replicas),
+        max_age: env::parse_duration(&pick!(max_age)).map_err(ctx)?,
+        max_bytes: fits(bytes(pick!(max_bytes))?, "JetStream").map_err(ctx)?,
+        duplicate_window: env::parse_duration(&pick!(duplicate_window)).map_err(ctx)?,
+        max_message_size: fits(bytes(pick!(max_message_size))?, "JetStream").map_err(ctx)?,
+        placement_cluster: s.placement_cluster.clone(),
+        mirror: None,
+        name,
+    };
+    if spec.critical && spec.replicas < 3 {
+        return Err(format!(
+            "stream {}: critical streams need 3 replicas; mark it `critical = false` to use {}",
+            spec.name, spec.replicas
+        ));
+    }
+    if !(1..=MAX_REPLICAS).contains(&spec.replicas) {
+        return Err(format!(
+            "stream {}: replicas must be 1 to {MAX_REPLICAS}",
+            spec.name
+        ));
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -445,7 +577,9 @@ mod tests {
     fn env_overrides_apply_and_backoff_follows_max_deliver() {
         let mut env = EnvReader::from_pairs([
             ("STREAM_REPLICAS", "1"),
+            ("STREAM_ALLOW_FEWER_REPLICAS", "true"),
             ("STREAM_MAX_AGE", "1d"),
+            ("STREAM_DUPLICATE_WINDOW", "1h"),
             ("CONSUMER_GROUP", "billing"),
             ("CONSUMER_ACK_WAIT_MS", "5000"),
             ("CONSUMER_MAX_DELIVER", "3"),
@@ -483,6 +617,146 @@ mod tests {
         assert!(reported("CONSUMER_MAX_DELIVER=\"-7\""), "{text}");
         assert!(reported("STREAM_DUPLICATE_WINDOW"), "{text}");
         assert!(reported("CONSUMER_GROUP=\"a.b\""), "{text}");
+    }
+
+    fn errors(pairs: &[(&str, &str)]) -> String {
+        let mut env = EnvReader::from_pairs(pairs.iter().copied());
+        Spec::from_env(&mut env);
+        env.finish()
+            .map_or_else(|e| e.to_string(), |()| String::new())
+    }
+
+    #[test]
+    fn fewer_replicas_for_critical_streams_need_an_explicit_yes() {
+        let text = errors(&[("STREAM_REPLICAS", "1")]);
+        assert!(
+            text.contains(
+                "STREAM_REPLICAS=\"1\": SEA_EVENTS, VIBESPRO_EVENTS, SEA_DLQ are critical"
+            ) && text.contains("STREAM_ALLOW_FEWER_REPLICAS=true"),
+            "{text}"
+        );
+        assert_eq!(errors(&[("STREAM_REPLICAS", "5")]), "");
+        let mut env = EnvReader::from_pairs([
+            ("STREAM_REPLICAS", "1"),
+            ("STREAM_ALLOW_FEWER_REPLICAS", "true"),
+        ]);
+        let spec = Spec::from_env(&mut env);
+        env.finish().unwrap();
+        assert!(spec.streams.iter().all(|s| s.replicas == 1));
+        assert_eq!(spec.drill.replicas, 1, "drills run on what production runs");
+    }
+
+    #[test]
+    fn values_the_server_cannot_hold_are_refused_not_clamped_or_wrapped() {
+        let text = errors(&[
+            ("STREAM_MAX_AGE", "200000d"),
+            ("STREAM_MAX_MESSAGE_SIZE", "3GiB"),
+            ("STREAM_MAX_BYTES", "16000000TiB"),
+        ]);
+        assert!(text.starts_with("3 invalid"), "{text}");
+        assert!(
+            text.contains("STREAM_MAX_AGE=\"200000d\": too long"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "STREAM_MAX_MESSAGE_SIZE=\"3GiB\": 3221225472 is more than JetStream can hold"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("STREAM_MAX_BYTES=\"16000000TiB\""), "{text}");
+    }
+
+    #[test]
+    fn a_too_short_max_age_is_blamed_not_the_window_nobody_set() {
+        let text = errors(&[("STREAM_MAX_AGE", "30m")]);
+        assert!(
+            text.contains("STREAM_MAX_AGE=\"30m\": shorter than SEA_EVENTS's duplicate window 2h")
+                && !text.contains("STREAM_DUPLICATE_WINDOW="),
+            "{text}"
+        );
+        assert_eq!(text.matches("STREAM_").count(), 2, "reported once: {text}");
+        let text = errors(&[("STREAM_DUPLICATE_WINDOW", "30d")]);
+        assert!(
+            text.contains("STREAM_DUPLICATE_WINDOW=\"30d\": longer than"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_filter_no_stream_can_match_is_refused_naming_the_streams() {
+        let text = errors(&[("CONSUMER_FILTER_SUBJECT", "orders.>")]);
+        assert!(
+            text.contains("CONSUMER_FILTER_SUBJECT=\"orders.>\": matches no subject of any stream")
+                && text.contains("SEA_EVENTS (sea.event.>)"),
+            "{text}"
+        );
+        let mut env = EnvReader::from_pairs([("CONSUMER_FILTER_SUBJECT", "sea.event.orders.*")]);
+        let spec = Spec::from_env(&mut env);
+        env.finish().unwrap();
+        let names: Vec<&str> = spec
+            .matching(spec.event_streams())
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["SEA_EVENTS"], "never VIBESPRO_EVENTS");
+    }
+
+    #[test]
+    fn the_old_name_of_the_message_size_is_refused_with_the_new_one() {
+        let text = errors(&[("STREAM_MAX_MSG_SIZE", "2MiB")]);
+        assert!(text.contains("renamed STREAM_MAX_MESSAGE_SIZE"), "{text}");
+    }
+
+    #[test]
+    fn subjects_overlap_with_wildcards() {
+        for (a, b) in [
+            ("sea.event.>", "sea.event.orders"),
+            ("sea.*.orders", "sea.event.>"),
+            ("*.dlq.>", "sea.dlq.x.y"),
+            ("a.b", "a.b"),
+            (">", "x"),
+        ] {
+            assert!(
+                subjects_overlap(a, b) && subjects_overlap(b, a),
+                "{a} ~ {b}"
+            );
+        }
+        for (a, b) in [
+            ("sea.event.>", "vibespro.event.x"),
+            ("a.b", "a.b.c"),
+            ("a.*", "a"),
+            ("sea.drill.>", "sea.event.>"),
+        ] {
+            assert!(
+                !subjects_overlap(a, b) && !subjects_overlap(b, a),
+                "{a} !~ {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_drill_stream_takes_the_event_streams_settings_on_its_own_subjects() {
+        let spec = Spec::builtin();
+        let (drill, events) = (&spec.drill, spec.stream("SEA_EVENTS").unwrap());
+        assert_eq!(drill.name, "SEA_DRILLS");
+        assert_eq!(drill.subjects, ["sea.drill.>"]);
+        assert!(drill.events);
+        assert_eq!(
+            (drill.replicas, drill.storage, drill.duplicate_window),
+            (events.replicas, events.storage, events.duplicate_window)
+        );
+        assert_eq!(drill.max_age, Duration::from_secs(3600));
+        assert!(spec.stream("SEA_DRILLS").is_none(), "never provisioned");
+        for s in spec.consumable() {
+            assert!(
+                !s.subjects
+                    .iter()
+                    .any(|x| subjects_overlap(x, "sea.drill.>"))
+                    || s.name == "SEA_DRILLS",
+                "{} would capture drill traffic",
+                s.name
+            );
+        }
     }
 
     #[test]

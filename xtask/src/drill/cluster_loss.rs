@@ -41,8 +41,13 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
 
     let a = crosscheck::connect(&home_servers).await?;
     let b = crosscheck::connect(&home_servers).await?;
-    let core =
-        crosscheck::crosses(&a, &b, "sea.event.cluster-loss", Duration::from_secs(10)).await?;
+    let core = crosscheck::crosses(
+        &a,
+        &b,
+        &format!("{}.core", s.subject),
+        Duration::from_secs(10),
+    )
+    .await?;
     s.check(
         "core messaging in the surviving cluster",
         core.is_some(),

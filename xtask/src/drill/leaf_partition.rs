@@ -68,7 +68,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
             "stalled"
         },
     );
-    let local = format!("sea.event.leaf-partition-local.{}", std::process::id());
+    let local = format!("{}.local", s.subject);
     let b_publishes = crosscheck::publish_acked(&js_b, &local, "local", 50).await;
     let b_reads = match &b_publishes {
         Ok(()) => observe::read_stream(&js_b, STREAM, &local, Duration::from_secs(20))

@@ -12,6 +12,7 @@ mod partition;
 mod quorum_loss;
 mod rolling_restart;
 pub mod session;
+pub mod stream;
 mod worker_crash;
 
 use std::collections::BTreeMap;
@@ -228,7 +229,8 @@ impl crate::flags::Drill {
         }
         let progress = |line: &str| eprintln!("  {line}");
         let rt = crate::project::runtime()?;
-        let outcome = rt.block_on(crate::target::until_ctrl_c(async {
+        let undone = "injected faults undone, workers stopped, servers this run started stopped";
+        let outcome = rt.block_on(crate::interrupt::until_interrupted(undone, async {
             target.up(&progress).await?;
             if !target.started.is_empty() {
                 eprintln!(

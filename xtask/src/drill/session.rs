@@ -15,7 +15,9 @@ use sea_infra::deployment::Deployment;
 use sea_infra::model::spec::{ENV_CONSUMER_ACK_WAIT_MS, ENV_CONSUMER_FILTER_SUBJECT};
 use sea_infra::probes::monitor::Monitor;
 use sea_mq_worker::child::{self, Launch, WorkerProcess};
-use sea_mq_worker::config::{Database, ENV_LOG_LEVEL, ENV_NATS_RECONNECT_MAX, ENV_OUTBOX_ENABLED};
+use sea_mq_worker::config::{
+    Database, ENV_LOG_LEVEL, ENV_NATS_RECONNECT_MAX, ENV_OUTBOX_ENABLED, ENV_STREAM_NAME,
+};
 use sea_mq_worker::db::Store;
 use serde_json::{json, Value};
 
@@ -23,8 +25,7 @@ use super::audit::Audit;
 use super::load::{Load, LoadConfig, LoadRecords};
 use super::{Criterion, Outcome};
 
-/// The stream every drill loads.
-pub const STREAM: &str = "SEA_EVENTS";
+pub use super::stream::STREAM;
 /// Redelivery after a killed worker must not take the spec's 30 s in a drill.
 pub const DRILL_ACK_WAIT_MS: &str = "3000";
 
@@ -45,6 +46,10 @@ pub struct Session<'a> {
     leaf_links_cut: bool,
     pub figures: BTreeMap<String, Value>,
     pub criteria: Vec<Criterion>,
+    /// The servers the drill's clients use (its consumer and events are removed through them).
+    servers: Vec<String>,
+    /// Whether the drill's consumer and events were removed (a drop does it otherwise).
+    cleaned: bool,
     progress: &'a dyn Fn(&str),
     // Last: removed once the workers are gone.
     scratch: tempfile::TempDir,
@@ -94,6 +99,7 @@ impl<'a> Session<'a> {
         workers: usize,
     ) -> anyhow::Result<Session<'a>> {
         let run = format!("{name}-{}", unix_ms());
+        super::stream::ensure(&ctx.dep.topology).await?;
         let client = NatsConfig::default()
             .connect(&servers)
             .await
@@ -111,7 +117,7 @@ impl<'a> Session<'a> {
             dep: ctx.dep,
             bin: ctx.nats_server,
             js,
-            subject: format!("sea.event.drill.{run}"),
+            subject: super::stream::subject(&run),
             group: format!("drill-{run}"),
             store,
             workers: Vec::new(),
@@ -121,6 +127,8 @@ impl<'a> Session<'a> {
             leaf_links_cut: false,
             figures: BTreeMap::new(),
             criteria: Vec::new(),
+            servers: servers.clone(),
+            cleaned: false,
             progress: ctx.progress,
             scratch,
         };
@@ -129,6 +137,7 @@ impl<'a> Session<'a> {
             workers, session.group, session.subject
         ));
         let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &session.group)
+            .set(ENV_STREAM_NAME, STREAM)
             .set(
                 ENV_CONSUMER_FILTER_SUBJECT,
                 format!("{}.>", session.subject),
@@ -434,13 +443,12 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Kills the workers and removes the drill's consumer and events.
+    /// Kills the workers and removes the drill's consumer, events and (when unused) stream.
     async fn cleanup(&mut self) {
         self.workers.clear();
-        if let Ok(st) = self.js.get_stream(STREAM).await {
-            let _ = st.delete_consumer(&self.group).await;
-            let _ = st.purge().filter(format!("{}.>", self.subject)).await;
-        }
+        let topology = &self.dep.topology;
+        super::stream::clean_up(topology, &self.servers, &self.group, &self.subject).await;
+        self.cleaned = true;
     }
 }
 
@@ -463,6 +471,10 @@ impl Drop for Session<'_> {
             if let Err(e) = self.dep.start_server(self.bin, name) {
                 eprintln!("warning: could not restart {name} after the drill: {e}");
             }
+        }
+        if !self.cleaned {
+            let topology = &self.dep.topology;
+            super::stream::clean_up_blocking(topology, &self.servers, &self.group, &self.subject);
         }
     }
 }

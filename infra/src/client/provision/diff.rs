@@ -188,6 +188,84 @@ pub(crate) fn decide(
     (action, changes)
 }
 
+/// Whether every subject `narrow` matches is also matched by `wide`.
+pub(crate) fn covers(wide: &str, narrow: &str) -> bool {
+    let (w, n): (Vec<&str>, Vec<&str>) = (wide.split('.').collect(), narrow.split('.').collect());
+    for (i, token) in w.iter().enumerate() {
+        match (*token, n.get(i)) {
+            (">", Some(_)) => return true,
+            ("*", Some(t)) if *t != ">" => {}
+            (t, Some(u)) if t == *u => {}
+            _ => return false,
+        }
+    }
+    w.len() == n.len()
+}
+
+/// Subjects the live stream captures that the desired one would no longer capture.
+pub(crate) fn removed_subjects(live: &[String], desired: &[String]) -> Vec<String> {
+    live.iter()
+        .filter(|s| !desired.iter().any(|d| covers(d, s)))
+        .cloned()
+        .collect()
+}
+
+/// What the live stream holds, as far as an update could lose it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub messages: u64,
+    pub bytes: u64,
+    /// Messages young enough for the desired `max_age` (`None` when the age does not shrink).
+    pub within_new_age: Option<u64>,
+    /// Messages on subjects the desired config drops (`None` when none are dropped).
+    pub on_removed_subjects: Option<u64>,
+}
+
+/// What an in-place update from `live` to `desired` would lose, one line per cause: stored
+/// messages the server would delete at once (a smaller `max_bytes` or `max_age`), and subjects
+/// it would stop storing (a narrower subject set keeps what is stored, but publishes there fail
+/// from then on).
+pub(crate) fn losses(
+    live: &stream::Config,
+    desired: &stream::Config,
+    stored: Stored,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let drops_old = live.discard == DiscardPolicy::Old;
+    if drops_old && desired.max_bytes >= 0 && stored.bytes > desired.max_bytes as u64 {
+        let over = stored.bytes - desired.max_bytes as u64;
+        let average = stored.bytes.div_ceil(stored.messages.max(1)).max(1);
+        let messages = over.div_ceil(average).min(stored.messages);
+        out.push(format!(
+            "would discard about {messages} of {} stored messages: max_bytes {} -> {} is {over} bytes below what it holds",
+            stored.messages, live.max_bytes, desired.max_bytes
+        ));
+    }
+    if let Some(kept) = stored.within_new_age.filter(|k| *k < stored.messages) {
+        out.push(format!(
+            "would discard {} of {} stored messages older than the new max_age: {} -> {}",
+            stored.messages - kept,
+            stored.messages,
+            format_duration(live.max_age),
+            format_duration(desired.max_age)
+        ));
+    }
+    let removed = removed_subjects(&live.subjects, &desired.subjects);
+    if !removed.is_empty() {
+        out.push(format!(
+            "would stop storing events on {} (their {} stored messages stay; new publishes there would fail)",
+            removed.join(", "),
+            stored.on_removed_subjects.unwrap_or(0)
+        ));
+    }
+    out
+}
+
+/// Whether the desired `max_age` is shorter than the live one (0 means unlimited).
+pub(crate) fn age_shrinks(live: &stream::Config, desired: &stream::Config) -> bool {
+    !desired.max_age.is_zero() && (live.max_age.is_zero() || desired.max_age < live.max_age)
+}
+
 fn or_dash(s: String) -> String {
     if s.is_empty() {
         "-".to_owned()
@@ -407,6 +485,80 @@ mod tests {
             (changes[0].field, changes[0].live.as_str()),
             (Field::ConsumerType, "push")
         );
+    }
+
+    #[test]
+    fn subject_cover_is_wildcard_aware() {
+        assert!(covers("sea.event.>", "sea.event.orders.>"));
+        assert!(covers("sea.*.x", "sea.event.x"));
+        assert!(covers("a.b", "a.b"));
+        assert!(!covers("sea.event.orders.>", "sea.event.>"));
+        assert!(!covers("sea.*", "sea.>"));
+        assert!(!covers("a.b", "a.b.c"));
+        assert_eq!(
+            removed_subjects(&["a.>".into(), "b.>".into()], &["a.>".into()]),
+            ["b.>"]
+        );
+        assert!(removed_subjects(&["a.x".into()], &["a.>".into()]).is_empty());
+    }
+
+    fn config(f: impl FnOnce(&mut stream::Config)) -> stream::Config {
+        let mut c = stream::Config {
+            name: "S".into(),
+            subjects: vec!["sea.event.>".into()],
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(7 * 86_400),
+            ..Default::default()
+        };
+        f(&mut c);
+        c
+    }
+
+    #[test]
+    fn a_smaller_max_bytes_says_how_many_messages_it_would_drop() {
+        let stored = Stored {
+            messages: 200,
+            bytes: 200 * 150,
+            ..Default::default()
+        };
+        let lost = losses(&config(|_| {}), &config(|c| c.max_bytes = 1000), stored);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(
+            lost[0].starts_with(
+                "would discard about 194 of 200 stored messages: max_bytes 1073741824 -> 1000"
+            ),
+            "{lost:?}"
+        );
+        // Room enough, or a discard-new stream (the server refuses new ones instead): nothing.
+        assert!(losses(&config(|_| {}), &config(|c| c.max_bytes = 1 << 20), stored).is_empty());
+        let new = config(|c| c.discard = DiscardPolicy::New);
+        assert!(losses(&new, &config(|c| c.max_bytes = 1000), stored).is_empty());
+    }
+
+    #[test]
+    fn a_shorter_max_age_and_fewer_subjects_are_losses_too() {
+        let live = config(|c| c.subjects = vec!["sea.event.>".into(), "vibespro.event.>".into()]);
+        let desired = config(|c| c.max_age = Duration::from_secs(3600));
+        assert!(age_shrinks(&live, &desired));
+        let stored = Stored {
+            messages: 50,
+            bytes: 500,
+            within_new_age: Some(20),
+            on_removed_subjects: Some(7),
+        };
+        let lost = losses(&live, &desired, stored);
+        assert_eq!(lost.len(), 2, "{lost:?}");
+        assert!(
+            lost[0].contains(
+                "would discard 30 of 50 stored messages older than the new max_age: 7d -> 1h"
+            ),
+            "{lost:?}"
+        );
+        assert!(
+            lost[1].contains("vibespro.event.> (their 7 stored messages stay"),
+            "{lost:?}"
+        );
+        assert!(!age_shrinks(&desired, &live));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::IntoConsumerConfig;
+use async_nats::jetstream::consumer::{self, IntoConsumerConfig};
 use async_nats::jetstream::context::{
     ConsumerInfoError, ConsumerInfoErrorKind, CreateStreamError, CreateStreamErrorKind,
     GetStreamError, GetStreamErrorKind,
@@ -19,10 +19,10 @@ use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{stream, Context};
 
 pub mod diff;
-pub use diff::{Action, Field, FieldChange, Fields, Kind};
+pub use diff::{Action, Field, FieldChange, Fields, Kind, Stored};
 use serde::Serialize;
 
-use crate::model::spec::{Spec, ENV_STREAM_REPLICAS};
+use crate::model::spec::{subjects_overlap, Spec, ENV_STREAM_REPLICAS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -34,7 +34,7 @@ pub enum ProvisionError {
     },
     #[error("{ENV_STREAM_REPLICAS}={requested} but the JetStream cluster has {size} server(s); set it to {size} or less, or unset it")]
     ReplicasTooLarge { requested: usize, size: usize },
-    #[error("refusing changes the server cannot apply in place: {}; rerun with `--recreate NAME` to delete and recreate (the stream's messages are lost)", .0.join("; "))]
+    #[error("refusing to change anything: {}", .0.join("; "))]
     Refused(Vec<String>),
     #[error("stream {stream} does not answer publishes on {subject} through {server} after {waited:?}; check the server's routes (`cargo xtask health`)")]
     Unreachable {
@@ -118,6 +118,16 @@ pub fn fit_replicas(
     Ok(notes)
 }
 
+/// What the operator allowed beyond lossless in-place changes, by stream (or `STREAM/DURABLE`)
+/// name.
+#[derive(Clone, Debug, Default)]
+pub struct Allowed {
+    /// Delete and create again, for a change the server cannot make in place.
+    pub recreate: BTreeSet<String>,
+    /// Apply an update that discards stored messages or stops storing some subjects.
+    pub loss: BTreeSet<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanItem {
     pub kind: Kind,
@@ -125,6 +135,10 @@ pub struct PlanItem {
     pub name: String,
     pub action: Action,
     pub changes: Vec<FieldChange>,
+    /// Why a `refused` item is refused, each with how to allow it (when it can be allowed).
+    pub refusals: Vec<String>,
+    /// What an allowed update loses (`--allow-loss`).
+    pub losses: Vec<String>,
     #[serde(skip)]
     stream: String,
     #[serde(skip)]
@@ -156,7 +170,7 @@ impl Plan {
             .join(", ")
     }
 
-    /// Human-readable lines, one per object plus one per changed field.
+    /// Human-readable lines, one per object plus one per changed field, loss and refusal.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for item in &self.items {
@@ -177,6 +191,14 @@ impl Plan {
                     ));
                 }
             }
+            if item.action != Action::Refused {
+                for loss in &item.losses {
+                    out.push(format!("           allowed loss: {loss}"));
+                }
+            }
+            for why in &item.refusals {
+                out.push(format!("           refused: {why}"));
+            }
         }
         out
     }
@@ -188,9 +210,10 @@ pub async fn plan(
     spec: &Spec,
     target: ConnectedCluster,
     notes: Vec<String>,
-    recreate: &BTreeSet<String>,
+    allowed: &Allowed,
 ) -> Result<Plan, ProvisionError> {
     let mut items = Vec::new();
+    let others = other_streams(js, spec).await?;
     for s in &spec.streams {
         let desired = s.config();
         let read = retry_leaderless(
@@ -199,21 +222,52 @@ pub async fn plan(
         )
         .await;
         let live = match read {
-            Ok(st) => Some(st.cached_info().config.clone()),
+            Ok(st) => Some(st.cached_info().clone()),
             Err(e) if is_not_found(e.kind()) => None,
             Err(e) => return Err(api(format!("read stream {}", s.name), e)),
         };
-        items.push(plan_item(
+        let mut item = plan_item(
             Kind::Stream,
             s.name.clone(),
             &s.name,
-            live.map(|l| diff::stream_fields(&l)),
+            live.as_ref().map(|l| diff::stream_fields(&l.config)),
             diff::stream_fields(&desired),
-            recreate,
-        ));
+            &allowed.recreate,
+        );
+        for (other, subjects) in &others {
+            let clash = s
+                .subjects
+                .iter()
+                .any(|a| subjects.iter().any(|b| subjects_overlap(a, b)));
+            if clash && s.mirror.is_none() {
+                item.refuse(format!(
+                    "its subjects {} overlap those of stream {other} ({}), which is not in the spec: change or delete {other} first",
+                    s.subjects.join(", "),
+                    subjects.join(", ")
+                ));
+            }
+        }
+        if let (Some(live), Action::Update) = (&live, item.action) {
+            let stored = stored(js, live, &desired).await?;
+            item.losses = diff::losses(&live.config, &desired, stored);
+            if !item.losses.is_empty() && !allowed.loss.contains(&s.name) {
+                for loss in item.losses.clone() {
+                    item.refuse(format!(
+                        "{loss}; rerun with `--allow-loss {}` to accept that",
+                        s.name
+                    ));
+                }
+            }
+        }
+        items.push(item);
     }
     let desired_consumer = spec.consumer.config().into_consumer_config();
-    for s in spec.event_streams() {
+    // A group's durable goes only where its filter can match (a durable that never receives
+    // anything would look healthy while the group starves).
+    let durables = spec
+        .matching(spec.event_streams())
+        .filter(|_| spec.worker_durables);
+    for s in durables {
         let durable = spec.consumer.durable_name();
         let name = format!("{}/{durable}", s.name);
         let live = match js.get_stream_no_info(&s.name).await {
@@ -259,7 +313,7 @@ pub async fn plan(
             &s.name,
             live_fields,
             diff::consumer_fields(&desired_consumer),
-            recreate,
+            &allowed.recreate,
         ));
     }
     Ok(Plan {
@@ -325,14 +379,110 @@ fn plan_item(
 ) -> PlanItem {
     let allowed = recreate.contains(stream) || recreate.contains(&name);
     let (action, changes) = diff::decide(live.as_ref(), &desired, allowed);
+    let fixed: Vec<String> = changes
+        .iter()
+        .filter(|c| !c.in_place)
+        .map(|c| format!("{} {} -> {}", c.field.as_str(), c.live, c.desired))
+        .collect();
+    let refusals = match action {
+        Action::Refused => vec![format!(
+            "({}) cannot change in place: rerun with `--recreate {name}` to delete and recreate it (its messages are lost)",
+            fixed.join(", ")
+        )],
+        _ => Vec::new(),
+    };
     PlanItem {
         kind,
         name,
         action,
         replicas_changed: changes.iter().any(|c| c.field == Field::Replicas),
         changes,
+        refusals,
+        losses: Vec::new(),
         stream: stream.to_owned(),
     }
+}
+
+impl PlanItem {
+    fn refuse(&mut self, why: String) {
+        self.action = Action::Refused;
+        self.refusals.push(why);
+    }
+}
+
+/// Streams on the server that the spec does not name, with their subjects (mirrors have none).
+async fn other_streams(
+    js: &Context,
+    spec: &Spec,
+) -> Result<Vec<(String, Vec<String>)>, ProvisionError> {
+    use futures::TryStreamExt;
+    let infos: Vec<stream::Info> = js
+        .streams()
+        .try_collect()
+        .await
+        .map_err(|e| api("list the streams", e))?;
+    Ok(infos
+        .into_iter()
+        .filter(|i| spec.stream(&i.config.name).is_none())
+        .map(|i| (i.config.name, i.config.subjects))
+        .collect())
+}
+
+/// What the live stream holds that an update to `desired` could lose: counted by the server
+/// through a short-lived consumer where the count depends on message times or subjects.
+async fn stored(
+    js: &Context,
+    live: &stream::Info,
+    desired: &stream::Config,
+) -> Result<Stored, ProvisionError> {
+    let mut out = Stored {
+        messages: live.state.messages,
+        bytes: live.state.bytes,
+        ..Default::default()
+    };
+    if live.state.messages == 0 {
+        return Ok(out);
+    }
+    let count = |config: consumer::pull::Config| async move {
+        let what = format!("count the messages of {}", live.config.name);
+        let st = js
+            .get_stream_no_info(&live.config.name)
+            .await
+            .map_err(|e| api(&what, e))?;
+        let mut c = st
+            .create_consumer(config)
+            .await
+            .map_err(|e| api(&what, e))?;
+        let pending = c.info().await.map_err(|e| api(&what, e))?.num_pending;
+        let _ = st.delete_consumer(&c.cached_info().name).await;
+        Ok::<u64, ProvisionError>(pending)
+    };
+    let base = || consumer::pull::Config {
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(10),
+        ..Default::default()
+    };
+    if diff::age_shrinks(&live.config, desired) {
+        let since = time::OffsetDateTime::now_utc() - desired.max_age;
+        out.within_new_age = Some(
+            count(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: since },
+                ..base()
+            })
+            .await?,
+        );
+    }
+    let removed = diff::removed_subjects(&live.config.subjects, &desired.subjects);
+    if !removed.is_empty() {
+        out.on_removed_subjects = Some(
+            count(consumer::pull::Config {
+                filter_subjects: removed,
+                ..base()
+            })
+            .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// What `apply` did.
@@ -358,15 +508,7 @@ pub async fn apply(
         .items
         .iter()
         .filter(|i| i.action == Action::Refused)
-        .map(|i| {
-            let fields: Vec<String> = i
-                .changes
-                .iter()
-                .filter(|c| !c.in_place)
-                .map(|c| format!("{} {} -> {}", c.field.as_str(), c.live, c.desired))
-                .collect();
-            format!("{} {} ({})", i.kind.as_str(), i.name, fields.join(", "))
-        })
+        .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.refusals.join("; ")))
         .collect();
     if !refused.is_empty() {
         return Err(ProvisionError::Refused(refused));
@@ -466,7 +608,7 @@ pub async fn provision_servers(
     let target = ConnectedCluster::from_client(&client, servers);
     let notes = fit_replicas(spec, &target, false)?;
     let js = nats.jetstream(client);
-    let plan = plan(&js, spec, target, notes, &BTreeSet::new()).await?;
+    let plan = plan(&js, spec, target, notes, &Allowed::default()).await?;
     apply(&js, spec, &plan, Duration::from_secs(60), &|_| {}).await?;
     wait_reachable(&nats, servers, spec, Duration::from_secs(30)).await?;
     Ok(plan)
