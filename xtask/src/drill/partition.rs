@@ -16,6 +16,8 @@ use super::Outcome;
 
 pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     let all = ctx.servers_except(&[]);
+    // The victim is the drill stream's leader: the stream must exist before it is looked up.
+    super::stream::ensure(&ctx.dep.topology).await?;
     let probe = NatsConfig::default()
         .connect(&all)
         .await
