@@ -11,7 +11,7 @@ use crate::flags::Down;
 impl Down {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let backend = self.deployment.backend;
-        let profiles = match (self.deployment.profile, backend) {
+        let profiles = match (self.deployment.profile()?, backend) {
             (Some(p), _) => vec![p],
             // Compose projects may have been started by hand (no state here): try every file.
             (None, Some(BackendKind::Compose)) => vec![Profile::Ha, Profile::Mesh, Profile::Leaf],

@@ -57,6 +57,17 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
         .map_err(|e: sea_infra::deployment::UnknownBackend| e.to_string())
 }
 
+/// The default profile of every command that takes `--profile` (the flag wins): `ha`, or the
+/// compose profile's name `nats-ha`.
+pub const ENV_SEA_NATS_PROFILE: &str = "SEA_NATS_PROFILE";
+
+/// `SEA_NATS_PROFILE`, when set; a value that is not a profile is a configuration error (64).
+fn env_profile() -> Result<Option<Profile>, sea_infra::env::ConfigErrors> {
+    let mut env = sea_infra::env::EnvReader::from_process();
+    let profile = env.parse(ENV_SEA_NATS_PROFILE, parse_profile);
+    env.finish().map(|()| profile)
+}
+
 /// The deployment a command that looks at or stops servers means: by default the profile with
 /// recorded state, run by the backend it was started with.
 #[derive(Debug, Args)]
@@ -64,9 +75,19 @@ pub struct Existing {
     /// process or compose; default: the backend the profile was started with.
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<BackendKind>,
-    /// Profile; default: the one with recorded state.
-    #[arg(long, value_parser = parse_profile)]
-    pub profile: Option<Profile>,
+    /// Profile; default: `SEA_NATS_PROFILE`, else the one with recorded state.
+    #[arg(long = "profile", value_parser = parse_profile)]
+    pub profile_flag: Option<Profile>,
+}
+
+impl Existing {
+    /// `--profile`, else `SEA_NATS_PROFILE`; `None` leaves the choice to the command.
+    pub fn profile(&self) -> Result<Option<Profile>, sea_infra::env::ConfigErrors> {
+        match self.profile_flag {
+            Some(p) => Ok(Some(p)),
+            None => env_profile(),
+        }
+    }
 }
 
 /// The deployment a command starts (when it is not running yet).
@@ -75,9 +96,21 @@ pub struct Fresh {
     /// What runs the servers: process (default) or compose (containers from infra/docker/).
     #[arg(long, value_parser = parse_backend, default_value = "process")]
     pub backend: BackendKind,
-    /// Topology to start.
-    #[arg(long, default_value = "ha", value_parser = parse_profile)]
-    pub profile: Profile,
+    /// Topology to start; default: `SEA_NATS_PROFILE`, else ha.
+    #[arg(long = "profile", value_parser = parse_profile)]
+    pub profile_flag: Option<Profile>,
+}
+
+impl Fresh {
+    /// `--profile`, else `SEA_NATS_PROFILE`, else `ha`.
+    pub fn profile(&self) -> Result<Profile, sea_infra::env::ConfigErrors> {
+        self.profile_flag.map_or_else(env_profile_or_ha, Ok)
+    }
+}
+
+/// `SEA_NATS_PROFILE`, else `ha`.
+pub fn env_profile_or_ha() -> Result<Profile, sea_infra::env::ConfigErrors> {
+    Ok(env_profile()?.unwrap_or(Profile::Ha))
 }
 
 #[derive(Debug, Args)]
@@ -178,9 +211,10 @@ pub struct Provision {
 
 #[derive(Debug, Args)]
 pub struct Bench {
-    /// Topology of the private cluster the benchmark starts on free ports.
-    #[arg(long, default_value = "ha", value_parser = parse_profile)]
-    pub profile: Profile,
+    /// Topology of the private cluster the benchmark starts on free ports; default:
+    /// `SEA_NATS_PROFILE`, else ha.
+    #[arg(long = "profile", value_parser = parse_profile)]
+    pub profile_flag: Option<Profile>,
     /// Events per measurement (long enough that start-up effects fade: runs of 20,000 moved
     /// the ratios by +-0.3).
     #[arg(long, default_value_t = 100_000)]

@@ -11,7 +11,7 @@ use crate::project;
 
 impl Health {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profile = project::pick_profile(self.deployment.profile)?;
+        let profile = project::pick_profile(self.deployment.profile()?)?;
         let deployment = Deployment::recorded(profile, self.deployment.backend)?;
         let report = project::runtime()?.block_on(health::check(
             &Monitor::default(),

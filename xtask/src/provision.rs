@@ -31,7 +31,7 @@ impl Provision {
         let groups: Vec<(String, Vec<String>, Spec)> = match &nats.servers {
             Some(servers) => vec![(String::new(), servers.clone(), spec)],
             None => {
-                let profile = project::pick_profile(self.deployment.profile)
+                let profile = project::pick_profile(self.deployment.profile()?)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
                 let topology = Deployment::recorded(profile, self.deployment.backend)?.topology;
                 eprintln!(

@@ -36,7 +36,7 @@ struct ServerJson<'a> {
 
 impl Status {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profile = project::pick_profile(self.deployment.profile)?;
+        let profile = project::pick_profile(self.deployment.profile()?)?;
         let deployment = Deployment::recorded(profile, self.deployment.backend)?;
         let topology = &deployment.topology;
         let report =

@@ -12,6 +12,8 @@ use crate::project;
 
 impl Up {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        // Configuration first: a bad profile is reported before anything is installed.
+        let (profile, backend) = (self.deployment.profile()?, self.deployment.backend);
         let bin = project::nats_server()?;
         eprintln!(
             "using nats-server {} ({}, from {})",
@@ -19,7 +21,6 @@ impl Up {
             bin.path.display(),
             bin.source
         );
-        let Fresh { profile, backend } = self.deployment;
         let deployment = Deployment::for_profile(profile, backend)?;
         let opts = UpOptions {
             servers: (!self.servers.is_empty()).then_some(self.servers),
@@ -59,7 +60,7 @@ impl Up {
         if self.provision {
             let provision = Provision {
                 deployment: Existing {
-                    profile: Some(profile),
+                    profile_flag: Some(profile),
                     backend: Some(backend),
                 },
                 dry_run: false,
@@ -79,7 +80,7 @@ impl MeshUp {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let up = Up {
             deployment: Fresh {
-                profile: Profile::Mesh,
+                profile_flag: Some(Profile::Mesh),
                 backend: BackendKind::Process,
             },
             servers: Vec::new(),

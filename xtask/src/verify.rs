@@ -82,6 +82,7 @@ impl Steps {
 
 impl Verify {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let profile = self.deployment.profile()?;
         let began = Instant::now();
         let mut steps = Steps {
             list: Vec::new(),
@@ -97,7 +98,7 @@ impl Verify {
                 .run("prerequisites", true, async {
                     let bin = project::nats_server()?;
                     worker = Some(target::worker_bin(sh)?);
-                    let (profile, backend) = (self.deployment.profile, self.deployment.backend);
+                    let backend = self.deployment.backend;
                     let version = bin.version;
                     let source = bin.source;
                     target = Some(Target::new(profile, self.private, bin.path, backend)?);
@@ -172,13 +173,13 @@ impl Verify {
                     round_trip(t, bin).await
                 })
                 .await;
-            if matches!(self.deployment.profile, Profile::Mesh | Profile::Leaf) {
+            if matches!(profile, Profile::Mesh | Profile::Leaf) {
                 steps
                     .run("federation", false, async {
                         let t = target.as_ref().context("no target")?;
                         let topology = &t.dep().topology;
                         let servers = |i: usize| topology.client_urls(&topology.clusters[i]);
-                        if self.deployment.profile == Profile::Leaf {
+                        if profile == Profile::Leaf {
                             let a = &topology.clusters[0].name;
                             let r = crosscheck::leaf_checks(&servers(0), &servers(1), a).await?;
                             return Ok((
@@ -202,7 +203,7 @@ impl Verify {
                     })
                     .await;
             }
-            for name in drills_for(self.deployment.profile) {
+            for name in drills_for(profile) {
                 let t = target.as_ref().context("no target")?;
                 if let Some(why) = name.operations().iter().find_map(|op| t.dep().supports(*op).err()) {
                     steps.push(&format!("drill {}", name.as_str()), "SKIP", 0.0, why.to_string());
@@ -249,7 +250,7 @@ impl Verify {
         }
         steps.blocked = false;
         teardown(&mut steps, target.take());
-        report(&self, &steps.list, began.elapsed())?;
+        report(&self, profile, &steps.list, began.elapsed())?;
         result?;
         let failed = steps.list.iter().filter(|s| s.status == "FAIL").count();
         if failed > 0 {
@@ -404,7 +405,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
 }
 
 /// The summary table (stdout, or JSON) and the Markdown report under `target/sea-verify/`.
-fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
+fn report(v: &Verify, profile: Profile, steps: &[Step], took: Duration) -> anyhow::Result<()> {
     let interrupted = steps.iter().find(|s| s.status == "INTERRUPTED");
     let passed = interrupted.is_none() && steps.iter().all(|s| s.status != "FAIL");
     let verdict = match (interrupted, passed) {
@@ -419,13 +420,10 @@ fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
         BackendKind::Process => "",
         BackendKind::Compose => "-compose",
     };
-    let path = dir.join(format!(
-        "report-{}{backend}{private}.md",
-        v.deployment.profile
-    ));
+    let path = dir.join(format!("report-{}{backend}{private}.md", profile));
     let mut md = format!(
         "# cargo xtask verify --profile {} --backend {}: {verdict}\n\n{:.0} s in all.\n\n| step | result | seconds | figures |\n| --- | --- | --- | --- |\n",
-        v.deployment.profile,
+        profile,
         v.deployment.backend.as_str(),
         took.as_secs_f64()
     );
@@ -441,7 +439,7 @@ fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
     std::fs::write(&path, &md).with_context(|| format!("write {}", path.display()))?;
     if v.json {
         let out = serde_json::json!({
-            "profile": v.deployment.profile.as_str(),
+            "profile": profile.as_str(),
             "passed": passed,
             "interrupted": interrupted.map(|s| s.step.as_str()),
             "seconds": took.as_secs_f64(),

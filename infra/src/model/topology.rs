@@ -53,16 +53,18 @@ impl fmt::Display for Profile {
 impl FromStr for Profile {
     type Err = UnknownProfile;
 
+    /// `ha`, or the compose profile's name `nats-ha` (what the compose files and the seeds say).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.strip_prefix("nats-").unwrap_or(s);
         Profile::ALL
             .into_iter()
-            .find(|p| p.as_str() == s)
+            .find(|p| p.as_str() == name)
             .ok_or_else(|| UnknownProfile(s.to_owned()))
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown profile `{0}`: use one of single, ha, mesh, leaf")]
+#[error("unknown profile `{0}`: use one of single, ha, mesh, leaf (or nats-single, nats-ha, nats-mesh, nats-leaf)")]
 pub struct UnknownProfile(pub String);
 
 /// Settings every server of a topology shares.
@@ -753,10 +755,12 @@ mod tests {
     #[test]
     fn profiles_parse_and_reject_unknown_names() {
         assert_eq!("ha".parse::<Profile>().unwrap(), Profile::Ha);
+        assert_eq!("nats-ha".parse::<Profile>().unwrap(), Profile::Ha);
+        assert_eq!("nats-mesh".parse::<Profile>().unwrap(), Profile::Mesh);
         let err = "triple".parse::<Profile>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown profile `triple`: use one of single, ha, mesh, leaf"
+            "unknown profile `triple`: use one of single, ha, mesh, leaf (or nats-single, nats-ha, nats-mesh, nats-leaf)"
         );
     }
 

@@ -119,6 +119,9 @@ async fn wait_for(workers: &mut [WorkerProcess], metric: &str, events: u64) -> a
 
 impl Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let profile = self
+            .profile_flag
+            .map_or_else(crate::flags::env_profile_or_ha, Ok)?;
         eprintln!("building sea-mq-worker and sea-mq-bench (release) ...");
         crate::project::cargo(cmd!(
             sh,
@@ -140,13 +143,10 @@ impl Bench {
         let count = n.to_string();
         let batch = PULL_BATCH.to_string();
 
-        eprintln!(
-            "starting a private {} cluster on free ports ...",
-            self.profile
-        );
+        eprintln!("starting a private {} cluster on free ports ...", profile);
         let rt = crate::project::runtime()?;
         let bin = crate::project::nats_server()?;
-        let cluster = Throwaway::new(self.profile, BackendKind::Process)?;
+        let cluster = Throwaway::new(profile, BackendKind::Process)?;
         let progress = |line: &str| eprintln!("  {line}");
         rt.block_on(cluster.deployment.up(
             &bin.path,
@@ -244,7 +244,14 @@ impl Bench {
         drop(place);
         drop(cluster);
 
-        report(&self, publish, [consume, consume_4], &inbox, outbox)
+        report(
+            &self,
+            profile,
+            publish,
+            [consume, consume_4],
+            &inbox,
+            outbox,
+        )
     }
 }
 
@@ -273,6 +280,7 @@ fn machine() -> String {
 
 fn report(
     b: &Bench,
+    profile: sea_infra::model::topology::Profile,
     publish: Span,
     [consume, consume_4]: [Span; 2],
     inbox: &[(usize, Span)],
@@ -302,7 +310,7 @@ fn report(
     ];
     if b.json {
         let out = json!({
-            "profile": b.profile.as_str(),
+            "profile": profile.as_str(),
             "events": b.events,
             "payload_bytes": PAYLOAD_BYTES,
             "machine": machine(),
@@ -321,7 +329,7 @@ fn report(
     }
     println!(
         "profile {}, {} events of {PAYLOAD_BYTES} bytes, on {}",
-        b.profile,
+        profile,
         b.events,
         machine()
     );

@@ -220,9 +220,11 @@ impl crate::flags::Drill {
                 (!dep.running_servers().is_empty()).then(|| (p, dep.kind()))
             })
             .collect();
-        let (profile, backend) =
-            self.name
-                .choose(self.deployment.profile, self.deployment.backend, &running)?;
+        let (profile, backend) = self.name.choose(
+            self.deployment.profile()?,
+            self.deployment.backend,
+            &running,
+        )?;
         let worker = crate::target::worker_bin(sh)?;
         let bin = crate::project::nats_server()?;
         let mut target = crate::target::Target::new(profile, self.private, bin.path, backend)?;
