@@ -43,6 +43,26 @@ pub fn docker_or_skip(test: &str) -> bool {
     }
 }
 
+/// Set to `1` (CI does, after installing Debian's `prometheus`) to make the tests that need
+/// `promtool` fail rather than skip when it is missing.
+pub const ENV_REQUIRE_PROMETHEUS: &str = "SEA_REQUIRE_PROMETHEUS";
+
+/// `promtool` on `PATH`. Without it a test prints SKIPPED and returns `None`, unless
+/// `SEA_REQUIRE_PROMETHEUS=1`, where it fails.
+pub fn promtool_or_skip(test: &str) -> Option<PathBuf> {
+    match which::which("promtool") {
+        Ok(path) => Some(path),
+        Err(e) => {
+            assert!(
+                std::env::var(ENV_REQUIRE_PROMETHEUS).as_deref() != Ok("1"),
+                "{ENV_REQUIRE_PROMETHEUS}=1 but promtool is not on PATH ({e}): apt-get install prometheus"
+            );
+            eprintln!("SKIPPED {test}: no promtool on PATH (Debian: apt-get install prometheus); set {ENV_REQUIRE_PROMETHEUS}=1 to make this fail");
+            None
+        }
+    }
+}
+
 /// A fresh, empty directory under the system temp dir, unique to this process and call, and
 /// removed (with everything in it) on drop.
 pub struct ScratchDir(PathBuf);
