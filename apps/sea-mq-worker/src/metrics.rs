@@ -65,12 +65,8 @@ impl EncodeMetric for Histogram {
         let finite: u64 = buckets.iter().map(|(_, n)| n).sum();
         buckets.push((f64::INFINITY, count.saturating_sub(finite)));
         let sum = self.0.sum_micros.load(Relaxed) as f64 / 1e6;
-        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            sum,
-            count,
-            &buckets,
-            None,
-        )
+        encoder
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
