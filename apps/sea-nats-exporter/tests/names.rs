@@ -329,3 +329,35 @@ fn label_gauges_of_every_server_survive_one_scrape() {
         ["2.15.1", "2.15.1", "2.15.1"]
     );
 }
+
+/// Prometheus' own parser reads the whole exposition. Its linter only objects to names the Go
+/// exporter chose (`*_count` gauges, `*_total` gauges, `_ns`), which are kept on purpose.
+#[test]
+fn promtool_parses_the_exposition() {
+    let Some(promtool) = sea_infra::harness::promtool_or_skip("promtool_parses_the_exposition")
+    else {
+        return;
+    };
+    let mut said = String::new();
+    // One exposition per profile: each is a whole scrape (families appear once).
+    for profile in PROFILES {
+        let text = collect_all(&fixtures::load(profile), all_options()).encode_text();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let out = std::process::Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(file.path()).unwrap())
+            .output()
+            .unwrap();
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+        said.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let table = names::table();
+    for line in said.lines() {
+        let name = line.split(' ').next().unwrap_or("");
+        assert!(
+            table.metric.iter().any(|e| e.name == name),
+            "promtool: {line} (a parse error, or a lint about a name that is not the Go exporter's)"
+        );
+    }
+}
