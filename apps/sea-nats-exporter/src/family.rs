@@ -65,13 +65,10 @@ impl Snapshot {
                 kind,
                 samples: Vec::new(),
             });
-        // Two JSON paths can flatten to one name (the Go exporter keeps the first too).
-        if family.samples.iter().any(|(l, _)| *l == labels) {
-            return;
-        }
         family.samples.push((labels, value));
     }
 
+    /// Adds another server's families (label sets never collide: each carries its server_id).
     pub fn merge(&mut self, other: Snapshot) {
         for (name, family) in other.families {
             for (labels, value) in family.samples {

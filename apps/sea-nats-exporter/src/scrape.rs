@@ -1,6 +1,6 @@
 //! One scrape: fetch every server's answers, turn them into metric families.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::collect::{self, Options};
@@ -35,10 +35,17 @@ impl Scraper {
         let answers = self.fetcher.scrape().await;
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Snapshot::default();
+        let mut this_scrape = HashSet::new();
         for server in &answers {
             let known = names.get(&server.url).map(String::as_str);
-            let (families, name) = collect::server(server, known, self.opts);
+            let (mut families, name) = collect::server(server, known, self.opts);
             if let Some(name) = name {
+                // Two URLs reaching one server would export every series twice, and Prometheus
+                // rejects a scrape with duplicates: keep the first, and only `up` of the other.
+                if !this_scrape.insert(name.clone()) {
+                    tracing::warn!(server = %name, url = %server.url, "two monitoring URLs reach the same server; exporting it once");
+                    families.families.retain(|n, _| n == "nats_exporter_up");
+                }
                 names.insert(server.url.clone(), name);
             }
             out.merge(families);

@@ -36,6 +36,8 @@ pub async fn serve(
         let scraper = scraper.clone();
         conns.spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(req, scraper.clone()));
+            // One request per connection: a scrape every 15 s gains nothing from keep-alive, and an
+            // idle kept-alive connection would hold shutdown for the whole drain time.
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service)

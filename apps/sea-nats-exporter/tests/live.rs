@@ -188,3 +188,25 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// Two URLs reaching one server (a misconfiguration) must not make Prometheus reject the scrape
+/// for duplicate series: the server is exported once, plus an `up` per URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_listed_twice_is_exported_once() {
+    let server = sea_infra::harness::TestCluster::start(Profile::Single).await;
+    let t = server.topology();
+    let (_, node) = t.nodes().next().unwrap();
+    let url = t.monitor_url(node);
+    let twice = url.replace("127.0.0.1", "localhost");
+    let cfg = ExporterConfig::for_servers([url, twice]).unwrap();
+    let s = Scraper::new(&cfg).unwrap().scrape().await;
+    let up = &s.families["nats_exporter_up"].samples;
+    assert_eq!(up.len(), 2, "{up:?}");
+    for (name, family) in &s.families {
+        let mut seen = std::collections::HashSet::new();
+        for (labels, _) in &family.samples {
+            assert!(seen.insert(labels), "{name}: duplicate series {labels:?}");
+        }
+    }
+    assert_eq!(s.families["gnatsd_varz_connections"].samples.len(), 1);
+}

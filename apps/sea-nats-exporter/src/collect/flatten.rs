@@ -2,6 +2,8 @@
 //! for `/varz` and `/routez`: every JSON number becomes a gauge named after its path, a few
 //! string keys become `{value="..."}` gauges of 1, time strings become epoch milliseconds.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::{epoch_ms, server_labels};
@@ -35,12 +37,13 @@ const LABEL_KEYS: [&str; 8] = [
 /// `gnatsd_<endpoint>_<flattened path>` for every exported leaf of `answer`.
 pub fn collect(out: &mut Snapshot, endpoint: &str, server_id: &str, answer: &Value) {
     if let Value::Object(map) = answer {
-        walk(out, endpoint, server_id, map, &[]);
+        walk(out, &mut HashSet::new(), endpoint, server_id, map, &[]);
     }
 }
 
 fn walk(
     out: &mut Snapshot,
+    seen: &mut HashSet<String>,
     endpoint: &str,
     server_id: &str,
     map: &Map<String, Value>,
@@ -51,6 +54,10 @@ fn walk(
         here.push(key);
         let fqn = fq_name(&here);
         if SKIP.contains(&fqn.as_str()) || fqn.is_empty() {
+            continue;
+        }
+        // Two JSON paths can flatten to one name: the first wins, as in Go.
+        if seen.contains(&fqn) {
             continue;
         }
         let name = format!("gnatsd_{endpoint}_{fqn}");
@@ -68,10 +75,14 @@ fn walk(
                     1.0,
                 ),
             },
-            Value::Object(inner) => walk(out, endpoint, server_id, inner, &here),
+            Value::Object(inner) => {
+                walk(out, seen, endpoint, server_id, inner, &here);
+                continue;
+            }
             // Booleans, arrays, null and other strings: not exported (as in Go).
-            _ => {}
+            _ => continue,
         }
+        seen.insert(fqn);
     }
 }
 
