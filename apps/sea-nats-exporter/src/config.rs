@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sea_infra::env::{self, ConfigErrors, EnvReader};
+use sea_infra::topology::Topology;
 
 /// Comma-separated monitoring URLs (`http://host:8222`, `https://...`), one per server.
 pub const ENV_NATS_MONITOR_URLS: &str = "NATS_MONITOR_URLS";
@@ -180,7 +181,13 @@ impl ExporterConfig {
         Ok(config)
     }
 
-    /// The monitoring URLs of given servers (e.g. a profile's, from the topology model).
+    /// Every server of a topology (a profile's, or a test deployment's on free ports).
+    pub fn for_topology(topology: &Topology) -> ExporterConfig {
+        let urls = topology.nodes().map(|(_, node)| topology.monitor_url(node));
+        ExporterConfig::for_servers(urls).expect("the topology's monitor URLs are http URLs")
+    }
+
+    /// The monitoring URLs of given servers.
     pub fn for_servers(urls: impl IntoIterator<Item = String>) -> Result<ExporterConfig, String> {
         let joined: Vec<String> = urls.into_iter().collect();
         Ok(ExporterConfig {
@@ -243,6 +250,14 @@ mod tests {
         assert_eq!(err.0.len(), 7, "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("mon:<redacted>@a:8222"), "{text}");
+    }
+
+    #[test]
+    fn a_profile_gives_every_servers_monitor_url() {
+        let mesh = Topology::for_profile(sea_infra::topology::Profile::Mesh);
+        let c = ExporterConfig::for_topology(&mesh);
+        assert_eq!(c.servers.len(), 6);
+        assert_eq!(c.servers[0].as_str(), "http://127.0.0.1:8422");
     }
 
     #[test]

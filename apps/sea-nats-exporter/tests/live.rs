@@ -20,7 +20,7 @@ use sea_nats_exporter::scrape::Scraper;
 fn config(d: &Deployed) -> ExporterConfig {
     ExporterConfig {
         ephemeral_consumers: true,
-        ..ExporterConfig::for_servers(d.monitors.iter().map(|(_, u)| u.clone())).unwrap()
+        ..ExporterConfig::for_topology(d.cluster.topology())
     }
 }
 
