@@ -179,6 +179,23 @@ pub fn parse_u64_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> 
     }
 }
 
+/// The longest duration NATS holds: its duration fields are signed 64-bit nanoseconds (about
+/// 292 years). A longer one would wrap on the server into a value that never matches again.
+pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+fn within_max(d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err(format!(
+            "too long: NATS holds at most {} ({} days)",
+            format_duration(Duration::from_secs(
+                MAX_DURATION.as_secs() / 86_400 * 86_400
+            )),
+            MAX_DURATION.as_secs() / 86_400
+        ));
+    }
+    Ok(d)
+}
+
 /// Milliseconds as a whole number, at least `min_ms`.
 pub fn parse_millis(min_ms: u64) -> impl Fn(&str) -> Result<Duration, String> {
     move |s| {
@@ -188,11 +205,11 @@ pub fn parse_millis(min_ms: u64) -> impl Fn(&str) -> Result<Duration, String> {
         if n < min_ms {
             return Err(format!("{n} ms is too short (at least {min_ms})"));
         }
-        Ok(Duration::from_millis(n))
+        within_max(Duration::from_millis(n))
     }
 }
 
-/// A duration with a unit: `500ms`, `30s`, `5m`, `2h`, `7d`.
+/// A duration with a unit: `500ms`, `30s`, `5m`, `2h`, `7d`, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let err = || {
         "not a duration: use a number and a unit (ms, s, m, h, d), e.g. `30s` or `7d`".to_owned()
@@ -200,14 +217,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| err())?;
-    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(secs(1)),
-        "m" => Ok(secs(60)),
-        "h" => Ok(secs(3600)),
-        "d" => Ok(secs(86_400)),
-        _ => Err(err()),
+    let k: u64 = match unit.trim() {
+        "ms" => return within_max(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(err()),
+    };
+    let secs = n
+        .checked_mul(k)
+        .ok_or_else(|| within_max(Duration::MAX).unwrap_err())?;
+    within_max(Duration::from_secs(secs))
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`).
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("use true or false".into()),
     }
 }
 
@@ -321,6 +350,16 @@ mod tests {
         for bad in ["", "30", "s", "1.5h", "-1s", "10 parsecs"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        // Hundreds of years overflow the server's nanoseconds: refused, not wrapped.
+        for too_long in ["300000d", "9999999999999999999d", "18446744073709551615ms"] {
+            let err = parse_duration(too_long).unwrap_err();
+            assert!(
+                err.starts_with("too long: NATS holds at most"),
+                "{too_long}: {err}"
+            );
+        }
+        assert!(parse_duration("106751d").is_ok());
+        assert!(parse_millis(0)("18446744073709551615").is_err());
         for d in ["7d", "2h", "90s", "250ms", "0s", "2m"] {
             assert_eq!(format_duration(parse_duration(d).unwrap()), d);
         }

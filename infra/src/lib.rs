@@ -1,33 +1,34 @@
-//! Shared code of SEA messaging: the topology model and everything derived from it.
+//! `sea-infra`: everything SEA messaging knows about NATS servers, in layers.
 //!
-//! `xtask` and the worker stay thin over this crate. See `docs/architecture.md` for the map.
+//! Each layer may use the ones listed before it, never one after it:
+//!
+//! 1. [`env`]: reading configuration from environment variables (parsers, collected errors).
+//! 2. [`model`]: what a deployment is (profiles, clusters, servers, ports) and what it holds
+//!    (streams and consumers). Pure data.
+//! 3. [`render`]: text from the model: nats-server configs, compose files, Kubernetes manifests.
+//! 4. [`probes`]: the servers' HTTP monitoring endpoints and the health gate judged from them.
+//! 5. [`client`]: the NATS client side: connection settings, provisioning, federation, and what
+//!    the cluster reports through the JetStream API.
+//! 6. [`deployment`]: running the model: the nats-server binary, the process and compose
+//!    backends, bring-up behind the health gate, teardown.
+//!
+//! [`testing`] (feature `testing`, for test code only) sits on top of all of them.
+//! `docs/architecture.md` maps the modules and states these rules.
 
-pub mod compose;
-pub mod compose_file;
-pub mod crosscheck;
-pub mod docker;
+pub mod client;
+pub mod deployment;
 pub mod env;
-pub mod federation;
-pub mod harness;
-pub mod health;
-pub mod image;
-pub mod k8s;
-pub mod load;
-pub mod monitor;
-pub mod nats_config;
-pub mod nats_server;
-pub mod observe;
-pub mod ports;
-pub mod process;
-pub mod provision;
+pub mod model;
+pub mod probes;
 pub mod render;
-pub mod spec;
-pub mod topology;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 
-/// The workspace root (this crate lives in `<root>/infra`).
-pub fn workspace_root() -> PathBuf {
+/// The root of this repository (this crate lives in `<root>/infra`): where committed files are
+/// and, unless `SEA_STATE_DIR` says otherwise, where state lives.
+pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("infra has a parent directory")

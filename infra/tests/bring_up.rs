@@ -6,26 +6,30 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sea_infra::harness::{scratch_dir, TestCluster};
-use sea_infra::health;
-use sea_infra::monitor::Monitor;
-use sea_infra::process::{Deployment, UpError, UpOptions};
-use sea_infra::topology::{Profile, Topology};
+use sea_infra::deployment::{Deployment, UpError, UpOptions, UpReport};
+use sea_infra::model::{Profile, Topology};
+use sea_infra::probes::{health, CheckName, Monitor};
+use sea_infra::testing::{nats_server, scratch_dir, TestCluster};
 
 fn no_progress(_: &str) {}
 
-async fn up(
+async fn up(deployment: &Deployment, opts: &UpOptions) -> Result<UpReport, UpError> {
+    up_with(deployment, &nats_server().path, opts).await
+}
+
+async fn up_with(
     deployment: &Deployment,
+    bin: &std::path::Path,
     opts: &UpOptions,
-) -> Result<sea_infra::process::UpReport, UpError> {
+) -> Result<UpReport, UpError> {
     deployment
-        .up(opts, &no_progress, std::future::pending())
+        .up(bin, opts, &no_progress, std::future::pending())
         .await
 }
 
-fn only(nodes: &[&str]) -> UpOptions {
+fn only(servers: &[&str]) -> UpOptions {
     UpOptions {
-        nodes: Some(nodes.iter().map(|s| s.to_string()).collect()),
+        servers: Some(servers.iter().map(|s| s.to_string()).collect()),
         ..UpOptions::default()
     }
 }
@@ -72,7 +76,7 @@ async fn single_comes_up_is_idempotent_and_goes_down() {
     let first = cluster.up().await;
     assert_eq!(first.started, ["nats-1"]);
     assert!(
-        first.health.nodes[0].is_meta_leader,
+        first.health.servers[0].is_meta_leader,
         "a lone JetStream server is its own authority"
     );
 
@@ -83,40 +87,46 @@ async fn single_comes_up_is_idempotent_and_goes_down() {
     );
     assert_eq!(second.already_running, ["nats-1"]);
 
-    let pid = cluster.deployment.running_pid("nats-1").expect("running");
+    let pid = cluster.deployment().pid("nats-1").expect("running");
     let report = cluster
-        .deployment
+        .deployment()
         .down(None, true, Duration::from_secs(10))
         .unwrap();
     assert_eq!(report.stopped, ["nats-1"]);
     assert_process_gone(pid);
     assert!(
-        !cluster.deployment.dir.exists(),
+        !cluster.deployment().state.dir.exists(),
         "purge removes the state directory"
     );
 }
 
 #[tokio::test]
-async fn ha_survives_node_loss_and_restarts_only_what_is_missing() {
+async fn ha_survives_server_loss_and_restarts_only_what_is_missing() {
     let cluster = TestCluster::start(Profile::Ha).await;
-    let d = &cluster.deployment;
+    let d = cluster.deployment();
     let monitor = Monitor::default();
 
     // The gate passed: meta leader, cluster size 3, full route mesh.
     let report = health::check(&monitor, &d.topology, None).await;
     assert!(report.is_healthy(), "{:?}", report.failures());
-    assert_eq!(report.nodes.iter().filter(|n| n.is_meta_leader).count(), 1);
+    assert_eq!(
+        report.servers.iter().filter(|n| n.is_meta_leader).count(),
+        1
+    );
     message_crosses(&cluster.client_url("nats-1"), &cluster.client_url("nats-3")).await;
 
     // Idempotent.
     assert!(cluster.up().await.started.is_empty());
 
     // SIGKILL nats-2: the gate fails and names it.
-    assert!(d.kill_node("nats-2"));
+    assert!(d.kill_server("nats-2").unwrap());
     let report = health::check(&monitor, &d.topology, None).await;
     assert!(!report.is_healthy());
-    let (node, check) = report.first_failure().unwrap();
-    assert_eq!((node.name.as_str(), check.name), ("nats-2", "healthz"));
+    let (server, check) = report.first_failure().unwrap();
+    assert_eq!(
+        (server.name.as_str(), check.name),
+        ("nats-2", CheckName::Healthz)
+    );
     // The peers notice the broken route a moment later.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -135,24 +145,23 @@ async fn ha_survives_node_loss_and_restarts_only_what_is_missing() {
     }
 
     // `up` restarts only nats-2, and the gate passes again.
-    let pids_before = (d.running_pid("nats-1"), d.running_pid("nats-3"));
+    let pids_before = (d.pid("nats-1"), d.pid("nats-3"));
     let again = cluster.up().await;
     assert_eq!(again.started, ["nats-2"]);
-    assert_eq!(
-        (d.running_pid("nats-1"), d.running_pid("nats-3")),
-        pids_before
-    );
+    assert_eq!((d.pid("nats-1"), d.pid("nats-3")), pids_before);
     assert!(again.health.is_healthy());
 
     // With nats-1 dead, nats-2 and nats-3 restart and still form a cluster through their
     // explicit routes to each other.
-    assert!(d.kill_node("nats-1"));
+    assert!(d.kill_server("nats-1").unwrap());
     for name in ["nats-2", "nats-3"] {
-        assert!(d.stop_node(
-            name,
-            nix::sys::signal::Signal::SIGTERM,
-            Duration::from_secs(10)
-        ));
+        assert!(d
+            .stop_server(
+                name,
+                nix::sys::signal::Signal::SIGTERM,
+                Duration::from_secs(10)
+            )
+            .unwrap());
     }
     let partial = up(d, &only(&["nats-2", "nats-3"]))
         .await
@@ -160,23 +169,23 @@ async fn ha_survives_node_loss_and_restarts_only_what_is_missing() {
     assert_eq!(partial.started, ["nats-2", "nats-3"]);
     let report = health::check(&monitor, &d.topology, Some(&set(&["nats-2", "nats-3"]))).await;
     assert!(report.is_healthy(), "{:?}", report.failures());
-    let leader = report.nodes[0].meta_leader.clone().unwrap();
+    let leader = report.servers[0].meta_leader.clone().unwrap();
     assert!(
         leader == "nats-2" || leader == "nats-3",
         "meta leader {leader}"
     );
-    assert_eq!(report.nodes[0].routes, ["nats-3"]);
+    assert_eq!(report.servers[0].routes, ["nats-3"]);
     message_crosses(&cluster.client_url("nats-2"), &cluster.client_url("nats-3")).await;
 
     // down stops every process it started.
     let pids: Vec<i32> = ["nats-2", "nats-3"]
         .iter()
-        .filter_map(|n| d.running_pid(n))
+        .filter_map(|n| d.pid(n))
         .collect();
     assert_eq!(pids.len(), 2);
     let report = d.down(None, false, Duration::from_secs(10)).unwrap();
     assert_eq!(report.stopped, ["nats-2", "nats-3"]);
-    assert!(d.running_nodes().is_empty());
+    assert!(d.running_servers().is_empty());
     for pid in pids {
         assert_process_gone(pid);
     }
@@ -185,8 +194,8 @@ async fn ha_survives_node_loss_and_restarts_only_what_is_missing() {
 #[tokio::test]
 async fn busy_port_is_named_and_nothing_starts() {
     let cluster = TestCluster::new(Profile::Ha);
-    let d = &cluster.deployment;
-    let (_, nats_2) = d.topology.node("nats-2").unwrap();
+    let d = cluster.deployment();
+    let (_, nats_2) = d.topology.server("nats-2").unwrap();
     let _squatter = TcpListener::bind(("127.0.0.1", nats_2.monitor_port)).unwrap();
 
     let err = up(d, &UpOptions::default()).await.unwrap_err();
@@ -203,7 +212,7 @@ async fn busy_port_is_named_and_nothing_starts() {
         text.contains(&format!("(pid {})", std::process::id())),
         "names the holder: {text}"
     );
-    assert!(d.running_nodes().is_empty(), "nothing was started");
+    assert!(d.running_servers().is_empty(), "nothing was started");
 }
 
 #[tokio::test]
@@ -211,12 +220,9 @@ async fn unwritable_state_dir_is_reported_with_the_fix() {
     let parent = scratch_dir("unwritable");
     let file = parent.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
-    let topology = Topology::for_profile(Profile::Single).remap_ports(sea_infra::ports::free_port);
-    let d = Deployment::new(
-        topology,
-        file.join("state"),
-        sea_infra::harness::nats_server().path.clone(),
-    );
+    let topology =
+        Topology::for_profile(Profile::Single).remap_ports(sea_infra::deployment::ports::free_port);
+    let d = Deployment::processes(topology, file.join("state"));
     let text = up(&d, &UpOptions::default()).await.unwrap_err().to_string();
     assert!(
         text.contains("is not writable") && text.contains("set SEA_STATE_DIR"),
@@ -226,9 +232,9 @@ async fn unwritable_state_dir_is_reported_with_the_fix() {
 
 #[tokio::test]
 async fn a_server_that_exits_is_reported_with_its_log() {
-    let mut cluster = TestCluster::new(Profile::Single);
+    let cluster = TestCluster::new(Profile::Single);
     // A "server" that prints something and exits at once.
-    let fake = cluster.deployment.dir.join("fake-nats-server");
+    let fake = cluster.dir().join("fake-nats-server");
     std::fs::write(
         &fake,
         "#!/bin/sh\necho 'fatal: pretend config error'\nexit 1\n",
@@ -237,9 +243,7 @@ async fn a_server_that_exits_is_reported_with_its_log() {
     let mut perms = std::fs::metadata(&fake).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&fake, perms).unwrap();
-    cluster.deployment.nats_server = fake;
-
-    let err = up(&cluster.deployment, &UpOptions::default())
+    let err = up_with(cluster.deployment(), &fake, &UpOptions::default())
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -252,9 +256,9 @@ async fn a_server_that_exits_is_reported_with_its_log() {
 }
 
 #[tokio::test]
-async fn gate_timeout_names_node_and_check_and_stops_what_it_started() {
+async fn gate_timeout_names_server_and_check_and_stops_what_it_started() {
     let cluster = TestCluster::new(Profile::Ha);
-    let d = &cluster.deployment;
+    let d = cluster.deployment();
     // One server of three never gets a meta leader: no quorum.
     let opts = UpOptions {
         timeout: Duration::from_secs(3),
@@ -264,18 +268,18 @@ async fn gate_timeout_names_node_and_check_and_stops_what_it_started() {
     let text = err.to_string();
     assert!(matches!(err, UpError::Unhealthy { .. }), "{text}");
     assert!(text.starts_with("health gate failed after"), "{text}");
-    assert!(text.contains(": nats-1: "), "names the node: {text}");
+    assert!(text.contains(": nats-1: "), "names the server: {text}");
     assert!(text.contains("last lines of"), "shows the log: {text}");
     assert!(
-        d.running_nodes().is_empty(),
-        "the node this run started was stopped again"
+        d.running_servers().is_empty(),
+        "the server this run started was stopped again"
     );
 }
 
 #[tokio::test]
-async fn unknown_node_is_refused_before_anything_starts() {
+async fn unknown_server_is_refused_before_anything_starts() {
     let cluster = TestCluster::new(Profile::Ha);
-    let text = up(&cluster.deployment, &only(&["nats-9"]))
+    let text = up(cluster.deployment(), &only(&["nats-9"]))
         .await
         .unwrap_err()
         .to_string();
@@ -283,5 +287,5 @@ async fn unknown_node_is_refused_before_anything_starts() {
         text,
         "no server named `nats-9` in this topology; `cargo xtask status` lists the servers"
     );
-    assert!(cluster.deployment.running_nodes().is_empty());
+    assert!(cluster.deployment().running_servers().is_empty());
 }

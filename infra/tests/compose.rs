@@ -5,17 +5,14 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use sea_infra::compose::Compose;
-use sea_infra::crosscheck;
-use sea_infra::harness::{docker_or_skip, TestCluster};
-use sea_infra::observe;
-use sea_infra::provision;
-use sea_infra::spec::Spec;
-use sea_infra::topology::Profile;
+use sea_infra::client::{crosscheck, observe, provision};
+use sea_infra::deployment::Compose;
+use sea_infra::model::{Profile, Spec};
+use sea_infra::testing::{require, Prerequisite, TestCluster};
 
 #[test]
 fn committed_compose_files_validate() {
-    if !docker_or_skip("committed_compose_files_validate") {
+    if !require("committed_compose_files_validate", Prerequisite::Docker) {
         return;
     }
     for profile in [Profile::Ha, Profile::Mesh, Profile::Leaf] {
@@ -40,11 +37,14 @@ async fn publish_until_acked(js: &jetstream::Context, prefix: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ha_in_containers_survives_losing_the_stream_leader() {
-    if !docker_or_skip("ha_in_containers_survives_losing_the_stream_leader") {
+    if !require(
+        "ha_in_containers_survives_losing_the_stream_leader",
+        Prerequisite::Docker,
+    ) {
         return;
     }
-    let cluster = TestCluster::compose(Profile::Ha).expect("compose backend");
-    let dep = &cluster.deployment;
+    let cluster = TestCluster::compose(Profile::Ha);
+    let dep = cluster.deployment();
     let report = cluster.up().await;
     assert_eq!(report.started.len(), 3, "three containers started");
     assert!(report.health.is_healthy());
@@ -61,8 +61,8 @@ async fn ha_in_containers_survives_losing_the_stream_leader() {
     let leader = observe::stream_leader(&js, "SEA_EVENTS")
         .await
         .expect("SEA_EVENTS has a leader");
-    assert!(dep.kill_node(&leader), "{leader} was running");
-    assert!(dep.running_pid(&leader).is_none(), "{leader} is down");
+    assert!(dep.kill_server(&leader).unwrap(), "{leader} was running");
+    assert!(dep.pid(&leader).is_none(), "{leader} is down");
     let new_leader = observe::time_until(Duration::from_secs(30), || async {
         observe::stream_leader(&js, "SEA_EVENTS")
             .await
@@ -91,9 +91,8 @@ async fn ha_in_containers_survives_losing_the_stream_leader() {
     );
     assert!(counts.values().all(|c| *c == 1), "none doubled: {counts:?}");
 
-    dep.start_node(&leader)
-        .expect("restart the killed container");
-    let all = dep.topology.nodes().map(|(_, n)| n.name.clone()).collect();
+    cluster.start_server(&leader);
+    let all = dep.server_names().into_iter().collect();
     dep.wait_healthy(&all, &[], Duration::from_secs(60), &|_| {})
         .await
         .expect("health gate after the restart");

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use sea_infra::crosscheck;
-use sea_infra::federation::{self, mirror_name};
-use sea_infra::harness::TestCluster;
-use sea_infra::spec::Spec;
-use sea_infra::topology::Profile;
+use sea_infra::client::crosscheck;
+use sea_infra::client::federation::{self, mirror_name};
+use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Profile;
+use sea_infra::testing::TestCluster;
 
 /// Client URLs of one cluster of a test deployment.
 fn servers(cluster: &TestCluster, name: &str) -> Vec<String> {

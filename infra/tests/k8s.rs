@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use sea_infra::k8s::MANIFESTS;
-use sea_infra::process::state_root;
+use sea_infra::deployment::cache_dir;
+use sea_infra::render::k8s::MANIFESTS;
+use sea_infra::testing::{require, Prerequisite};
 
 const VALIDATOR: &str = "kubernetes-validate==1.37.0";
 /// The Kubernetes version the manifests are checked against.
@@ -14,7 +15,7 @@ const KUBERNETES: &str = "1.33.0";
 
 /// The validator's executable in a private venv under the project cache.
 fn validator() -> PathBuf {
-    let venv = state_root().join("cache/kubernetes-validate-1.37.0");
+    let venv = cache_dir().join("kubernetes-validate-1.37.0");
     let bin = venv.join("bin/kubernetes-validate");
     if bin.is_file() {
         return bin;
@@ -33,7 +34,7 @@ fn validator() -> PathBuf {
 }
 
 fn k8s_dir() -> PathBuf {
-    sea_infra::workspace_root().join("deploy/k8s")
+    sea_infra::project_root().join("deploy/k8s")
 }
 
 #[test]
@@ -58,7 +59,7 @@ fn every_manifest_passes_strict_schema_validation() {
 /// A broken object must fail the same validation (so the check above can fail).
 #[test]
 fn the_validator_rejects_a_broken_object() {
-    let dir = sea_infra::harness::scratch_dir("k8s");
+    let dir = sea_infra::testing::scratch_dir("k8s");
     let broken = std::fs::read_to_string(k8s_dir().join("pdb.yaml"))
         .unwrap()
         .replace("minAvailable:", "minAvailabel:");
@@ -72,8 +73,7 @@ fn the_validator_rejects_a_broken_object() {
     assert!(!out.status.success(), "a misspelt field passed");
 }
 
-/// `kustomization.yaml` lists every manifest; where kubectl is installed, `kubectl kustomize`
-/// builds the whole set.
+/// `kustomization.yaml` lists every manifest, and `kubectl kustomize` builds the whole set.
 #[test]
 fn kustomization_ties_every_manifest_together() {
     let text = std::fs::read_to_string(k8s_dir().join("kustomization.yaml")).unwrap();
@@ -83,14 +83,17 @@ fn kustomization_ties_every_manifest_together() {
             "{m} not in kustomization.yaml"
         );
     }
-    let Ok(out) = Command::new("kubectl")
+    if !require(
+        "kustomization_ties_every_manifest_together",
+        Prerequisite::Kubectl,
+    ) {
+        return;
+    }
+    let out = Command::new("kubectl")
         .arg("kustomize")
         .arg(k8s_dir())
         .output()
-    else {
-        eprintln!("kubectl not installed: `kubectl kustomize` not run");
-        return;
-    };
+        .expect("run kubectl kustomize");
     assert!(
         out.status.success(),
         "{}",
@@ -112,7 +115,7 @@ fn kustomization_ties_every_manifest_together() {
 /// same objects as the manifests, from the same rendered config.
 #[test]
 fn pulumi_component_matches_the_manifests() {
-    let root = sea_infra::workspace_root();
+    let root = sea_infra::project_root();
     let ts = std::fs::read_to_string(root.join("deploy/pulumi/components/sea-cell.ts")).unwrap();
     let statefulset = std::fs::read_to_string(k8s_dir().join("statefulset.yaml")).unwrap();
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
@@ -137,10 +140,10 @@ fn pulumi_component_matches_the_manifests() {
         "minAvailable: Math.floor(replicas / 2) + 1",
         "path: \"/readyz\"",
         "path: \"/healthz\"",
-        &format!("HEADLESS = \"{}\"", sea_infra::k8s::HEADLESS),
+        &format!("HEADLESS = \"{}\"", sea_infra::render::k8s::HEADLESS),
         &format!(
             "natsImage ?? \"{}\"",
-            sea_infra::compose_file::default_nats_image()
+            sea_infra::render::compose_file::default_nats_image()
         ),
     ] {
         assert!(ts.contains(needle), "sea-cell.ts lacks `{needle}`");
@@ -155,15 +158,15 @@ struct Pods {
 
 impl Drop for Pods {
     fn drop(&mut self) {
-        for i in 0..sea_infra::k8s::REPLICAS {
+        for i in 0..sea_infra::render::k8s::REPLICAS {
             let _ = docker(&["rm", "--force", &format!("{}-{i}", self.prefix)]);
         }
         let _ = docker(&["network", "rm", &self.prefix]);
     }
 }
 
-fn docker(args: &[&str]) -> Result<String, sea_infra::docker::DockerError> {
-    sea_infra::docker::docker(args)
+fn docker(args: &[&str]) -> Result<String, sea_infra::deployment::docker::DockerError> {
+    sea_infra::deployment::docker::docker(args)
 }
 
 /// `wget` of a monitoring path inside pod `i`.
@@ -200,14 +203,16 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 /// (lame duck on PID 1) hands the meta leadership over and stops the server.
 #[test]
 fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
-    if !sea_infra::harness::docker_or_skip("the_pods_shared_config_forms_a_cluster") {
+    if !require(
+        "the_pods_shared_config_forms_a_cluster",
+        Prerequisite::Docker,
+    ) {
         return;
     }
-    let server = sea_infra::harness::nats_server();
-    let image = sea_infra::image::resolve(&server.path, &state_root().join("cache"), &|l| {
-        eprintln!("{l}")
-    })
-    .expect("a nats-server image");
+    let server = sea_infra::testing::nats_server();
+    let image =
+        sea_infra::deployment::image::resolve(&server.path, &cache_dir(), &|l| eprintln!("{l}"))
+            .expect("a nats-server image");
     let pods = Pods {
         prefix: format!("seak8s{}", std::process::id()),
     };
@@ -216,7 +221,7 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
         "{}:/etc/nats/nats.conf:ro",
         k8s_dir().join("nats.conf").display()
     );
-    for i in 0..sea_infra::k8s::REPLICAS {
+    for i in 0..sea_infra::render::k8s::REPLICAS {
         let (name, alias) = (
             format!("{}-{i}", pods.prefix),
             format!("nats-{i}.nats-headless"),
@@ -242,7 +247,8 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
         .expect("start a pod");
     }
     wait_for("every pod healthy", || {
-        (0..sea_infra::k8s::REPLICAS).all(|i| monitor(&pods, i, "/healthz").contains("\"ok\""))
+        (0..sea_infra::render::k8s::REPLICAS)
+            .all(|i| monitor(&pods, i, "/healthz").contains("\"ok\""))
     });
     let leader = meta_leader(&pods, 0).expect("a meta leader");
     let index: usize = leader
@@ -257,7 +263,7 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
         "ldm=1",
     ];
     docker(&prestop).expect("preStop command");
-    let other = (index + 1) % sea_infra::k8s::REPLICAS;
+    let other = (index + 1) % sea_infra::render::k8s::REPLICAS;
     wait_for("a new meta leader", || {
         meta_leader(&pods, other).is_some_and(|l| l != leader)
     });

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use sea_infra::harness::promtool_or_skip;
+use sea_infra::testing::{require, Prerequisite};
 
 fn prometheus_dir() -> PathBuf {
-    sea_infra::workspace_root().join("infra/prometheus")
+    sea_infra::project_root().join("infra/prometheus")
 }
 
 fn test_files() -> Vec<PathBuf> {
@@ -26,8 +26,11 @@ fn test_files() -> Vec<PathBuf> {
     files
 }
 
-fn promtool(bin: &PathBuf, args: &[&std::ffi::OsStr]) {
-    let out = Command::new(bin).args(args).output().expect("run promtool");
+fn promtool(args: &[&std::ffi::OsStr]) {
+    let out = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("run promtool");
     assert!(
         out.status.success(),
         "promtool {:?} failed:\n{}{}",
@@ -39,18 +42,18 @@ fn promtool(bin: &PathBuf, args: &[&std::ffi::OsStr]) {
 
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
-    let Some(bin) = promtool_or_skip("alert_rules_pass_promtool_check_and_their_unit_tests") else {
+    if !require(
+        "alert_rules_pass_promtool_check_and_their_unit_tests",
+        Prerequisite::Prometheus,
+    ) {
         return;
-    };
+    }
     let rules = prometheus_dir().join("alerts.yml");
-    promtool(
-        &bin,
-        &["check".as_ref(), "rules".as_ref(), rules.as_os_str()],
-    );
+    promtool(&["check".as_ref(), "rules".as_ref(), rules.as_os_str()]);
     let mut args: Vec<&std::ffi::OsStr> = vec!["test".as_ref(), "rules".as_ref()];
     let files = test_files();
     args.extend(files.iter().map(|f| f.as_os_str()));
-    promtool(&bin, &args);
+    promtool(&args);
 }
 
 /// One alert of `alerts.yml`, read line by line (the file keeps one key per line).
@@ -106,7 +109,7 @@ fn anchor(heading: &str) -> String {
 
 #[test]
 fn every_alert_has_a_severity_annotations_and_a_runbook_section() {
-    let runbook_path = sea_infra::workspace_root().join("docs/runbooks/alerts.md");
+    let runbook_path = sea_infra::project_root().join("docs/runbooks/alerts.md");
     let runbook = std::fs::read_to_string(&runbook_path).unwrap();
     let anchors: Vec<String> = runbook
         .lines()

@@ -1,19 +1,20 @@
 //! Provisioning against real clusters on free ports: create, idempotence, drift, live replica
 //! changes, refusal of changes the server cannot apply in place.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::StorageType};
-use sea_infra::harness::TestCluster;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Action, Plan, ProvisionError, Target};
-use sea_infra::spec::Spec;
-use sea_infra::topology::Profile;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::provision::{
+    self, Action, Allowed, ConnectedCluster, Field, Plan, ProvisionError,
+};
+use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Profile;
+use sea_infra::testing::TestCluster;
 
 struct Conn {
     js: jetstream::Context,
-    target: Target,
+    target: ConnectedCluster,
 }
 
 async fn connect(cluster: &TestCluster) -> Conn {
@@ -26,7 +27,7 @@ async fn connect(cluster: &TestCluster) -> Conn {
         .connect(&servers)
         .await
         .expect("connect");
-    let target = Target::from_client(&client, &servers);
+    let target = ConnectedCluster::from_client(&client, &servers);
     Conn {
         js: jetstream::new(client),
         target,
@@ -34,8 +35,11 @@ async fn connect(cluster: &TestCluster) -> Conn {
 }
 
 async fn plan(conn: &Conn, spec: &Spec, recreate: &[&str]) -> Plan {
-    let recreate: BTreeSet<String> = recreate.iter().map(|s| s.to_string()).collect();
-    provision::plan(&conn.js, spec, conn.target.clone(), Vec::new(), &recreate)
+    let allowed = Allowed {
+        recreate: recreate.iter().map(|s| s.to_string()).collect(),
+        ..Allowed::default()
+    };
+    provision::plan(&conn.js, spec, conn.target.clone(), Vec::new(), &allowed)
         .await
         .expect("plan")
 }
@@ -171,7 +175,7 @@ async fn out_of_band_change_is_drift_until_reprovisioned() {
             item.changes[0].live.as_str(),
             item.changes[0].desired.as_str()
         ),
-        ("max_age", "3d", "7d")
+        (Field::MaxAge, "3d", "7d")
     );
 
     provision(&conn, &spec, &[]).await.unwrap();
@@ -201,7 +205,7 @@ async fn replicas_grow_from_one_to_three_live_and_keep_the_data() {
     assert!(item
         .changes
         .iter()
-        .any(|c| c.field == "replicas" && c.live == "1" && c.desired == "3"));
+        .any(|c| c.field == Field::Replicas && c.live == "1" && c.desired == "3"));
 
     let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
     let info = st.info().await.unwrap();
@@ -226,8 +230,11 @@ async fn storage_change_is_refused_naming_the_field_unless_recreate_is_given() {
     spec.streams[0].storage = StorageType::Memory;
     spec.streams[0].max_bytes = 64 << 20; // within the servers' max_mem_store
     let err = provision(&conn, &spec, &[]).await.unwrap_err().to_string();
-    assert!(err.starts_with("refusing changes the server cannot apply in place: stream SEA_EVENTS (storage file -> memory)"), "{err}");
-    assert!(err.contains("--recreate NAME"), "{err}");
+    assert!(
+        err.starts_with("refusing to change anything: stream SEA_EVENTS (storage file -> memory) cannot change in place"),
+        "{err}"
+    );
+    assert!(err.contains("--recreate SEA_EVENTS"), "{err}");
     let mut st = conn.js.get_stream("SEA_EVENTS").await.unwrap();
     assert_eq!(
         st.info().await.unwrap().config.storage,
@@ -280,5 +287,5 @@ async fn consumer_policy_change_is_refused() {
     assert!(item
         .changes
         .iter()
-        .any(|c| c.field == "type" && c.live == "push" && !c.in_place));
+        .any(|c| c.field == Field::ConsumerType && c.live == "push" && !c.in_place));
 }

@@ -2,7 +2,7 @@
 
 #[test]
 fn committed_configs_are_up_to_date() {
-    let stale = sea_infra::render::stale_committed_files(&sea_infra::workspace_root());
+    let stale = sea_infra::render::stale_committed_files(&sea_infra::project_root());
     assert!(
         stale.is_empty(),
         "stale rendered files: {stale:?}; run `cargo xtask render` and commit the result"

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use sea_infra::ports;
-use sea_infra::topology::{PortUse, Profile, Topology};
+use sea_infra::deployment::ports;
+use sea_infra::model::topology::{PortUse, Profile, Topology};
 use serde::Serialize;
 use xshell::{cmd, Shell};
 
@@ -83,7 +83,8 @@ impl Doctor {
             let (status, detail) = if ports::is_free("127.0.0.1", port) {
                 ("ok", "free".to_owned())
             } else {
-                let who = ports::holder(port).unwrap_or_else(|| "an unknown process".into());
+                let who = ports::holder(port)
+                    .map_or_else(|| "an unknown process".into(), |h| h.to_string());
                 ("warn", format!("in use by {who}"))
             };
             findings.push(Finding {
@@ -127,8 +128,8 @@ fn probe(name: &str, cmd: xshell::Cmd<'_>, why: &str) -> Finding {
 fn fixed_ports() -> BTreeMap<u16, String> {
     let mut out: BTreeMap<u16, Vec<String>> = BTreeMap::new();
     for profile in Profile::ALL {
-        for PortUse { port, node, role } in Topology::for_profile(profile).ports() {
-            let label = format!("{profile} {node} {role}");
+        for PortUse { port, server, role } in Topology::for_profile(profile).ports() {
+            let label = format!("{profile} {server} {role}");
             out.entry(port).or_default().push(label);
         }
     }

@@ -1,7 +1,8 @@
 //! Every command-line flag of `cargo xtask`, in one place.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use sea_infra::topology::Profile;
+use clap::{Args, Parser, Subcommand};
+use sea_infra::deployment::BackendKind;
+use sea_infra::model::topology::Profile;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,27 +45,39 @@ pub enum Command {
     Test(Test),
 }
 
-/// What runs the servers: `process` (nats-server processes on loopback, the default) or
-/// `compose` (the compose files in infra/docker/, as containers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    Process,
-    Compose,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Process => "process",
-            Backend::Compose => "compose",
-        }
-    }
-}
-
 /// `--profile`, parsed into a [`Profile`] with the list of valid names on error.
 fn parse_profile(s: &str) -> Result<Profile, String> {
     s.parse()
-        .map_err(|e: sea_infra::topology::UnknownProfile| e.to_string())
+        .map_err(|e: sea_infra::model::topology::UnknownProfile| e.to_string())
+}
+
+/// `--backend`, parsed into a [`BackendKind`] with the valid names on error.
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse()
+        .map_err(|e: sea_infra::deployment::UnknownBackend| e.to_string())
+}
+
+/// The deployment a command that looks at or stops servers means: by default the profile with
+/// recorded state, run by the backend it was started with.
+#[derive(Debug, Args)]
+pub struct Existing {
+    /// process or compose; default: the backend the profile was started with.
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<BackendKind>,
+    /// Profile; default: the one with recorded state.
+    #[arg(long, value_parser = parse_profile)]
+    pub profile: Option<Profile>,
+}
+
+/// The deployment a command starts (when it is not running yet).
+#[derive(Debug, Args)]
+pub struct Fresh {
+    /// What runs the servers: process (default) or compose (containers from infra/docker/).
+    #[arg(long, value_parser = parse_backend, default_value = "process")]
+    pub backend: BackendKind,
+    /// Topology to start.
+    #[arg(long, default_value = "ha", value_parser = parse_profile)]
+    pub profile: Profile,
 }
 
 #[derive(Debug, Args)]
@@ -79,15 +92,11 @@ pub struct Doctor {
 
 #[derive(Debug, Args)]
 pub struct Up {
-    /// What runs the servers: process (default) or compose (containers from infra/docker/).
-    #[arg(long, value_enum, default_value = "process")]
-    pub backend: Backend,
-    /// Topology to start.
-    #[arg(long, default_value = "ha", value_parser = parse_profile)]
-    pub profile: Profile,
+    #[command(flatten)]
+    pub deployment: Fresh,
     /// Start only this server (repeatable); the others are left as they are.
-    #[arg(long = "node", value_name = "NAME")]
-    pub nodes: Vec<String>,
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
     /// Seconds to wait for the health gate before failing.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
@@ -108,15 +117,12 @@ pub struct MeshUp {
 
 #[derive(Debug, Args)]
 pub struct Down {
-    /// process or compose; default: the backend the profile was started with.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
-    /// Profile to stop; default: every profile with recorded state.
-    #[arg(long, value_parser = parse_profile)]
-    pub profile: Option<Profile>,
+    // Default: every profile with recorded state.
+    #[command(flatten)]
+    pub deployment: Existing,
     /// Stop only this server (repeatable).
-    #[arg(long = "node", value_name = "NAME")]
-    pub nodes: Vec<String>,
+    #[arg(long = "server", value_name = "NAME")]
+    pub servers: Vec<String>,
     /// Also delete data, logs and rendered configs.
     #[arg(long)]
     pub purge: bool,
@@ -127,12 +133,8 @@ pub struct Down {
 
 #[derive(Debug, Args)]
 pub struct Status {
-    /// process or compose; default: the backend the profile was started with.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
-    /// Profile to show; default: the one with recorded state.
-    #[arg(long, value_parser = parse_profile)]
-    pub profile: Option<Profile>,
+    #[command(flatten)]
+    pub deployment: Existing,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -140,12 +142,8 @@ pub struct Status {
 
 #[derive(Debug, Args)]
 pub struct Health {
-    /// process or compose; default: the backend the profile was started with.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
-    /// Profile to check; default: the one with recorded state.
-    #[arg(long, value_parser = parse_profile)]
-    pub profile: Option<Profile>,
+    #[command(flatten)]
+    pub deployment: Existing,
     /// Print every check as JSON.
     #[arg(long)]
     pub json: bool,
@@ -153,12 +151,9 @@ pub struct Health {
 
 #[derive(Debug, Args)]
 pub struct Provision {
-    /// process or compose; default: the backend the profile was started with.
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
-    /// Profile whose servers to use when NATS_SERVERS and NATS_URL are unset.
-    #[arg(long, value_parser = parse_profile)]
-    pub profile: Option<Profile>,
+    // The profile whose servers to use when NATS_SERVERS and NATS_URL are unset.
+    #[command(flatten)]
+    pub deployment: Existing,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -172,6 +167,10 @@ pub struct Provision {
     /// server cannot apply in place. Its messages are lost. Repeatable.
     #[arg(long, value_name = "NAME")]
     pub recreate: Vec<String>,
+    /// Allow an update of this stream that discards stored messages (a smaller max_bytes or
+    /// max_age) or stops storing some of its subjects; the plan says how much. Repeatable.
+    #[arg(long, value_name = "STREAM")]
+    pub allow_loss: Vec<String>,
     /// Seconds to wait for replicas to become current after a change.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub replica_wait: u64,
@@ -193,15 +192,13 @@ pub struct Bench {
 
 #[derive(Debug, Args)]
 pub struct Drill {
-    /// What runs the servers: process (default) or compose (containers from infra/docker/).
-    #[arg(long, value_enum, default_value = "process")]
-    pub backend: Backend,
     /// Which fault to inject.
     #[arg(value_enum)]
     pub name: crate::drill::DrillName,
-    /// Profile to drill (started, and stopped again, when it is not running).
-    #[arg(long, default_value = "ha", value_parser = parse_profile)]
-    pub profile: Profile,
+    // Default: the running profile the drill can use (and its backend), else the drill's own
+    // profile, started for the drill and stopped again afterwards.
+    #[command(flatten)]
+    pub deployment: Existing,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -212,12 +209,8 @@ pub struct Drill {
 
 #[derive(Debug, Args)]
 pub struct Verify {
-    /// What runs the servers: process (default) or compose (containers from infra/docker/).
-    #[arg(long, value_enum, default_value = "process")]
-    pub backend: Backend,
-    /// Profile to verify.
-    #[arg(long, default_value = "ha", value_parser = parse_profile)]
-    pub profile: Profile,
+    #[command(flatten)]
+    pub deployment: Fresh,
     /// Leave the cluster running at the end instead of tearing it down.
     #[arg(long)]
     pub keep: bool,
@@ -264,7 +257,7 @@ mod tests {
 
     #[test]
     fn docs_list_every_env_var_and_flag() {
-        let root = sea_infra::workspace_root();
+        let root = sea_infra::project_root();
         let docs = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
         let mut missing = Vec::new();
         for var in env_vars_in_code(&root) {

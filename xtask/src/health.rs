@@ -1,8 +1,9 @@
 //! `cargo xtask health`: exit 0 only when every server passes the health gate.
 
 use anyhow::bail;
-use sea_infra::health;
-use sea_infra::monitor::Monitor;
+use sea_infra::deployment::Deployment;
+use sea_infra::probes::health;
+use sea_infra::probes::monitor::Monitor;
 use xshell::Shell;
 
 use crate::flags::Health;
@@ -10,8 +11,8 @@ use crate::project;
 
 impl Health {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profile = project::pick_profile(self.profile)?;
-        let deployment = project::recorded_deployment(profile, self.backend)?;
+        let profile = project::pick_profile(self.deployment.profile)?;
+        let deployment = Deployment::recorded(profile, self.deployment.backend)?;
         let report = project::runtime()?.block_on(health::check(
             &Monitor::default(),
             &deployment.topology,
@@ -20,12 +21,14 @@ impl Health {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            for node in &report.nodes {
-                for check in &node.checks {
+            for server in &report.servers {
+                for check in &server.checks {
                     let mark = if check.ok { "ok  " } else { "FAIL" };
                     println!(
                         "{mark} {:<8} {:<13} {}",
-                        node.name, check.name, check.detail
+                        server.name,
+                        check.name.as_str(),
+                        check.detail
                     );
                 }
             }
@@ -38,7 +41,7 @@ impl Health {
         }
         eprintln!(
             "profile {profile}: all {} server(s) healthy",
-            report.nodes.len()
+            report.servers.len()
         );
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! run unchanged.
 
 use anyhow::Context;
-use sea_infra::process::state_root;
+use sea_infra::deployment::cache_dir;
 use xshell::Shell;
 
 use crate::flags::Image;
@@ -11,11 +11,12 @@ use crate::project;
 
 impl Image {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        sea_infra::docker::engine().context("cargo xtask image needs a Docker engine")?;
+        sea_infra::deployment::docker::engine()
+            .context("cargo xtask image needs a Docker engine")?;
         let bin = project::nats_server()?;
         let progress = |line: &str| eprintln!("  {line}");
         let tags =
-            sea_infra::image::build_and_alias(&bin.path, &state_root().join("cache"), &progress)?;
+            sea_infra::deployment::image::build_and_alias(&bin.path, &cache_dir(), &progress)?;
         for tag in tags {
             println!("{tag}");
         }

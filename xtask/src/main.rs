@@ -9,6 +9,7 @@ mod drill;
 mod flags;
 mod health;
 mod image;
+mod interrupt;
 mod project;
 mod provision;
 mod render;
@@ -17,7 +18,6 @@ mod target;
 mod test;
 mod up;
 mod verify;
-mod workers;
 
 use clap::Parser;
 
@@ -72,9 +72,13 @@ fn fail(e: &anyhow::Error) -> ! {
                 Some(exit.code)
             } else if c.is::<sea_infra::env::ConfigErrors>() {
                 Some(sea_infra::env::EXIT_CONFIG)
-            } else if let Some(sea_infra::process::UpError::Interrupted) = c.downcast_ref() {
-                // The shell's convention for "ended by Ctrl-C".
-                Some(130)
+            } else if c.is::<interrupt::Interrupted>()
+                || matches!(
+                    c.downcast_ref(),
+                    Some(sea_infra::deployment::UpError::Interrupted)
+                )
+            {
+                Some(interrupt::exit_code())
             } else {
                 None
             }

@@ -3,15 +3,15 @@
 //! Configuration is env-only (see docs/configuration.md); every invalid variable is reported in
 //! one run with exit code 64, before anything is sent.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::federation;
+use sea_infra::client::provision::{self, Allowed, ConnectedCluster, Plan};
+use sea_infra::deployment::Deployment;
 use sea_infra::env::EnvReader;
-use sea_infra::federation;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision::{self, Plan, Target};
-use sea_infra::spec::{Spec, ENV_STREAM_REPLICAS};
+use sea_infra::model::spec::{Spec, ENV_STREAM_REPLICAS};
 use serde_json::json;
 use xshell::Shell;
 
@@ -31,9 +31,9 @@ impl Provision {
         let groups: Vec<(String, Vec<String>, Spec)> = match &nats.servers {
             Some(servers) => vec![(String::new(), servers.clone(), spec)],
             None => {
-                let profile = project::pick_profile(self.profile)
+                let profile = project::pick_profile(self.deployment.profile)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
-                let topology = project::recorded_deployment(profile, self.backend)?.topology;
+                let topology = Deployment::recorded(profile, self.deployment.backend)?.topology;
                 eprintln!(
                     "NATS_SERVERS is unset: using profile {profile} ({})",
                     topology.nats_servers()
@@ -55,6 +55,7 @@ impl Provision {
                     .collect()
             }
         };
+        self.check_names(&groups)?;
         let rt = project::runtime()?;
         let mut outputs = Vec::new();
         let mut drifted = Vec::new();
@@ -97,6 +98,45 @@ impl Provision {
         Ok(())
     }
 
+    /// `--recreate` and `--allow-loss` must name something of the spec: a misspelt name would
+    /// otherwise be ignored and the refusal it was meant to lift would look like a bug.
+    fn check_names(&self, groups: &[(String, Vec<String>, Spec)]) -> anyhow::Result<()> {
+        let mut streams = std::collections::BTreeSet::new();
+        let mut consumers = std::collections::BTreeSet::new();
+        for (_, _, spec) in groups {
+            streams.extend(spec.streams.iter().map(|s| s.name.clone()));
+            let durable = spec.consumer.durable_name();
+            consumers.extend(
+                spec.event_streams()
+                    .map(|s| format!("{}/{durable}", s.name)),
+            );
+        }
+        let mut wrong = Vec::new();
+        for name in self
+            .recreate
+            .iter()
+            .filter(|n| !streams.contains(*n) && !consumers.contains(*n))
+        {
+            wrong.push(format!("--recreate {name}"));
+        }
+        for name in self.allow_loss.iter().filter(|n| !streams.contains(*n)) {
+            wrong.push(format!("--allow-loss {name}"));
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<String> = streams.into_iter().chain(consumers).collect();
+        Err(Exit {
+            code: sea_infra::env::EXIT_CONFIG,
+            message: format!(
+                "{}: not a stream or consumer of the spec; use one of {}",
+                wrong.join(", "),
+                known.join(", ")
+            ),
+        }
+        .into())
+    }
+
     /// Plans (and unless `--dry-run`/`--check`, applies) the spec on one domain's servers;
     /// returns the JSON of what happened and the plan.
     async fn provision_group(
@@ -106,13 +146,16 @@ impl Provision {
         spec: &mut Spec,
         explicit_replicas: bool,
     ) -> anyhow::Result<(serde_json::Value, Plan)> {
-        let recreate: BTreeSet<String> = self.recreate.iter().cloned().collect();
+        let allowed = Allowed {
+            recreate: self.recreate.iter().cloned().collect(),
+            loss: self.allow_loss.iter().cloned().collect(),
+        };
         let progress = |line: &str| eprintln!("  {line}");
         let client = nats.connect(servers).await?;
-        let target = Target::from_client(&client, servers);
+        let target = ConnectedCluster::from_client(&client, servers);
         let notes = provision::fit_replicas(spec, &target, explicit_replicas)?;
         let js = nats.jetstream(client);
-        let plan = provision::plan(&js, spec, target, notes, &recreate).await?;
+        let plan = provision::plan(&js, spec, target, notes, &allowed).await?;
 
         if !self.json {
             let cluster = plan.target.cluster.as_deref().unwrap_or("unclustered");
@@ -132,14 +175,9 @@ impl Provision {
         if self.dry_run || self.check {
             return Ok((serde_json::to_value(&plan)?, plan));
         }
-        let report = provision::apply(
-            &js,
-            spec,
-            &plan,
-            Duration::from_secs(self.replica_wait),
-            &progress,
-        )
-        .await?;
+        let wait = Duration::from_secs(self.replica_wait);
+        let report = provision::apply(&js, spec, &plan, wait, &progress).await?;
+        provision::wait_reachable(nats, servers, spec, wait).await?;
         if !self.json {
             if plan.is_unchanged() {
                 eprintln!("nothing to do: the live configuration matches the spec");

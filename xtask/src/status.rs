@@ -1,7 +1,8 @@
 //! `cargo xtask status`: a table (or JSON) of every server of a profile.
 
-use sea_infra::health::{self, NodeHealth};
-use sea_infra::monitor::Monitor;
+use sea_infra::deployment::Deployment;
+use sea_infra::probes::health::{self, ServerHealth};
+use sea_infra::probes::monitor::Monitor;
 use serde::Serialize;
 use xshell::Shell;
 
@@ -18,11 +19,11 @@ struct StatusJson<'a> {
 #[derive(Serialize)]
 struct ClusterJson<'a> {
     name: &'a str,
-    nodes: Vec<NodeJson<'a>>,
+    servers: Vec<ServerJson<'a>>,
 }
 
 #[derive(Serialize)]
-struct NodeJson<'a> {
+struct ServerJson<'a> {
     name: &'a str,
     client_url: &'a str,
     monitor_url: &'a str,
@@ -35,14 +36,14 @@ struct NodeJson<'a> {
 
 impl Status {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profile = project::pick_profile(self.profile)?;
-        let deployment = project::recorded_deployment(profile, self.backend)?;
+        let profile = project::pick_profile(self.deployment.profile)?;
+        let deployment = Deployment::recorded(profile, self.deployment.backend)?;
         let topology = &deployment.topology;
         let report =
             project::runtime()?.block_on(health::check(&Monitor::default(), topology, None));
-        let problem = |n: &NodeHealth| {
+        let problem = |n: &ServerHealth| {
             n.first_failure()
-                .map(|c| format!("{}: {}", c.name, c.detail))
+                .map(|c| format!("{}: {}", c.name.as_str(), c.detail))
         };
 
         if self.json {
@@ -51,18 +52,18 @@ impl Status {
                 .iter()
                 .map(|c| ClusterJson {
                     name: &c.name,
-                    nodes: report
-                        .nodes
+                    servers: report
+                        .servers
                         .iter()
                         .filter(|n| n.cluster == c.name)
-                        .map(|n| NodeJson {
+                        .map(|n| ServerJson {
                             name: &n.name,
                             client_url: &n.client_url,
                             monitor_url: &n.monitor_url,
                             healthy: n.healthy,
                             is_meta_leader: n.is_meta_leader,
                             routes: &n.routes,
-                            pid: deployment.running_pid(&n.name),
+                            pid: deployment.pid(&n.name),
                             problem: problem(n),
                         })
                         .collect(),
@@ -81,9 +82,9 @@ impl Status {
             "{:<10} {:<8} {:<24} {:<24} {:<8} {:<7} {:<7} routes / problem",
             "cluster", "server", "client", "monitor", "pid", "healthy", "leader"
         );
-        for n in &report.nodes {
+        for n in &report.servers {
             let pid = deployment
-                .running_pid(&n.name)
+                .pid(&n.name)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into());
             let detail = problem(n).unwrap_or_else(|| n.routes.join(", "));

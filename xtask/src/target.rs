@@ -1,65 +1,60 @@
-//! The cluster a drill or `verify` runs on: the profile's own deployment on its fixed ports
-//! (started if it is not running, and stopped again afterwards), or with `--private` a
-//! throw-away one on free ports (what the test suite uses, next to a running cluster).
+//! The deployment a drill or `verify` runs on: the profile's own on its fixed ports (started if
+//! it is not running, and stopped again afterwards), or with `--private` a throw-away one on
+//! free ports (what the test suite uses, next to a developer's running cluster).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use sea_infra::client::federation;
+use sea_infra::client::provision::Plan;
+use sea_infra::deployment::{BackendKind, Deployment, Throwaway, UpOptions};
 use sea_infra::env::EnvReader;
-use sea_infra::federation;
-use sea_infra::harness::TestCluster;
-use sea_infra::nats_server::NatsServer;
-use sea_infra::process::{Deployment, UpOptions};
-use sea_infra::provision::Plan;
-use sea_infra::spec::Spec;
-use sea_infra::topology::{Profile, Topology};
+use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Profile;
 use xshell::{cmd, Shell};
 
-use crate::flags::Backend;
 use crate::project;
 
+enum Held {
+    Fixed(Deployment),
+    Private(Throwaway),
+}
+
 pub struct Target {
-    private: Option<TestCluster>,
-    fixed: Option<Deployment>,
+    held: Held,
+    /// The nats-server binary servers are (re)started with.
+    pub bin: PathBuf,
     /// Servers this run started, stopped again on drop (unless kept).
     pub started: Vec<String>,
     pub keep: bool,
 }
 
 impl Target {
-    /// The profile's cluster run by `bin` (a resolved nats-server) on `backend`.
+    /// The profile's deployment run by `bin` on `backend`.
     pub fn new(
         profile: Profile,
         private: bool,
-        bin: &NatsServer,
-        backend: Backend,
+        bin: PathBuf,
+        backend: BackendKind,
     ) -> anyhow::Result<Target> {
-        let (private, fixed) = if private {
-            let topology = Topology::for_profile(profile).remap_ports(sea_infra::ports::free_port);
-            let cluster = TestCluster::with_topology(profile, topology, bin.path.clone());
-            let cluster = match backend {
-                Backend::Process => cluster,
-                Backend::Compose => cluster.into_compose()?,
-            };
-            (Some(cluster), None)
+        let held = if private {
+            Held::Private(Throwaway::new(profile, backend)?)
         } else {
-            let deployment = project::fresh_deployment(profile, bin.path.clone(), backend)?;
-            (None, Some(deployment))
+            Held::Fixed(Deployment::for_profile(profile, backend)?)
         };
         Ok(Target {
-            private,
-            fixed,
+            held,
+            bin,
             started: Vec::new(),
             keep: false,
         })
     }
 
     pub fn dep(&self) -> &Deployment {
-        match (&self.private, &self.fixed) {
-            (Some(c), _) => &c.deployment,
-            (None, Some(d)) => d,
-            (None, None) => unreachable!("a target has one deployment"),
+        match &self.held {
+            Held::Fixed(d) => d,
+            Held::Private(t) => &t.deployment,
         }
     }
 
@@ -68,7 +63,12 @@ impl Target {
         let began = Instant::now();
         let report = self
             .dep()
-            .up(&UpOptions::default(), progress, std::future::pending())
+            .up(
+                &self.bin,
+                &UpOptions::default(),
+                progress,
+                std::future::pending(),
+            )
             .await
             .context("bring-up")?;
         self.started = report.started;
@@ -94,21 +94,18 @@ impl Target {
         let plans = federation::provision_topology(&self.dep().topology, &spec).await?;
         Ok(plans.into_iter().map(|(_, plan)| plan).collect())
     }
-}
 
-impl Target {
     /// Stops the servers this run started; returns those of the profile still running.
     pub fn stop(&mut self) -> Vec<String> {
         let started = std::mem::take(&mut self.started);
-        let all = self.dep().topology.nodes().count();
+        let dep = self.dep();
         if !started.is_empty() {
             // Containers this run created are removed with their network (volumes stay).
-            let only = (self.dep().compose.is_none() || started.len() < all).then_some(&started);
-            let _ = self
-                .dep()
-                .down(only.map(Vec::as_slice), false, Duration::from_secs(10));
+            let all = started.len() == dep.server_names().len();
+            let only = (dep.kind() == BackendKind::Process || !all).then_some(&started);
+            let _ = dep.down(only.map(Vec::as_slice), false, Duration::from_secs(10));
         }
-        self.dep().running_nodes().into_iter().collect()
+        dep.running_servers().into_iter().collect()
     }
 }
 
@@ -140,23 +137,4 @@ pub fn worker_bin(sh: &Shell) -> anyhow::Result<PathBuf> {
     .run()
     .context("build sea-mq-worker")?;
     Ok(project::project_root().join("target/debug/sea-mq-worker"))
-}
-
-/// Runs `work`, or stops at Ctrl-C: dropping `work` undoes its faults and stops its processes.
-pub async fn until_ctrl_c<T>(
-    work: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = work => result,
-        () = ctrl_c => Err(crate::Exit {
-            code: 130,
-            message: "interrupted: injected faults undone, workers stopped, servers this run started stopped".into(),
-        }
-        .into()),
-    }
 }

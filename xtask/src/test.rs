@@ -15,7 +15,10 @@ impl Test {
             bin.path.display()
         );
         // Every test process resolves the same binary without probing again.
-        let _bin = sh.push_env(sea_infra::nats_server::ENV_NATS_SERVER_BIN, &bin.path);
+        let _bin = sh.push_env(
+            sea_infra::deployment::nats_server::ENV_NATS_SERVER_BIN,
+            &bin.path,
+        );
 
         crate::project::cargo(cmd!(sh, "cargo fmt --all -- --check"))
             .run()

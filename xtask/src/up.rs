@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::process::UpOptions;
+use sea_infra::deployment::{BackendKind, Deployment, UpOptions};
+use sea_infra::model::topology::Profile;
 use xshell::Shell;
 
-use crate::flags::{MeshUp, Provision, Up};
+use crate::flags::{Existing, Fresh, MeshUp, Provision, Up};
 use crate::project;
 
 impl Up {
@@ -18,44 +19,33 @@ impl Up {
             bin.path.display(),
             bin.source
         );
-        let deployment = project::fresh_deployment(self.profile, bin.path, self.backend)?;
+        let Fresh { profile, backend } = self.deployment;
+        let deployment = Deployment::for_profile(profile, backend)?;
         let opts = UpOptions {
-            nodes: (!self.nodes.is_empty()).then_some(self.nodes),
+            servers: (!self.servers.is_empty()).then_some(self.servers),
             timeout: Duration::from_secs(self.timeout),
         };
         let progress = |line: &str| eprintln!("  {line}");
         let cancel = async {
-            // If the handler cannot be installed, never cancel rather than cancel at once.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+            crate::interrupt::signalled().await;
         };
         let report = project::runtime()?
-            .block_on(deployment.up(&opts, &progress, cancel))
-            .with_context(|| format!("bring up profile {}", self.profile))?;
+            .block_on(deployment.up(&bin.path, &opts, &progress, cancel))
+            .with_context(|| format!("bring up profile {profile}"))?;
 
-        let healthy = report.health.nodes.len();
+        let healthy = report.health.servers.len();
         if report.started.is_empty() {
             eprintln!(
-                "profile {} is already up: {healthy} server(s) healthy, nothing started",
-                self.profile
+                "profile {profile} is already up: {healthy} server(s) healthy, nothing started"
             );
         } else {
             eprintln!(
-                "profile {} is up: {healthy} server(s) healthy in {:.1}s (started {})",
-                self.profile,
+                "profile {profile} is up: {healthy} server(s) healthy in {:.1}s (started {})",
                 report.elapsed.as_secs_f64(),
                 report.started.join(", ")
             );
         }
-        match &deployment.compose {
-            Some(c) => eprintln!(
-                "containers of compose project {} ({})",
-                c.project,
-                c.file_path().display()
-            ),
-            None => eprintln!("state in {}", deployment.dir.display()),
-        }
+        eprintln!("{}", deployment.location());
         let topology = &deployment.topology;
         if let [only] = topology.clusters.as_slice() {
             println!("NATS_SERVERS={}", topology.cluster_servers(only));
@@ -68,12 +58,15 @@ impl Up {
         }
         if self.provision {
             let provision = Provision {
-                profile: Some(self.profile),
-                backend: Some(self.backend),
+                deployment: Existing {
+                    profile: Some(profile),
+                    backend: Some(backend),
+                },
                 dry_run: false,
                 check: false,
                 json: false,
                 recreate: Vec::new(),
+                allow_loss: Vec::new(),
                 replica_wait: self.timeout,
             };
             provision.run(sh).context("provision after bring-up")?;
@@ -85,9 +78,11 @@ impl Up {
 impl MeshUp {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let up = Up {
-            profile: sea_infra::topology::Profile::Mesh,
-            backend: crate::flags::Backend::Process,
-            nodes: Vec::new(),
+            deployment: Fresh {
+                profile: Profile::Mesh,
+                backend: BackendKind::Process,
+            },
+            servers: Vec::new(),
             timeout: self.timeout,
             provision: self.provision,
         };

@@ -7,23 +7,27 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use sea_infra::harness::scratch_dir;
-use sea_infra::monitor::Monitor;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::topology::Profile;
-use sea_infra::{crosscheck, health, observe};
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::{crosscheck, observe};
+use sea_infra::deployment::BackendKind;
+use sea_infra::model::spec::ENV_CONSUMER_FILTER_SUBJECT;
+use sea_infra::model::topology::Profile;
+use sea_infra::probes::{health, Monitor};
+use sea_mq_worker::child::Launch;
+use sea_mq_worker::config::{Database, ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME};
+use sea_mq_worker::db::{NewOutboxRow, Store};
 use serde::Serialize;
 use xshell::Shell;
 
 use crate::drill::{self, session::STREAM, verdict, DrillName};
-use crate::flags::{Backend, Verify};
+use crate::flags::Verify;
 use crate::target::{self, Target};
-use crate::{project, workers, Exit};
+use crate::{project, Exit};
 
 #[derive(Clone, Debug, Serialize)]
 struct Step {
     step: String,
-    /// "PASS", "FAIL" or "SKIP".
+    /// "PASS", "FAIL", "SKIP", or "INTERRUPTED" for the step a signal cut short.
     status: &'static str,
     seconds: f64,
     figures: String,
@@ -33,6 +37,8 @@ struct Steps {
     list: Vec<Step>,
     /// A failed step that later steps depend on.
     blocked: bool,
+    /// The step running now, and since when: what an interruption cut short.
+    current: Option<(String, Instant)>,
 }
 
 impl Steps {
@@ -47,10 +53,20 @@ impl Steps {
         }
         eprintln!("==> {name}");
         let began = Instant::now();
+        self.current = Some((name.to_owned(), began));
         let (pass, figures) = f.await.unwrap_or_else(|e| (false, format!("{e:#}")));
+        self.current = None;
         let status = verdict(pass);
         self.push(name, status, began.elapsed().as_secs_f64(), figures);
         self.blocked |= essential && !pass;
+    }
+
+    /// Records the step a signal cut short (if one was running).
+    fn interrupted(&mut self, signal: &str) {
+        if let Some((name, began)) = self.current.take() {
+            let why = format!("interrupted by {signal}; the steps after it did not run");
+            self.push(&name, "INTERRUPTED", began.elapsed().as_secs_f64(), why);
+        }
     }
 
     fn push(&mut self, name: &str, status: &'static str, seconds: f64, figures: String) {
@@ -70,22 +86,24 @@ impl Verify {
         let mut steps = Steps {
             list: Vec::new(),
             blocked: false,
+            current: None,
         };
         let rt = project::runtime()?;
         let mut target: Option<Target> = None;
         let mut worker = None;
-        let result = rt.block_on(target::until_ctrl_c(async {
+        let undone = "injected faults undone, workers stopped, servers this run started stopped";
+        let result = rt.block_on(crate::interrupt::until_interrupted(undone, async {
             steps
                 .run("prerequisites", true, async {
                     let bin = project::nats_server()?;
                     worker = Some(target::worker_bin(sh)?);
-                    target = Some(Target::new(self.profile, self.private, &bin, self.backend)?);
+                    let (profile, backend) = (self.deployment.profile, self.deployment.backend);
+                    let version = bin.version;
+                    let source = bin.source;
+                    target = Some(Target::new(profile, self.private, bin.path, backend)?);
                     Ok((
                         true,
-                        format!(
-                            "nats-server {} ({}), sea-mq-worker built",
-                            bin.version, bin.source
-                        ),
+                        format!("nats-server {version} ({source}), sea-mq-worker built"),
                     ))
                 })
                 .await;
@@ -109,12 +127,12 @@ impl Verify {
                     let report = health::check(&Monitor::default(), &t.dep().topology, None).await;
                     let figures = if report.is_healthy() {
                         let mut leaders: Vec<String> =
-                            report.nodes.iter().filter_map(|n| n.meta_leader.clone()).collect();
+                            report.servers.iter().filter_map(|n| n.meta_leader.clone()).collect();
                         leaders.sort();
                         leaders.dedup();
                         format!(
                             "{} server(s) healthy, meta leader(s) {}",
-                            report.nodes.len(),
+                            report.servers.len(),
                             leaders.join(", ")
                         )
                     } else {
@@ -130,7 +148,7 @@ impl Verify {
                     let first = t.provision().await?;
                     let first_ms = began.elapsed().as_millis();
                     let again = t.provision().await?;
-                    let summary = |plans: &[sea_infra::provision::Plan]| {
+                    let summary = |plans: &[sea_infra::client::provision::Plan]| {
                         plans
                             .iter()
                             .map(|p| p.summary())
@@ -154,13 +172,13 @@ impl Verify {
                     round_trip(t, bin).await
                 })
                 .await;
-            if matches!(self.profile, Profile::Mesh | Profile::Leaf) {
+            if matches!(self.deployment.profile, Profile::Mesh | Profile::Leaf) {
                 steps
                     .run("federation", false, async {
                         let t = target.as_ref().context("no target")?;
                         let topology = &t.dep().topology;
                         let servers = |i: usize| topology.client_urls(&topology.clusters[i]);
-                        if self.profile == Profile::Leaf {
+                        if self.deployment.profile == Profile::Leaf {
                             let a = &topology.clusters[0].name;
                             let r = crosscheck::leaf_checks(&servers(0), &servers(1), a).await?;
                             return Ok((
@@ -184,17 +202,17 @@ impl Verify {
                     })
                     .await;
             }
-            for name in drills_for(self.profile) {
-                if self.backend == Backend::Compose && name == DrillName::LeafPartition {
-                    let why = "cutting leafnode links needs the process backend (the compose files mount read-only configs)";
-                    steps.push(&format!("drill {}", name.as_str()), "SKIP", 0.0, why.into());
+            for name in drills_for(self.deployment.profile) {
+                let t = target.as_ref().context("no target")?;
+                if let Some(why) = name.operations().iter().find_map(|op| t.dep().supports(*op).err()) {
+                    steps.push(&format!("drill {}", name.as_str()), "SKIP", 0.0, why.to_string());
                     continue;
                 }
                 steps
                     .run(&format!("drill {}", name.as_str()), false, async {
                         let t = target.as_ref().context("no target")?;
                         let bin = worker.as_ref().context("no worker")?;
-                        let outcome = drill::run(name, t.dep(), bin, &progress).await?;
+                        let outcome = drill::run(name, t.dep(), &t.bin, bin, &progress).await?;
                         let failed: Vec<&str> = outcome
                             .criteria
                             .iter()
@@ -220,14 +238,21 @@ impl Verify {
             }
             anyhow::Ok(())
         }));
-        // Teardown runs even after a failure or Ctrl-C.
-        let interrupted = result.is_err();
+        // Teardown runs even after a failure or an interruption.
+        let interrupted = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<crate::interrupt::Interrupted>())
+            .map(|i| i.signal);
+        if let Some(signal) = interrupted {
+            steps.interrupted(signal);
+        }
         steps.blocked = false;
         teardown(&mut steps, target.take());
         report(&self, &steps.list, began.elapsed())?;
         result?;
         let failed = steps.list.iter().filter(|s| s.status == "FAIL").count();
-        if failed > 0 || interrupted {
+        if failed > 0 {
             return Err(Exit {
                 code: 1,
                 message: format!("verify: {failed} step(s) failed"),
@@ -298,50 +323,61 @@ fn teardown(steps: &mut Steps, target: Option<Target>) {
 async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, String)> {
     const N: usize = 100;
     let run = format!("verify{}", std::process::id());
-    let inbound = format!("sea.event.verify.{run}.in");
-    let outbound = format!("sea.event.verify.{run}.out");
+    // On the drills' stream: nothing of verify's reaches a production consumer.
+    let base = drill::stream::subject(&run);
+    let (inbound, outbound) = (format!("{base}.in"), format!("{base}.out"));
+    drill::stream::ensure(&t.dep().topology).await?;
     let group = format!("verify-{run}");
-    let dir = scratch_dir("verify");
+    let dir = tempfile::Builder::new()
+        .prefix("sea-verify-")
+        .tempdir()
+        .context("create a scratch directory")?;
     let db = dir.path().join("worker.db");
     let servers = t.servers();
-    let joined = servers.join(",");
-    let filter = format!("{inbound}.>");
-    let env = [
-        ("CONSUMER_FILTER_SUBJECT", filter.as_str()),
-        ("OUTBOX_POLL_INTERVAL_MS", "50"),
-    ];
-    let spec = workers::GroupSpec {
-        bin,
-        servers: &joined,
-        db: &db,
-        group: &group,
-        env: &env,
-        log_dir: Some(dir.path()),
-    };
-    let mut running = workers::spawn(&spec, 1)?;
-    workers::wait_ready(&mut running, Duration::from_secs(30)).await?;
+    let mut worker = Launch::sqlite(bin, &servers, &db, &group)
+        .set(ENV_STREAM_NAME, STREAM)
+        .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{inbound}.>"))
+        .set(ENV_OUTBOX_POLL_INTERVAL_MS, 50)
+        .log_to(dir.path().join("worker.log"))
+        .spawn()?;
+    worker.wait_ready(Duration::from_secs(30)).await?;
+    let store = Store::open(&Database::Sqlite(db), Duration::from_secs(5))
+        .await
+        .context("open the worker's database")?;
     let client = NatsConfig::default().connect(&servers).await?;
     let js = jetstream::new(client);
 
     let began = Instant::now();
     crosscheck::publish_acked(&js, &format!("{inbound}.verify"), &format!("{run}-in"), N).await?;
-    let inbox = wait_count(
-        &db,
-        "SELECT COUNT(DISTINCT message_id) FROM inbox WHERE consumer_group = ?1",
-        &group,
-        N,
-    )
+    let inbox = observe::time_until(Duration::from_secs(30), || async {
+        store.inbox_ids(&group).await.map_or(0, |ids| ids.len()) >= N
+    })
     .await;
     let inbox_ms = began.elapsed().as_millis();
 
     let began = Instant::now();
-    insert_outbox(&db, &run, &outbound, N)?;
-    let relayed = wait_count(
-        &db,
-        "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL AND id LIKE ?1 || '%'",
-        &run,
-        N,
-    )
+    let rows = (0..N)
+        .map(|i| {
+            let id = format!("{run}-out-{i}");
+            NewOutboxRow {
+                payload: serde_json::json!({ "id": id, "type": "sea.verify" }).to_string(),
+                subject: format!("{outbound}.{}", i % 4),
+                headers: None,
+                id,
+            }
+        })
+        .collect();
+    store
+        .insert_outbox(rows)
+        .await
+        .context("insert outbox rows")?;
+    let prefix = format!("{run}-out-");
+    let relayed = observe::time_until(Duration::from_secs(30), || async {
+        store
+            .outbox_progress(&prefix)
+            .await
+            .is_ok_and(|p| p.published >= N as u64)
+    })
     .await;
     let outbox_ms = began.elapsed().as_millis();
     let msgs = observe::read_stream(
@@ -353,17 +389,10 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     .await?;
     let ids = observe::msg_id_counts(&msgs);
     let once = msgs.len() == N && ids.len() == N;
-    let inbox_rows = count(
-        &db,
-        "SELECT COUNT(*) FROM inbox WHERE consumer_group = ?1",
-        &group,
-    );
-    drop(running);
-    if let Ok(st) = js.get_stream(STREAM).await {
-        let _ = st.delete_consumer(&group).await;
-        let _ = st.purge().filter(format!("sea.event.verify.{run}.>")).await;
-    }
-    let pass = inbox.is_some() && inbox_rows == N as i64 && relayed.is_some() && once;
+    let inbox_rows = store.inbox_ids(&group).await.map_or(0, |ids| ids.len());
+    drop(worker);
+    drill::stream::clean_up(&t.dep().topology, &servers, &group, &base).await;
+    let pass = inbox.is_some() && inbox_rows == N && relayed.is_some() && once;
     Ok((
         pass,
         format!(
@@ -374,52 +403,30 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     ))
 }
 
-/// Polls `sql` (a count with one parameter) until it reaches `n`, for at most 30 s.
-async fn wait_count(db: &std::path::Path, sql: &str, arg: &str, n: usize) -> Option<Duration> {
-    observe::time_until(Duration::from_secs(30), || {
-        let have = count(db, sql, arg);
-        async move { have >= n as i64 }
-    })
-    .await
-}
-
-fn count(db: &std::path::Path, sql: &str, arg: &str) -> i64 {
-    rusqlite::Connection::open(db)
-        .and_then(|c| c.query_row(sql, [arg], |r| r.get(0)))
-        .unwrap_or(0)
-}
-
-fn insert_outbox(db: &std::path::Path, run: &str, subject: &str, n: usize) -> anyhow::Result<()> {
-    let mut conn = rusqlite::Connection::open(db).context("open the worker's database")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    let tx = conn.transaction()?;
-    for i in 0..n {
-        let id = format!("{run}-out-{i}");
-        let payload = serde_json::json!({ "id": id, "type": "sea.verify" }).to_string();
-        tx.execute(
-            "INSERT INTO outbox (id, subject, payload) VALUES (?1, ?2, ?3)",
-            rusqlite::params![id, format!("{subject}.{}", i % 4), payload],
-        )?;
-    }
-    tx.commit().context("insert outbox rows")
-}
-
 /// The summary table (stdout, or JSON) and the Markdown report under `target/sea-verify/`.
 fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
-    let passed = steps.iter().all(|s| s.status != "FAIL");
-    let verdict = if passed { "PASS" } else { "FAIL" };
+    let interrupted = steps.iter().find(|s| s.status == "INTERRUPTED");
+    let passed = interrupted.is_none() && steps.iter().all(|s| s.status != "FAIL");
+    let verdict = match (interrupted, passed) {
+        (Some(_), _) => "INTERRUPTED",
+        (None, true) => "PASS",
+        (None, false) => "FAIL",
+    };
     let dir = project::project_root().join("target/sea-verify");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let private = if v.private { "-private" } else { "" };
-    let backend = match v.backend {
-        Backend::Process => "",
-        Backend::Compose => "-compose",
+    let backend = match v.deployment.backend {
+        BackendKind::Process => "",
+        BackendKind::Compose => "-compose",
     };
-    let path = dir.join(format!("report-{}{backend}{private}.md", v.profile));
+    let path = dir.join(format!(
+        "report-{}{backend}{private}.md",
+        v.deployment.profile
+    ));
     let mut md = format!(
         "# cargo xtask verify --profile {} --backend {}: {verdict}\n\n{:.0} s in all.\n\n| step | result | seconds | figures |\n| --- | --- | --- | --- |\n",
-        v.profile,
-        v.backend.as_str(),
+        v.deployment.profile,
+        v.deployment.backend.as_str(),
         took.as_secs_f64()
     );
     for s in steps {
@@ -434,8 +441,9 @@ fn report(v: &Verify, steps: &[Step], took: Duration) -> anyhow::Result<()> {
     std::fs::write(&path, &md).with_context(|| format!("write {}", path.display()))?;
     if v.json {
         let out = serde_json::json!({
-            "profile": v.profile.as_str(),
+            "profile": v.deployment.profile.as_str(),
             "passed": passed,
+            "interrupted": interrupted.map(|s| s.step.as_str()),
             "seconds": took.as_secs_f64(),
             "steps": steps,
             "report": path,

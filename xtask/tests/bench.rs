@@ -3,20 +3,16 @@
 //! figures themselves are judged by the command, not here (a timed assertion would only measure
 //! the machine).
 
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
 
 #[test]
 fn bench_json_reports_every_rate_ratio_and_goal() {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["bench", "--events", "3000", "--json"])
-        .output()
-        .expect("run xtask bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "bench failed:\n{all}");
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}:\n{all}"));
+    let run = common::xtask(&["bench", "--events", "3000", "--json"], &[]);
+    let all = &run.all;
+    assert_eq!(run.code, Some(0), "bench failed:\n{all}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{all}"));
 
     assert_eq!(report["events"], 3000);
     for rate in [

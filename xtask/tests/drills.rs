@@ -1,43 +1,19 @@
 //! The drills and `verify` as operators run them (`--json`), each on its own cluster on free
 //! ports: their PASS criteria hold, and a deliberately broken setup makes a drill FAIL.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-use sea_infra::harness::scratch_dir;
 use serde_json::Value;
 
-/// Runs `xtask ARGS --private --json` and returns (exit code, parsed stdout, all output).
+/// Runs `xtask ARGS --private --json`: (exit code, parsed stdout, all output).
 fn xtask(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, Value, String) {
-    let state = scratch_dir("drill-state");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(args).args(["--private", "--json"]);
-    // No recorded local profile and no stray overrides can leak in.
-    cmd.env("SEA_STATE_DIR", state.path());
-    for var in [
-        "STREAM_REPLICAS",
-        "CONSUMER_GROUP",
-        "NATS_SERVERS",
-        "NATS_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    if let Some(bin) = built_worker() {
-        cmd.env("SEA_MQ_WORKER_BIN", bin);
-    }
-    cmd.envs(vars.iter().copied());
-    let out = cmd.output().expect("run xtask");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.code(), json, all)
-}
-
-/// The worker `cargo test --workspace` just built, so the drills do not rebuild it with other
-/// features; without it (`cargo test -p xtask`) the command builds it itself.
-fn built_worker() -> Option<PathBuf> {
-    let path = sea_infra::workspace_root().join("target/debug/sea-mq-worker");
-    path.exists().then_some(path)
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--private", "--json"])
+        .collect();
+    let run = common::xtask(&args, vars);
+    (run.code, run.json(), run.all)
 }
 
 /// Names of the criteria that did not pass.
@@ -124,7 +100,10 @@ fn verify_passes_every_step() {
 /// disconnect, `rolling-restart` lame duck then `docker start`.
 #[test]
 fn verify_on_compose_passes_every_step() {
-    if sea_infra::harness::docker_or_skip("verify_on_compose_passes_every_step") {
+    if sea_infra::testing::require(
+        "verify_on_compose_passes_every_step",
+        sea_infra::testing::Prerequisite::Docker,
+    ) {
         assert_verify_passes(&["verify", "--backend", "compose"]);
     }
 }

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::env::{self, ConfigErrors, EnvReader};
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::spec::{Spec, StreamSpec};
+use sea_infra::model::spec::{Spec, StreamSpec};
 
 pub const ENV_NATS_RECONNECT_MAX: &str = "NATS_RECONNECT_MAX";
 pub const ENV_NATS_RECONNECT_DELAY_MS: &str = "NATS_RECONNECT_DELAY_MS";
@@ -84,14 +84,6 @@ fn parse_log_level(s: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(s)
         .map(|_| s.to_owned())
         .map_err(|e| format!("not a log filter ({e}); try info or debug"))
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err("use true or false".into()),
-    }
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -185,10 +177,10 @@ impl WorkerConfig {
         let stream_name = env
             .parse(ENV_STREAM_NAME, env::parse_name)
             .unwrap_or_else(|| "SEA_EVENTS".into());
-        let stream = match spec.event_streams().find(|s| s.name == stream_name) {
+        let stream = match spec.consumable().find(|s| s.name == stream_name) {
             Some(s) => Some(s.clone()),
             None => {
-                let names: Vec<&str> = spec.event_streams().map(|s| s.name.as_str()).collect();
+                let names: Vec<&str> = spec.consumable().map(|s| s.name.as_str()).collect();
                 env.reject(
                     ENV_STREAM_NAME,
                     stream_name.clone(),
@@ -200,6 +192,19 @@ impl WorkerConfig {
                 None
             }
         };
+        if let (Some(s), Some(filter)) = (&stream, &spec.consumer.filter_subject) {
+            if spec.matching(std::iter::once(s)).next().is_none() {
+                env.reject(
+                    sea_infra::model::spec::ENV_CONSUMER_FILTER_SUBJECT,
+                    filter.clone(),
+                    format!(
+                        "can never match a subject of {} ({}): the group would receive nothing",
+                        s.name,
+                        s.subjects.join(", ")
+                    ),
+                );
+            }
+        }
         let reconnect = Reconnect {
             // 0 means "forever" (async-nats' convention too).
             max_attempts: env
@@ -222,7 +227,9 @@ impl WorkerConfig {
             .parse_url(ENV_DATABASE_URL, parse_database_url)
             .unwrap_or_else(|| Database::Sqlite("sea-mq-worker.db".into()));
         let outbox = Outbox {
-            enabled: env.parse(ENV_OUTBOX_ENABLED, parse_bool).unwrap_or(true),
+            enabled: env
+                .parse(ENV_OUTBOX_ENABLED, env::parse_bool)
+                .unwrap_or(true),
             poll_interval: env
                 .parse(ENV_OUTBOX_POLL_INTERVAL_MS, env::parse_millis(1))
                 .unwrap_or(Duration::from_millis(200)),
@@ -364,6 +371,7 @@ mod tests {
             "DATABASE_URL",
             "HTTP_ADDR",
             "LOG_FORMAT",
+            "LOG_LEVEL",
             "STREAM_NAME",
             "NATS_AUTH_TOKEN",
         ] {

@@ -9,8 +9,10 @@
 //! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`.
 //! - `run`: start-up and graceful shutdown.
 //! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.
+//! - `child`: the worker as a child process (for xtask's drills, bench and verify, and tests).
 
 pub mod bench;
+pub mod child;
 pub mod config;
 pub mod connection;
 pub mod consumer;

@@ -1,4 +1,4 @@
-//! The seed's end-to-end federation test, against a mesh someone else started:
+//! The seed's end-to-end federation test. Against a mesh someone else started:
 //!
 //! ```sh
 //! cargo xtask mesh-up --provision
@@ -6,8 +6,12 @@
 //!     cargo test -p sea-mq-worker e2e_federation_pubsub_across_clusters
 //! ```
 //!
-//! Unset, it says it skipped and why; the project's own suite runs the same checks
-//! (`sea_infra::crosscheck::mesh_checks`) on a mesh it starts itself (`infra/tests/federation.rs`).
+//! Without those variables it starts and provisions a mesh of its own on free ports, so the
+//! suite always runs it for real.
+
+use sea_infra::client::{crosscheck, federation};
+use sea_infra::model::{Profile, Spec};
+use sea_infra::testing::TestCluster;
 
 /// A client URL (or comma-separated list) of the first cluster, `sea-a`.
 pub const ENV_E2E_NATS_A_URL: &str = "E2E_NATS_A_URL";
@@ -16,20 +20,29 @@ pub const ENV_E2E_NATS_B_URL: &str = "E2E_NATS_B_URL";
 
 fn urls(var: &str) -> Option<Vec<String>> {
     let value = std::env::var(var).ok()?;
-    sea_infra::env::parse_servers(&value).ok()
+    Some(sea_infra::env::parse_servers(&value).unwrap_or_else(|e| panic!("{var}={value:?}: {e}")))
 }
 
 #[tokio::test]
 async fn e2e_federation_pubsub_across_clusters() {
-    let (Some(a), Some(b)) = (urls(ENV_E2E_NATS_A_URL), urls(ENV_E2E_NATS_B_URL)) else {
-        eprintln!(
-            "SKIPPED e2e_federation_pubsub_across_clusters: set {ENV_E2E_NATS_A_URL} and \
-             {ENV_E2E_NATS_B_URL} to a running, provisioned mesh (cargo xtask mesh-up --provision: \
-             nats://localhost:4422 and nats://localhost:5422); the suite's own mesh test covers CI"
-        );
-        return;
+    let given = (urls(ENV_E2E_NATS_A_URL), urls(ENV_E2E_NATS_B_URL));
+    let own;
+    let (a, b) = match given {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => {
+            eprintln!(
+                "{ENV_E2E_NATS_A_URL} and {ENV_E2E_NATS_B_URL} unset: starting a mesh of its own"
+            );
+            own = TestCluster::start(Profile::Mesh).await;
+            federation::provision_topology(own.topology(), &Spec::builtin())
+                .await
+                .expect("provision the mesh");
+            let t = own.topology();
+            (t.client_urls(&t.clusters[0]), t.client_urls(&t.clusters[1]))
+        }
+        _ => panic!("set both {ENV_E2E_NATS_A_URL} and {ENV_E2E_NATS_B_URL}, or neither"),
     };
-    let report = sea_infra::crosscheck::mesh_checks(&a, &b)
+    let report = crosscheck::mesh_checks(&a, &b)
         .await
         .unwrap_or_else(|e| panic!("federation check failed: {e}"));
     eprintln!("{report:?}");

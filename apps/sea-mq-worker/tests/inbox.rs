@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sea_infra::topology::Profile;
+use sea_infra::model::topology::Profile;
 
 const GROUP: &str = "billing";
 
@@ -28,8 +28,8 @@ async fn three_workers_share_a_group_exactly_once_and_a_second_group_gets_everyt
     }
 
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
-    assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
-    assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("evt", N));
+    assert_eq!(env.inbox_counts(GROUP).await, (N, N));
+    assert_eq!(env.inbox_ids(GROUP).await, expected_ids("evt", N));
     let inserted = sum_metric(&workers, "sea_worker_events_total{outcome=\"inserted\"}").await;
     assert_eq!(inserted, N as f64, "metrics count what happened");
     assert_eq!(
@@ -41,7 +41,7 @@ async fn three_workers_share_a_group_exactly_once_and_a_second_group_gets_everyt
     // A second group receives every event too, into its own rows.
     let other = env.worker("audit", &[]);
     wait_drained(&env.js, "SEA_EVENTS", "audit", Duration::from_secs(120)).await;
-    assert_eq!(inbox_counts(&env.db(), "audit"), (N, N));
+    assert_eq!(env.inbox_counts("audit").await, (N, N));
     drop(other);
 }
 
@@ -56,8 +56,8 @@ async fn a_worker_killed_mid_way_leaves_exactly_once() {
     workers[0].kill();
     publisher.await.unwrap();
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
-    assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
-    assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("k", N));
+    assert_eq!(env.inbox_counts(GROUP).await, (N, N));
+    assert_eq!(env.inbox_ids(GROUP).await, expected_ids("k", N));
 }
 
 #[tokio::test]
@@ -69,11 +69,11 @@ async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
     let leader = stream_leader(&env.js, "SEA_EVENTS")
         .await
         .expect("SEA_EVENTS has a leader");
-    assert!(env.cluster.deployment.kill_node(&leader), "killed {leader}");
+    env.cluster.kill(&leader);
     publisher.await.unwrap();
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
-    assert_eq!(inbox_counts(&env.db(), GROUP), (N, N));
-    assert_eq!(inbox_ids(&env.db(), GROUP), expected_ids("l", N));
+    assert_eq!(env.inbox_counts(GROUP).await, (N, N));
+    assert_eq!(env.inbox_ids(GROUP).await, expected_ids("l", N));
     let new_leader = stream_leader(&env.js, "SEA_EVENTS").await;
     assert!(
         new_leader.is_some_and(|l| l != leader),
@@ -84,7 +84,7 @@ async fn the_stream_leader_killed_mid_way_leaves_exactly_once() {
 #[tokio::test]
 async fn a_deleted_consumer_is_recreated_and_nothing_is_doubled() {
     let env = Env::start(Profile::Single).await;
-    let worker = env.worker(GROUP, &[("WORKER_PULL_EXPIRES_MS", "1000")]);
+    let mut worker = env.worker(GROUP, &[("WORKER_PULL_EXPIRES_MS", "1000")]);
     worker.ready().await;
     publish_events(&env.js, "d", 0..100).await;
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(30)).await;
@@ -105,7 +105,7 @@ async fn a_deleted_consumer_is_recreated_and_nothing_is_doubled() {
     .await;
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(30)).await;
     // The recreated consumer starts from the beginning: the first 100 come again as duplicates.
-    assert_eq!(inbox_counts(&env.db(), GROUP), (200, 200));
+    assert_eq!(env.inbox_counts(GROUP).await, (200, 200));
     assert_eq!(
         worker.metric("sea_worker_duplicates_skipped_total").await,
         100.0

@@ -4,39 +4,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use sea_infra::topology::Profile;
-
-/// Inserts rows `{prefix}-{i}` the way a service would: just id, subject and payload.
-fn insert_rows(db: &Path, prefix: &str, range: std::ops::Range<u64>) {
-    let mut conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    let tx = conn.transaction().unwrap();
-    for i in range {
-        let id = format!("{prefix}-{i}");
-        let payload = serde_json::json!({ "id": id, "n": i }).to_string();
-        tx.execute(
-            "INSERT INTO outbox (id, subject, payload) VALUES (?1, ?2, ?3)",
-            [&id, &format!("sea.event.outbox.{}", i % 8), &payload],
-        )
-        .unwrap();
-    }
-    tx.commit().unwrap();
-}
-
-fn unpublished(db: &Path) -> u64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.query_row(
-        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .unwrap() as u64
-}
+use sea_infra::model::topology::Profile;
 
 #[tokio::test]
 async fn rows_inserted_while_three_workers_run_are_published_exactly_once() {
@@ -46,11 +17,10 @@ async fn rows_inserted_while_three_workers_run_are_published_exactly_once() {
         .await;
     const N: u64 = 5_000;
     for start in (0..N).step_by(500) {
-        insert_rows(&env.db(), "row", start..start + 500);
+        env.insert_outbox("row", start..start + 500).await;
     }
-    let db = env.db();
     wait_until(Duration::from_secs(120), "every row published", || async {
-        unpublished(&db) == 0
+        env.outbox().await.published == env.outbox().await.rows
     })
     .await;
     assert_outbox_published_once(&env, &workers, N).await;
@@ -62,7 +32,7 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     // Start once to create the tables, then insert while nobody relays.
     let mut setup = env.worker("g", &[("OUTBOX_ENABLED", "false")]);
     setup.ready().await;
-    insert_rows(&env.db(), "crash", 0..300);
+    env.insert_outbox("crash", 0..300).await;
     assert_eq!(setup.terminate(Duration::from_secs(15)).code(), Some(0));
 
     let mut crashing = env.worker(
@@ -74,7 +44,11 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     );
     let status = crashing.wait_exit(Duration::from_secs(30));
     assert!(!status.success(), "the failpoint aborted the relay");
-    assert_eq!(unpublished(&env.db()), 300, "published, but nothing marked");
+    assert_eq!(
+        env.store.outbox_progress("crash-").await.unwrap().published,
+        0,
+        "published, but nothing marked"
+    );
     let (published_before, _) = stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await;
     assert!(
         published_before > 0,
@@ -82,9 +56,8 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     );
 
     let relay = env.worker("g", &[("OUTBOX_LEASE_MS", "500")]);
-    let db = env.db();
     wait_until(Duration::from_secs(30), "every row published", || async {
-        unpublished(&db) == 0
+        env.outbox().await.published == env.outbox().await.rows
     })
     .await;
     assert_eq!(
@@ -95,47 +68,34 @@ async fn a_relay_killed_between_publish_and_mark_adds_no_duplicate() {
     drop(relay);
 }
 
-fn max_attempts(db: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.query_row("SELECT COALESCE(MAX(attempts), 0) FROM outbox", [], |r| {
-        r.get(0)
-    })
-    .unwrap()
-}
-
 /// While NATS is unreachable the relay claims nothing (a claim would only park rows in the
 /// client's buffer and count attempts); once the servers are back every row goes out once.
 #[tokio::test]
 async fn the_relay_claims_nothing_while_nats_is_unreachable() {
     let env = Env::start(Profile::Single).await;
-    let node = "nats-1";
-    assert!(env.cluster.deployment.kill_node(node));
+    let server = "nats-1";
+    env.cluster.kill(server);
     let worker = env.worker("g", &[("OUTBOX_POLL_INTERVAL_MS", "20")]);
     // /healthz answers once the database is open and the (retrying) connect has returned.
     wait_until(Duration::from_secs(30), "worker alive", || async {
         matches!(worker.get("/healthz").await, Some((200, _)))
     })
     .await;
-    insert_rows(&env.db(), "offline", 0..100);
+    env.insert_outbox("offline", 0..100).await;
     // 50 poll intervals: before the fix the first one claimed every row.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        max_attempts(&env.db()),
+        env.outbox().await.max_attempts,
         0,
         "rows claimed while disconnected"
     );
 
-    env.cluster
-        .deployment
-        .start_node(node)
-        .expect("restart nats-1");
-    let db = env.db();
+    env.cluster.start_server(server);
     wait_until(Duration::from_secs(60), "every row published", || async {
-        unpublished(&db) == 0
+        env.outbox().await.published == env.outbox().await.rows
     })
     .await;
-    assert_eq!(max_attempts(&env.db()), 1, "each row claimed once");
+    assert_eq!(env.outbox().await.max_attempts, 1, "each row claimed once");
     assert_eq!(
         stream_counts(&env.js, "SEA_EVENTS", "sea.event.outbox.>").await,
         (100, 100)

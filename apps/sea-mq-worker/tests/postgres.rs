@@ -10,13 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use pg::PgServer;
-use sea_infra::topology::Profile;
+use sea_infra::model::topology::Profile;
 
 const GROUP: &str = "billing";
-
-async fn count(db: &tokio_postgres::Client, sql: &str) -> i64 {
-    db.query_one(sql, &[]).await.unwrap().get(0)
-}
 
 fn assert_no_password(workers: &[WorkerProc]) {
     for w in workers {
@@ -30,16 +26,18 @@ fn assert_no_password(workers: &[WorkerProc]) {
 
 #[tokio::test]
 async fn three_workers_on_one_database_fill_the_inbox_exactly_once() {
-    let Some(pg) = PgServer::start().await else {
+    let Some(pg) =
+        PgServer::start("three_workers_on_one_database_fill_the_inbox_exactly_once").await
+    else {
         return;
     };
     let env = Env::start(Profile::Single).await;
     let url = pg.url();
     // Started together: their schema creation races, which the advisory lock serialises.
-    let workers: Vec<_> = (0..3)
+    let mut workers: Vec<_> = (0..3)
         .map(|_| env.worker(GROUP, &[("DATABASE_URL", url.as_str())]))
         .collect();
-    for w in &workers {
+    for w in &mut workers {
         w.ready().await;
     }
     const N: u64 = 2_000;
@@ -51,28 +49,9 @@ async fn three_workers_on_one_database_fill_the_inbox_exactly_once() {
     }
     wait_drained(&env.js, "SEA_EVENTS", GROUP, Duration::from_secs(120)).await;
 
-    let db = pg.client().await;
-    let row = db
-        .query_one(
-            "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM inbox WHERE consumer_group = $1",
-            &[&GROUP],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
-        (N as i64, N as i64)
-    );
-    let ids: std::collections::BTreeSet<String> = db
-        .query(
-            "SELECT message_id FROM inbox WHERE consumer_group = $1",
-            &[&GROUP],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows = pg.store().await.inbox_ids(GROUP).await.unwrap();
+    assert_eq!(rows.len() as u64, N, "one row per event");
+    let ids: std::collections::BTreeSet<String> = rows.into_iter().collect();
     assert_eq!(ids, (0..N).map(|i| format!("pg-{i}")).collect());
     let (mut inserted, mut duplicates) = (0.0, 0.0);
     for w in &workers {
@@ -87,12 +66,15 @@ async fn three_workers_on_one_database_fill_the_inbox_exactly_once() {
 
 #[tokio::test]
 async fn outbox_rows_inserted_while_three_workers_run_are_published_exactly_once() {
-    let Some(pg) = PgServer::start().await else {
+    let Some(pg) =
+        PgServer::start("outbox_rows_inserted_while_three_workers_run_are_published_exactly_once")
+            .await
+    else {
         return;
     };
     let env = Env::start(Profile::Single).await;
     let url = pg.url();
-    let workers: Vec<_> = (0..3)
+    let mut workers: Vec<_> = (0..3)
         .map(|_| {
             env.worker(
                 "g",
@@ -103,44 +85,32 @@ async fn outbox_rows_inserted_while_three_workers_run_are_published_exactly_once
             )
         })
         .collect();
-    for w in &workers {
+    for w in &mut workers {
         w.ready().await;
     }
     const N: u64 = 2_000;
-    let mut db = pg.client().await;
+    let store = pg.store().await;
     // The way a service would: just id, subject and payload, a few transactions.
     for start in (0..N).step_by(250) {
-        let tx = db.transaction().await.unwrap();
-        for i in start..start + 250 {
-            let id = format!("row-{i}");
-            let payload = serde_json::json!({ "id": id, "n": i }).to_string();
-            tx.execute(
-                "INSERT INTO outbox (id, subject, payload) VALUES ($1, $2, $3)",
-                &[&id, &format!("sea.event.outbox.{}", i % 8), &payload],
-            )
+        store
+            .insert_outbox(outbox_rows("row", start..start + 250))
             .await
             .unwrap();
-        }
-        tx.commit().await.unwrap();
     }
     wait_until(Duration::from_secs(120), "every row published", || async {
-        count(
-            &db,
-            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
-        )
-        .await
-            == 0
+        store.outbox_progress("row-").await.unwrap().published == N
     })
     .await;
 
     assert_outbox_published_once(&env, &workers, N).await;
+    let progress = store.outbox_progress("row-").await.unwrap();
     assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM outbox WHERE attempts <> 1 OR claimed_by IS NOT NULL"
-        )
-        .await,
-        0,
+        (
+            progress.min_attempts,
+            progress.max_attempts,
+            progress.claimed
+        ),
+        (1, 1, 0),
         "each row was claimed once, and its claim cleared when published"
     );
     assert_no_password(&workers);
@@ -151,24 +121,16 @@ async fn outbox_rows_inserted_while_three_workers_run_are_published_exactly_once
 /// reported as such, a lost connection is reopened.
 #[tokio::test]
 async fn claims_exclude_each_other_until_they_expire() {
-    use sea_mq_worker::config::Database;
-    use sea_mq_worker::db::{InboxRow, Store};
+    use sea_mq_worker::db::InboxRow;
 
-    let Some(pg) = PgServer::start().await else {
+    let Some(pg) = PgServer::start("claims_exclude_each_other_until_they_expire").await else {
         return;
     };
-    let store = Store::open(&Database::Postgres(pg.url()), Duration::ZERO)
-        .await
-        .unwrap();
+    let store = pg.store().await;
     store.ping().await.unwrap();
-    let db = pg.client().await;
     for i in [3, 1, 2, 0] {
-        db.execute(
-            "INSERT INTO outbox (id, subject, payload) VALUES ($1, 'sea.event.x', '{}')",
-            &[&format!("r{i}")],
-        )
-        .await
-        .unwrap();
+        let row = outbox_row(&format!("r{i}"), "sea.event.x");
+        store.insert_outbox(vec![row]).await.unwrap();
     }
     let ids = |rows: &[sea_mq_worker::db::OutboxRow]| -> Vec<String> {
         rows.iter().map(|r| r.id.clone()).collect()
@@ -191,14 +153,7 @@ async fn claims_exclude_each_other_until_they_expire() {
     let c = store.claim_outbox("c", 10, lease).await.unwrap();
     assert_eq!(ids(&c), ["r1", "r0"], "expired claims are taken over");
     assert!(c.iter().all(|r| r.first_attempt_age >= lease));
-    assert_eq!(
-        count(
-            &db,
-            "SELECT MAX(attempts)::bigint FROM outbox WHERE id = 'r1'"
-        )
-        .await,
-        2
-    );
+    assert_eq!(store.outbox_progress("r1").await.unwrap().max_attempts, 2);
 
     let row = |id: &str| InboxRow {
         message_id: id.into(),
@@ -219,6 +174,7 @@ async fn claims_exclude_each_other_until_they_expire() {
     assert_eq!(again, [false, true]);
 
     // A dropped connection is reopened on next use (the first use may still see the error).
+    let db = pg.client().await;
     let pids: Vec<i32> = db
         .query(
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'sea-mq-worker'",

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sea_infra::env::{self, ConfigErrors, EnvReader};
-use sea_infra::topology::Topology;
+use sea_infra::model::Topology;
 
 /// Comma-separated monitoring URLs (`http://host:8222`, `https://...`), one per server.
 pub const ENV_NATS_MONITOR_URLS: &str = "NATS_MONITOR_URLS";
@@ -183,7 +183,9 @@ impl ExporterConfig {
 
     /// Every server of a topology (a profile's, or a test deployment's on free ports).
     pub fn for_topology(topology: &Topology) -> ExporterConfig {
-        let urls = topology.nodes().map(|(_, node)| topology.monitor_url(node));
+        let urls = topology
+            .servers()
+            .map(|(_, server)| topology.monitor_url(server));
         ExporterConfig::for_servers(urls).expect("the topology's monitor URLs are http URLs")
     }
 
@@ -254,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_profile_gives_every_servers_monitor_url() {
-        let mesh = Topology::for_profile(sea_infra::topology::Profile::Mesh);
+        let mesh = Topology::for_profile(sea_infra::model::Profile::Mesh);
         let c = ExporterConfig::for_topology(&mesh);
         assert_eq!(c.servers.len(), 6);
         assert_eq!(c.servers[0].as_str(), "http://127.0.0.1:8422");

@@ -5,8 +5,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_infra::harness::{nats_server, scratch_dir, ScratchDir};
-use sea_infra::ports::free_port;
+use sea_infra::deployment::ports::free_port;
+use sea_infra::testing::{nats_server, scratch_dir};
 use sea_nats_exporter::collect::{self, Options};
 use sea_nats_exporter::config::ExporterConfig;
 use sea_nats_exporter::fetch::{Endpoint, Fetcher};
@@ -16,7 +16,7 @@ struct TlsServer {
     child: Child,
     url: String,
     ca_file: std::path::PathBuf,
-    _dir: ScratchDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for TlsServer {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::deploy::{deploy, Deployed};
 use common::{fixtures, names};
-use sea_infra::topology::Profile;
+use sea_infra::model::Profile;
 use sea_nats_exporter::collect::{self, Options};
 use sea_nats_exporter::config::ExporterConfig;
 use sea_nats_exporter::family::Snapshot;
@@ -73,7 +73,7 @@ async fn ha_answers_match_the_table_and_a_lost_server_loses_its_series() {
     assert_eq!(before.value("nats_exporter_up", &n2), Some(1.0));
     assert!(before.value("gnatsd_varz_connections", &n2).is_some());
 
-    d.cluster.deployment.kill_node("nats-2");
+    d.cluster.kill("nats-2");
     let after = scraper.scrape().await;
     assert_eq!(after.value("nats_exporter_up", &n2), Some(0.0));
     let frozen: Vec<&String> = after
@@ -128,13 +128,13 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 
-    let server = sea_infra::harness::TestCluster::start(Profile::Single).await;
+    let server = sea_infra::testing::TestCluster::start(Profile::Single).await;
     let t = server.topology();
-    let (_, node) = t.nodes().next().unwrap();
-    let port = sea_infra::ports::free_port();
+    let (_, first) = t.servers().next().unwrap();
+    let port = sea_infra::deployment::ports::free_port();
     let mut child = Command::new(bin)
         .env_clear()
-        .env("NATS_MONITOR_URLS", t.monitor_url(node))
+        .env("NATS_MONITOR_URLS", t.monitor_url(first))
         .env("EXPORTER_ADDR", format!("127.0.0.1:{port}"))
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
@@ -193,10 +193,10 @@ async fn the_binary_serves_and_stops_on_sigterm() {
 /// for duplicate series: the server is exported once, plus an `up` per URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_listed_twice_is_exported_once() {
-    let server = sea_infra::harness::TestCluster::start(Profile::Single).await;
+    let server = sea_infra::testing::TestCluster::start(Profile::Single).await;
     let t = server.topology();
-    let (_, node) = t.nodes().next().unwrap();
-    let url = t.monitor_url(node);
+    let (_, first) = t.servers().next().unwrap();
+    let url = t.monitor_url(first);
     let twice = url.replace("127.0.0.1", "localhost");
     let cfg = ExporterConfig::for_servers([url, twice]).unwrap();
     let s = Scraper::new(&cfg).unwrap().scrape().await;

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fixtures, names};
+use sea_infra::testing::{require, Prerequisite};
 use sea_nats_exporter::collect::{self, Options};
 use sea_nats_exporter::family::Snapshot;
 use sea_nats_exporter::fetch::{Answers, Endpoint};
@@ -334,17 +335,16 @@ fn label_gauges_of_every_server_survive_one_scrape() {
 /// exporter chose (`*_count` gauges, `*_total` gauges, `_ns`), which are kept on purpose.
 #[test]
 fn promtool_parses_the_exposition() {
-    let Some(promtool) = sea_infra::harness::promtool_or_skip("promtool_parses_the_exposition")
-    else {
+    if !require("promtool_parses_the_exposition", Prerequisite::Prometheus) {
         return;
-    };
+    }
     let mut said = String::new();
     // One exposition per profile: each is a whole scrape (families appear once).
     for profile in PROFILES {
         let text = collect_all(&fixtures::load(profile), all_options()).encode_text();
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
-        let out = std::process::Command::new(&promtool)
+        let out = std::process::Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(std::fs::File::open(file.path()).unwrap())
             .output()

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::names;
+use sea_infra::testing::{require, Prerequisite};
 use sea_nats_exporter::collect::ADDITIONS;
 use serde_json::Value;
 
@@ -60,7 +61,7 @@ fn dashboard_exprs(v: &Value, title: &str, out: &mut Vec<(String, String)>) {
 }
 
 fn dashboards() -> Vec<(String, Vec<(String, String)>)> {
-    let dir = sea_infra::workspace_root().join("infra/grafana");
+    let dir = sea_infra::project_root().join("infra/grafana");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -84,7 +85,7 @@ fn dashboards() -> Vec<(String, Vec<(String, String)>)> {
 
 /// (alert name, expr) of `alerts.yml`; block scalars (`expr: |`) joined.
 fn alert_exprs() -> Vec<(String, String)> {
-    let path = sea_infra::workspace_root().join("infra/prometheus/alerts.yml");
+    let path = sea_infra::project_root().join("infra/prometheus/alerts.yml");
     let text = std::fs::read_to_string(path).unwrap();
     let mut out = Vec::new();
     let mut alert = String::new();
@@ -337,10 +338,9 @@ fn every_alert_expression_names_real_series_and_counts_assets_once() {
 
 #[test]
 fn every_dashboard_query_parses() {
-    let Some(promtool) = sea_infra::harness::promtool_or_skip("every_dashboard_query_parses")
-    else {
+    if !require("every_dashboard_query_parses", Prerequisite::Prometheus) {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, (_, expr)) in dashboards().into_iter().flat_map(|(_, e)| e).enumerate() {
@@ -351,7 +351,7 @@ fn every_dashboard_query_parses() {
     }
     let path = dir.path().join("dashboards.yml");
     std::fs::write(&path, rules).unwrap();
-    let out = std::process::Command::new(promtool)
+    let out = std::process::Command::new("promtool")
         .args(["check", "rules"])
         .arg(&path)
         .output()

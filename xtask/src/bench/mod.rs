@@ -10,9 +10,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use sea_infra::harness::{scratch_dir, TestCluster};
-use sea_infra::provision;
-use sea_infra::spec::Spec;
+use sea_infra::client::provision;
+use sea_infra::deployment::{BackendKind, Throwaway, UpOptions};
+use sea_infra::model::spec::Spec;
+use sea_mq_worker::child::{Launch, WorkerProcess};
+use sea_mq_worker::config::{
+    ENV_LOG_LEVEL, ENV_OUTBOX_ENABLED, ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME,
+    ENV_WORKER_BATCH_SIZE,
+};
 use serde::Serialize;
 use serde_json::json;
 use xshell::{cmd, Shell};
@@ -65,34 +70,31 @@ impl Bins {
         serde_json::from_slice(&out.stdout).context("read sea-mq-bench output")
     }
 
+    /// `n` workers of `group` on `server`, logging warnings only (logs cost CPU too).
     fn workers(
         &self,
         n: usize,
-        servers: &str,
+        server: &str,
         db: &Path,
         group: &str,
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<Vec<crate::workers::Worker>> {
-        let spec = crate::workers::GroupSpec {
-            bin: &self.worker,
-            servers,
-            db,
-            group,
-            env,
-            log_dir: Some(&self.logs),
-        };
-        crate::workers::spawn(&spec, n)
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<WorkerProcess>> {
+        let launch = Launch::sqlite(&self.worker, &[server.to_owned()], db, group)
+            .set(ENV_LOG_LEVEL, "warn");
+        let launch = settings.iter().fold(launch, |l, (k, v)| l.set(k, v));
+        (0..n)
+            .map(|i| {
+                let log = self.logs.join(format!("{group}-{i}.log"));
+                Ok(launch.clone().log_to(log).spawn()?)
+            })
+            .collect()
     }
 }
 
 /// Waits until the workers' counter `metric`, summed, reaches `events`. It reads their
 /// `/metrics`, not the database: a query over the table every few hundred milliseconds took
 /// CPU from the worker being measured.
-async fn wait_for(
-    workers: &mut [crate::workers::Worker],
-    metric: &str,
-    events: u64,
-) -> anyhow::Result<()> {
+async fn wait_for(workers: &mut [WorkerProcess], metric: &str, events: u64) -> anyhow::Result<()> {
     let began = Instant::now();
     loop {
         let mut done = 0.0;
@@ -125,7 +127,10 @@ impl Bench {
         .run()
         .context("build the release binaries")?;
         let release = crate::project::project_root().join("target/release");
-        let dir = scratch_dir("bench");
+        let dir = tempfile::Builder::new()
+            .prefix("sea-bench-")
+            .tempdir()
+            .context("create a scratch directory")?;
         let bins = Bins {
             worker: release.join("sea-mq-worker"),
             probe: release.join("sea-mq-bench"),
@@ -140,14 +145,23 @@ impl Bench {
             self.profile
         );
         let rt = crate::project::runtime()?;
-        let cluster = rt.block_on(TestCluster::start(self.profile));
-        let list: Vec<String> = cluster
-            .nats_servers()
-            .split(',')
-            .map(str::to_owned)
+        let bin = crate::project::nats_server()?;
+        let cluster = Throwaway::new(self.profile, BackendKind::Process)?;
+        let progress = |line: &str| eprintln!("  {line}");
+        rt.block_on(cluster.deployment.up(
+            &bin.path,
+            &UpOptions::default(),
+            &progress,
+            std::future::pending(),
+        ))
+        .context("start the benchmark's cluster")?;
+        let topology = &cluster.deployment.topology;
+        let list: Vec<String> = topology
+            .servers()
+            .map(|(_, s)| topology.client_url(s))
             .collect();
         rt.block_on(provision::provision_servers(&list, &mut Spec::builtin()))?;
-        let place = rt.block_on(Placement::connect(&cluster))?;
+        let place = rt.block_on(Placement::connect(topology))?;
 
         let step = |label: &str| eprintln!("  measuring {label} ...");
         step("raw publish");
@@ -191,7 +205,10 @@ impl Bench {
                 &server,
                 &db,
                 &group,
-                &[("OUTBOX_ENABLED", "false"), ("WORKER_BATCH_SIZE", &batch)],
+                &[
+                    (ENV_OUTBOX_ENABLED, "false"),
+                    (ENV_WORKER_BATCH_SIZE, &batch),
+                ],
             )?;
             rt.block_on(wait_for(&mut running, INSERTED, n))?;
             drop(running);
@@ -217,8 +234,8 @@ impl Bench {
             &db,
             "bench-outbox",
             &[
-                ("STREAM_NAME", "VIBESPRO_EVENTS"),
-                ("OUTBOX_POLL_INTERVAL_MS", "10"),
+                (ENV_STREAM_NAME, "VIBESPRO_EVENTS"),
+                (ENV_OUTBOX_POLL_INTERVAL_MS, "10"),
             ],
         )?;
         rt.block_on(wait_for(&mut relay, PUBLISHED, n))?;

@@ -10,23 +10,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use async_nats::jetstream::{self, consumer};
-use sea_infra::harness::TestCluster;
-use sea_infra::spec::Spec;
+use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Topology;
 
 /// The stream the benchmark publishes to and consumes from.
 pub const STREAM: &str = "SEA_EVENTS";
 
 pub struct Placement<'a> {
-    cluster: &'a TestCluster,
+    topology: &'a Topology,
     js: jetstream::Context,
 }
 
 impl<'a> Placement<'a> {
-    pub async fn connect(cluster: &'a TestCluster) -> anyhow::Result<Placement<'a>> {
-        let servers: Vec<async_nats::ServerAddr> = cluster
-            .nats_servers()
-            .split(',')
-            .map(str::parse)
+    pub async fn connect(topology: &'a Topology) -> anyhow::Result<Placement<'a>> {
+        let servers: Vec<async_nats::ServerAddr> = topology
+            .servers()
+            .map(|(_, s)| topology.client_url(s).parse())
             .collect::<Result<_, _>>()?;
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
@@ -34,7 +33,7 @@ impl<'a> Placement<'a> {
             .await
             .context("connect to the benchmark's cluster")?;
         Ok(Placement {
-            cluster,
+            topology,
             js: jetstream::new(client),
         })
     }
@@ -103,20 +102,21 @@ impl<'a> Placement<'a> {
     /// The first server, in the stream leader's cluster, that is none of `leaders`; the first
     /// server when there is no other (the `single` profile, where one server leads everything).
     fn elsewhere(&self, leaders: &[String]) -> anyhow::Result<String> {
-        let topology = self.cluster.topology();
+        let topology = self.topology;
         for leader in leaders {
-            if topology.node(leader).is_none() {
+            if topology.server(leader).is_none() {
                 bail!("leader {leader} is not a server of this cluster: cannot place the clients");
             }
         }
-        let home = topology.node(&leaders[0]).map(|(c, _)| c.name.clone());
+        let home = topology.server(&leaders[0]).map(|(c, _)| c.name.clone());
         let pick = topology
-            .nodes()
+            .servers()
             .filter(|(c, _)| home.as_ref().is_none_or(|h| *h == c.name))
             .map(|(_, n)| n.name.clone())
             .find(|n| !leaders.contains(n))
-            .or_else(|| topology.nodes().next().map(|(_, n)| n.name.clone()))
+            .or_else(|| topology.servers().next().map(|(_, n)| n.name.clone()))
             .expect("a cluster has a server");
-        Ok(self.cluster.client_url(&pick))
+        let (_, server) = topology.server(&pick).expect("picked from the topology");
+        Ok(topology.client_url(server))
     }
 }

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::federation::mirror_name;
-use sea_infra::{crosscheck, observe};
+use sea_infra::client::federation::mirror_name;
+use sea_infra::client::{crosscheck, observe};
 use serde_json::Value;
 
 use super::session::{Ctx, Session, STREAM};
@@ -27,7 +27,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     );
     let home_servers = topology.client_urls(home);
     let mut s = Session::start(ctx, "cluster-loss", home_servers.clone(), 2).await?;
-    let victims: Vec<String> = lost.nodes.iter().map(|n| n.name.clone()).collect();
+    let victims: Vec<String> = lost.servers.iter().map(|n| n.name.clone()).collect();
     s.say(&format!(
         "stopping every server of {} ({})",
         lost.name,
@@ -36,13 +36,18 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     s.figure("stopped_cluster", lost.name.clone());
     s.figure("fault_at_ms", s.now_ms());
     for v in &victims {
-        s.kill_server(v);
+        s.kill_server(v).await?;
     }
 
     let a = crosscheck::connect(&home_servers).await?;
     let b = crosscheck::connect(&home_servers).await?;
-    let core =
-        crosscheck::crosses(&a, &b, "sea.event.cluster-loss", Duration::from_secs(10)).await?;
+    let core = crosscheck::crosses(
+        &a,
+        &b,
+        &format!("{}.core", s.subject),
+        Duration::from_secs(10),
+    )
+    .await?;
     s.check(
         "core messaging in the surviving cluster",
         core.is_some(),
@@ -96,7 +101,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     );
     let mirror = mirror_name(STREAM, &home.name);
     let js_b = async_nats::jetstream::new(
-        crosscheck::connect(&[topology.client_url(&lost.nodes[0])])
+        crosscheck::connect(&[topology.client_url(&lost.servers[0])])
             .await
             .context("connect to the restored cluster")?,
     );

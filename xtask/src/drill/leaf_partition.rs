@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
-use sea_infra::crosscheck;
-use sea_infra::federation::mirror_name;
-use sea_infra::monitor::Monitor;
-use sea_infra::observe::{self, time_until};
+use sea_infra::client::crosscheck;
+use sea_infra::client::federation::mirror_name;
+use sea_infra::client::observe::{self, time_until};
+use sea_infra::probes::monitor::Monitor;
 
 use super::session::{Ctx, Session, STREAM};
 use super::Outcome;
@@ -34,11 +34,11 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
         dialer.name, hub.name
     ));
     s.figure("fault_at_ms", s.now_ms());
-    s.cut_leaf_links()?;
+    s.cut_leaf_links().await?;
     let monitor = Monitor::default();
     let cut = time_until(Duration::from_secs(20), || async {
         let mut up = 0;
-        for n in &dialer.nodes {
+        for n in &dialer.servers {
             up += monitor
                 .leafz(&topology.monitor_url(n))
                 .await
@@ -68,7 +68,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
             "stalled"
         },
     );
-    let local = format!("sea.event.leaf-partition-local.{}", std::process::id());
+    let local = format!("{}.local", s.subject);
     let b_publishes = crosscheck::publish_acked(&js_b, &local, "local", 50).await;
     let b_reads = match &b_publishes {
         Ok(()) => observe::read_stream(&js_b, STREAM, &local, Duration::from_secs(20))
@@ -97,7 +97,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
 
     s.say("healing the link");
     s.figure("healed_at_ms", s.now_ms());
-    s.heal_leaf_links()?;
+    s.heal_leaf_links().await?;
     s.check_mirror("the mirror has every sequence again", &js_b, &mirror)
         .await;
     s.check_gate("health gate passes after healing", Duration::from_secs(60))

@@ -3,21 +3,24 @@
 //!
 //! One module per drill; `session` holds the load, the workers and the audit they share.
 
+mod audit;
 mod cluster_loss;
 mod leaf_partition;
+pub mod load;
 mod node_kill;
 mod partition;
 mod quorum_loss;
 mod rolling_restart;
 pub mod session;
+pub mod stream;
 mod worker_crash;
 
 use std::collections::BTreeMap;
-
-use anyhow::Context;
 use std::path::Path;
 
-use sea_infra::process::Deployment;
+use anyhow::Context;
+use sea_infra::deployment::{BackendKind, Deployment, Operation};
+use sea_infra::model::topology::Profile;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -50,6 +53,70 @@ impl DrillName {
             DrillName::ClusterLoss => "cluster-loss",
             DrillName::LeafPartition => "leaf-partition",
         }
+    }
+
+    /// The profiles the drill can run on; the first is the one it starts when nothing runs.
+    pub fn profiles(self) -> &'static [Profile] {
+        match self {
+            DrillName::NodeKill => &[Profile::Ha, Profile::Mesh],
+            DrillName::WorkerCrash => &[Profile::Ha, Profile::Mesh, Profile::Leaf],
+            // Judged against one cluster of three: every server restarted in turn with the
+            // stream's replicas current after each, the leader cut off from the two others, two
+            // of three stopped.
+            DrillName::RollingRestart | DrillName::Partition | DrillName::QuorumLoss => {
+                &[Profile::Ha]
+            }
+            DrillName::ClusterLoss => &[Profile::Mesh],
+            DrillName::LeafPartition => &[Profile::Leaf],
+        }
+    }
+
+    /// What the drill asks of the backend beyond stopping and starting servers.
+    pub fn operations(self) -> &'static [Operation] {
+        match self {
+            DrillName::Partition => &[Operation::Partition],
+            DrillName::LeafPartition => &[Operation::CutLeafLinks],
+            _ => &[],
+        }
+    }
+
+    /// The profile and backend to drill: the explicit ones, else the running profile the
+    /// drill can use (with the backend that runs it), else the drill's own profile on
+    /// processes. Refused before anything starts when the drill cannot run there.
+    pub fn choose(
+        self,
+        profile: Option<Profile>,
+        backend: Option<BackendKind>,
+        running: &[(Profile, BackendKind)],
+    ) -> anyhow::Result<(Profile, BackendKind)> {
+        let usable: Vec<&(Profile, BackendKind)> = running
+            .iter()
+            .filter(|(p, _)| self.profiles().contains(p) && profile.is_none_or(|want| want == *p))
+            .collect();
+        let (p, recorded) = match (profile, usable.as_slice()) {
+            (Some(p), [(_, b), ..]) => (p, Some(*b)),
+            (Some(p), []) => (p, None),
+            (None, [(p, b)]) => (*p, Some(*b)),
+            (None, []) => (self.profiles()[0], None),
+            (None, many) => {
+                let names: Vec<&str> = many.iter().map(|(p, _)| p.as_str()).collect();
+                anyhow::bail!(
+                    "drill {} could run on any of the running profiles {}; pass --profile",
+                    self.as_str(),
+                    names.join(", ")
+                )
+            }
+        };
+        if !self.profiles().contains(&p) {
+            let names: Vec<&str> = self.profiles().iter().map(|p| p.as_str()).collect();
+            anyhow::bail!(
+                "drill {} needs profile {}, not {p}; pass --profile {}",
+                self.as_str(),
+                names.join(" or "),
+                names[0]
+            );
+        }
+        Ok((p, backend.or(recorded).unwrap_or(BackendKind::Process)))
     }
 }
 
@@ -116,11 +183,16 @@ pub fn verdict(pass: bool) -> &'static str {
 pub async fn run(
     name: DrillName,
     dep: &Deployment,
+    nats_server: &Path,
     worker_bin: &Path,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<Outcome> {
+    for op in name.operations() {
+        dep.supports(*op)?;
+    }
     let ctx = session::Ctx {
         dep,
+        nats_server,
         worker_bin,
         progress,
     };
@@ -137,19 +209,28 @@ pub async fn run(
 
 impl crate::flags::Drill {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
+        // A private drill brings up its own deployment whatever runs here.
+        let running: Vec<(Profile, BackendKind)> = Deployment::recorded_profiles()
+            .into_iter()
+            .filter(|_| !self.private)
+            .filter_map(|p| {
+                let dep = Deployment::recorded(p, self.deployment.backend).ok()?;
+                (!dep.running_servers().is_empty()).then(|| (p, dep.kind()))
+            })
+            .collect();
+        let (profile, backend) =
+            self.name
+                .choose(self.deployment.profile, self.deployment.backend, &running)?;
         let worker = crate::target::worker_bin(sh)?;
         let bin = crate::project::nats_server()?;
-        let mut target =
-            crate::target::Target::new(self.profile, self.private, &bin, self.backend)?;
-        anyhow::ensure!(
-            target.dep().topology.nodes().count() >= 3,
-            "drill {} needs a replicated profile (3 servers or more), not {}",
-            self.name.as_str(),
-            self.profile
-        );
+        let mut target = crate::target::Target::new(profile, self.private, bin.path, backend)?;
+        for op in self.name.operations() {
+            target.dep().supports(*op)?;
+        }
         let progress = |line: &str| eprintln!("  {line}");
         let rt = crate::project::runtime()?;
-        let outcome = rt.block_on(crate::target::until_ctrl_c(async {
+        let undone = "injected faults undone, workers stopped, servers this run started stopped";
+        let outcome = rt.block_on(crate::interrupt::until_interrupted(undone, async {
             target.up(&progress).await?;
             if !target.started.is_empty() {
                 eprintln!(
@@ -162,11 +243,10 @@ impl crate::flags::Drill {
                 .await
                 .context("provision the spec before the drill")?;
             eprintln!(
-                "drill {} on profile {} ...",
-                self.name.as_str(),
-                self.profile
+                "drill {} on profile {profile} ({backend}) ...",
+                self.name.as_str()
             );
-            run(self.name, target.dep(), &worker, &progress).await
+            run(self.name, target.dep(), &target.bin, &worker, &progress).await
         }))?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -175,5 +255,79 @@ impl crate::flags::Drill {
         }
         anyhow::ensure!(outcome.passed, "drill {} failed", self.name.as_str());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drill_uses_the_running_profile_it_can_run_on() {
+        let leaf = [(Profile::Leaf, BackendKind::Process)];
+        assert_eq!(
+            DrillName::LeafPartition.choose(None, None, &leaf).unwrap(),
+            (Profile::Leaf, BackendKind::Process)
+        );
+        let mesh = [(Profile::Mesh, BackendKind::Compose)];
+        assert_eq!(
+            DrillName::ClusterLoss.choose(None, None, &mesh).unwrap(),
+            (Profile::Mesh, BackendKind::Compose)
+        );
+        assert_eq!(
+            DrillName::Partition.choose(None, None, &mesh).unwrap(),
+            (Profile::Ha, BackendKind::Process)
+        );
+        assert_eq!(
+            DrillName::NodeKill.choose(None, None, &mesh).unwrap(),
+            (Profile::Mesh, BackendKind::Compose)
+        );
+    }
+
+    #[test]
+    fn with_nothing_running_a_drill_starts_its_own_profile() {
+        for (drill, profile) in [
+            (DrillName::LeafPartition, Profile::Leaf),
+            (DrillName::ClusterLoss, Profile::Mesh),
+            (DrillName::NodeKill, Profile::Ha),
+        ] {
+            assert_eq!(
+                drill.choose(None, None, &[]).unwrap(),
+                (profile, BackendKind::Process)
+            );
+        }
+        // A running profile the drill cannot use is left alone.
+        let ha = [(Profile::Ha, BackendKind::Process)];
+        assert_eq!(
+            DrillName::LeafPartition.choose(None, None, &ha).unwrap().0,
+            Profile::Leaf
+        );
+    }
+
+    #[test]
+    fn a_profile_the_drill_cannot_use_is_refused_naming_the_right_one() {
+        let err = DrillName::LeafPartition
+            .choose(Some(Profile::Ha), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "drill leaf-partition needs profile leaf, not ha; pass --profile leaf"
+        );
+        let two = [
+            (Profile::Ha, BackendKind::Process),
+            (Profile::Mesh, BackendKind::Process),
+        ];
+        assert!(DrillName::NodeKill
+            .choose(None, None, &two)
+            .unwrap_err()
+            .to_string()
+            .contains("pass --profile"));
+        assert_eq!(
+            DrillName::NodeKill
+                .choose(Some(Profile::Mesh), Some(BackendKind::Compose), &two)
+                .unwrap(),
+            (Profile::Mesh, BackendKind::Compose)
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::observe::{self, time_until};
+use sea_infra::client::observe::{self, time_until};
 
 use super::session::{Ctx, Session, STREAM};
 use super::Outcome;
@@ -21,8 +21,8 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     s.say(&format!("SIGKILL {victim}, the leader of {STREAM}"));
     s.figure("killed", victim.clone());
     s.figure("fault_at_ms", s.now_ms());
-    let inbox_before = s.inbox_ids().len();
-    s.kill_server(&victim);
+    let inbox_before = s.inbox_ids().await.len();
+    s.kill_server(&victim).await?;
     after_leader_loss(&mut s, &victim, inbox_before).await;
 
     s.say(&format!("restarting {victim}"));
@@ -83,9 +83,8 @@ pub async fn after_leader_loss(s: &mut Session<'_>, victim: &str, inbox_before: 
             format!("fewer than 200 acks within {RECOVERY_BOUND:?}")
         },
     );
-    let consumed = time_until(RECOVERY_BOUND, || {
-        let rows = s.inbox_ids().len();
-        async move { rows >= inbox_before + 200 }
+    let consumed = time_until(RECOVERY_BOUND, || async {
+        s.inbox_ids().await.len() >= inbox_before + 200
     })
     .await;
     s.check(

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::observe;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::observe;
 
 use super::node_kill::after_leader_loss;
 use super::session::{Ctx, Session, STREAM};
@@ -27,15 +27,15 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     s.say(&format!("cutting off {victim}, the leader of {STREAM}"));
     s.figure("partitioned", victim.clone());
     s.figure("fault_at_ms", s.now_ms());
-    let inbox_before = s.inbox_ids().len();
-    s.freeze_server(&victim);
+    let inbox_before = s.inbox_ids().await.len();
+    s.partition_server(&victim).await?;
     after_leader_loss(&mut s, &victim, inbox_before).await;
     // Let the majority move on, so the healed server has something to catch up on.
     s.load().wait_more_acked(200, Duration::from_secs(10)).await;
 
     s.say(&format!("healing: {victim} rejoins"));
     s.figure("healed_at_ms", s.now_ms());
-    s.thaw_server(&victim);
+    s.heal_server(&victim).await?;
     s.measure_catch_up(&victim, Duration::from_secs(60)).await;
     s.check_gate("health gate passes after healing", Duration::from_secs(60))
         .await;

@@ -28,7 +28,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     s.figure("stopped", victims.join(","));
     s.figure("fault_at_ms", s.now_ms());
     for v in &victims {
-        s.stop_server(v);
+        s.stop_server(v).await?;
     }
     // Hold the outage for a while (20 failed attempts, about 2 s at the retry pace).
     let failing = s

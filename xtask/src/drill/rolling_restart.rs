@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sea_infra::provision::wait_replicas_current;
+use sea_infra::client::provision::wait_replicas_current;
 
 use super::session::{Ctx, Session, STREAM};
 use super::Outcome;
@@ -21,7 +21,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
         s.say(&format!(
             "{name}: lame-duck mode (SIGUSR2), waiting for it to exit"
         ));
-        let exited = s.lame_duck_stop(name, LAME_DUCK_BOUND).await;
+        let exited = s.lame_duck_stop(name, LAME_DUCK_BOUND).await?;
         s.figure(
             &format!("{name}_lame_duck_exit_ms"),
             exited.map(|d| d.as_millis() as u64),

@@ -2,51 +2,65 @@
 //! subject, the faults it injected (undone on drop, so Ctrl-C or a failure never leaves a
 //! server frozen or stopped), and the audit that turns records into PASS/FAIL criteria.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
 use nix::sys::signal::Signal;
-use sea_infra::harness::{scratch_dir, ScratchDir};
-use sea_infra::load::{Load, LoadConfig, LoadRecords};
-use sea_infra::monitor::Monitor;
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::observe;
-use sea_infra::process::Deployment;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::observe;
+use sea_infra::deployment::Deployment;
+use sea_infra::model::spec::{ENV_CONSUMER_ACK_WAIT_MS, ENV_CONSUMER_FILTER_SUBJECT};
+use sea_infra::probes::monitor::Monitor;
+use sea_mq_worker::child::{self, Launch, WorkerProcess};
+use sea_mq_worker::config::{
+    Database, ENV_LOG_LEVEL, ENV_NATS_RECONNECT_MAX, ENV_OUTBOX_ENABLED, ENV_STREAM_NAME,
+};
+use sea_mq_worker::db::Store;
 use serde_json::{json, Value};
 
+use super::audit::Audit;
+use super::load::{Load, LoadConfig, LoadRecords};
 use super::{Criterion, Outcome};
-use crate::workers::{self, Worker};
 
-/// The stream every drill loads.
-pub const STREAM: &str = "SEA_EVENTS";
+pub use super::stream::STREAM;
 /// Redelivery after a killed worker must not take the spec's 30 s in a drill.
 pub const DRILL_ACK_WAIT_MS: &str = "3000";
 
 pub struct Session<'a> {
     pub dep: &'a Deployment,
+    /// The nats-server binary stopped servers are started with again.
+    bin: &'a Path,
     pub js: jetstream::Context,
     /// Events go to `<subject>.<n>`; the group's consumer sees only those.
     pub subject: String,
     pub group: String,
-    db: PathBuf,
-    pub workers: Vec<Worker>,
+    /// The workers' inbox, as the audit reads it.
+    store: Store,
+    pub workers: Vec<WorkerProcess>,
     load: Option<Load>,
-    frozen: Vec<String>,
+    partitioned: Vec<String>,
     stopped: Vec<String>,
     leaf_links_cut: bool,
     pub figures: BTreeMap<String, Value>,
     pub criteria: Vec<Criterion>,
+    /// The servers the drill's clients use (its consumer and events are removed through them).
+    servers: Vec<String>,
+    /// Whether the drill's consumer and events were removed (a drop does it otherwise).
+    cleaned: bool,
     progress: &'a dyn Fn(&str),
-    scratch: ScratchDir,
+    // Last: removed once the workers are gone.
+    scratch: tempfile::TempDir,
 }
 
-/// What every drill runs with: the deployment, the worker binary, where progress goes.
+/// What every drill runs with: the deployment, the binaries, where progress goes.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub dep: &'a Deployment,
+    /// The nats-server binary, for servers the drill starts again.
+    pub nats_server: &'a Path,
     pub worker_bin: &'a Path,
     pub progress: &'a dyn Fn(&str),
 }
@@ -54,25 +68,21 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Names of every server, in topology order.
     pub fn server_names(&self) -> Vec<String> {
-        self.dep
-            .topology
-            .nodes()
-            .map(|(_, n)| n.name.clone())
-            .collect()
+        self.dep.server_names()
     }
 
     /// Client URLs of the servers of the first JetStream domain (every server but in `leaf`,
     /// where it is the first cell) except those named in `except`.
     pub fn servers_except(&self, except: &[&str]) -> Vec<String> {
         let topology = &self.dep.topology;
-        let domains = sea_infra::federation::domains(topology);
+        let domains = sea_infra::client::federation::domains(topology);
         let Some(first) = domains.first() else {
             return Vec::new();
         };
         first
             .clusters
             .iter()
-            .flat_map(|c| &c.nodes)
+            .flat_map(|c| &c.servers)
             .filter(|n| !except.contains(&n.name.as_str()))
             .map(|n| topology.client_url(n))
             .collect()
@@ -89,25 +99,36 @@ impl<'a> Session<'a> {
         workers: usize,
     ) -> anyhow::Result<Session<'a>> {
         let run = format!("{name}-{}", unix_ms());
+        super::stream::ensure(&ctx.dep.topology).await?;
         let client = NatsConfig::default()
             .connect(&servers)
             .await
             .context("connect the drill's publisher")?;
         let js = jetstream::new(client);
-        let scratch = scratch_dir("drill");
+        let scratch = tempfile::Builder::new()
+            .prefix("sea-drill-")
+            .tempdir()
+            .context("create the drill's scratch directory")?;
+        let db = scratch.path().join("inbox.db");
+        let store = Store::open(&Database::Sqlite(db.clone()), Duration::from_secs(5))
+            .await
+            .context("open the drill's inbox")?;
         let mut session = Session {
             dep: ctx.dep,
+            bin: ctx.nats_server,
             js,
-            subject: format!("sea.event.drill.{run}"),
+            subject: super::stream::subject(&run),
             group: format!("drill-{run}"),
-            db: scratch.path().join("inbox.db"),
+            store,
             workers: Vec::new(),
             load: None,
-            frozen: Vec::new(),
+            partitioned: Vec::new(),
             stopped: Vec::new(),
             leaf_links_cut: false,
             figures: BTreeMap::new(),
             criteria: Vec::new(),
+            servers: servers.clone(),
+            cleaned: false,
             progress: ctx.progress,
             scratch,
         };
@@ -115,26 +136,21 @@ impl<'a> Session<'a> {
             "starting {} worker(s) of group {} and a publisher on {}.>",
             workers, session.group, session.subject
         ));
-        let filter = format!("{}.>", session.subject);
-        let servers = servers.join(",");
-        let env = [
-            ("CONSUMER_FILTER_SUBJECT", filter.as_str()),
-            ("CONSUMER_ACK_WAIT_MS", DRILL_ACK_WAIT_MS),
-            ("NATS_RECONNECT_MAX", "0"),
-            ("NATS_RECONNECT_DELAY_MS", "100"),
-            ("NATS_RECONNECT_DELAY_MAX_MS", "500"),
-            ("OUTBOX_ENABLED", "false"),
-        ];
-        let spec = workers::GroupSpec {
-            bin: ctx.worker_bin,
-            servers: &servers,
-            db: &session.db,
-            group: &session.group,
-            env: &env,
-            log_dir: Some(session.scratch.path()),
-        };
-        session.workers = workers::spawn(&spec, workers)?;
-        workers::wait_ready(&mut session.workers, Duration::from_secs(30)).await?;
+        let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &session.group)
+            .set(ENV_STREAM_NAME, STREAM)
+            .set(
+                ENV_CONSUMER_FILTER_SUBJECT,
+                format!("{}.>", session.subject),
+            )
+            .set(ENV_CONSUMER_ACK_WAIT_MS, DRILL_ACK_WAIT_MS)
+            .set(ENV_NATS_RECONNECT_MAX, 0)
+            .set(ENV_OUTBOX_ENABLED, false)
+            .set(ENV_LOG_LEVEL, "warn");
+        for i in 0..workers {
+            let log = session.scratch.path().join(format!("worker-{i}.log"));
+            session.workers.push(launch.clone().log_to(log).spawn()?);
+        }
+        child::wait_all_ready(&mut session.workers, Duration::from_secs(30)).await?;
         let load = Load::start(session.js.clone(), LoadConfig::new(&session.subject, &run));
         let flowing = load.wait_more_acked(100, Duration::from_secs(30)).await;
         session.load = Some(load);
@@ -179,80 +195,114 @@ impl<'a> Session<'a> {
     }
 
     /// Rows of the group in the inbox.
-    pub fn inbox_ids(&self) -> Vec<String> {
-        read_inbox(&self.db, &self.group).unwrap_or_default()
+    pub async fn inbox_ids(&self) -> Vec<String> {
+        self.store.inbox_ids(&self.group).await.unwrap_or_default()
     }
 
     // ---- faults (each undone on drop if the drill does not undo it) ----
 
-    pub fn kill_server(&mut self, name: &str) {
-        self.dep.kill_node(name);
+    /// Runs a fault on the deployment off the async threads.
+    async fn fault<T: Send + 'static>(
+        &self,
+        what: &str,
+        op: impl FnOnce(&Deployment) -> Result<T, sea_infra::deployment::ServerError> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.dep.blocking(op).await.with_context(|| what.to_owned())
+    }
+
+    pub async fn kill_server(&mut self, name: &str) -> anyhow::Result<()> {
         self.stopped.push(name.to_owned());
+        let n = name.to_owned();
+        self.fault(&format!("kill {name}"), move |d| d.kill_server(&n))
+            .await
+            .map(drop)
     }
 
     /// SIGTERM and wait for it to exit (bounded), as an orderly stop would.
-    pub fn stop_server(&mut self, name: &str) {
-        self.dep
-            .stop_node(name, Signal::SIGTERM, Duration::from_secs(10));
+    pub async fn stop_server(&mut self, name: &str) -> anyhow::Result<()> {
         self.stopped.push(name.to_owned());
+        let n = name.to_owned();
+        self.fault(&format!("stop {name}"), move |d| {
+            d.stop_server(&n, Signal::SIGTERM, Duration::from_secs(10))
+        })
+        .await
+        .map(drop)
     }
 
     pub async fn restart_server(&mut self, name: &str) -> anyhow::Result<()> {
-        self.dep
-            .start_node(name)
-            .with_context(|| format!("restart {name}"))?;
+        let (n, bin) = (name.to_owned(), self.bin.to_path_buf());
+        self.fault(&format!("restart {name}"), move |d| {
+            d.start_server(&bin, &n)
+        })
+        .await?;
         self.stopped.retain(|n| n != name);
         Ok(())
     }
 
     /// Lame-duck mode (SIGUSR2) and the time until the process is gone; `None` when it
     /// outlived `bound` and was killed.
-    pub async fn lame_duck_stop(&mut self, name: &str, bound: Duration) -> Option<Duration> {
+    pub async fn lame_duck_stop(
+        &mut self,
+        name: &str,
+        bound: Duration,
+    ) -> anyhow::Result<Option<Duration>> {
         self.stopped.push(name.to_owned());
-        self.dep.signal_node(name, Signal::SIGUSR2);
+        let n = name.to_owned();
+        self.fault(&format!("lame-duck {name}"), move |d| {
+            d.signal_server(&n, Signal::SIGUSR2)
+        })
+        .await?;
         let dep = self.dep;
-        let exited = observe::time_until(bound, || async { dep.running_pid(name).is_none() }).await;
+        let exited = observe::time_until(bound, || {
+            let n = name.to_owned();
+            async move { !dep.blocking(move |d| d.is_running(&n)).await }
+        })
+        .await;
         if exited.is_none() {
-            dep.kill_node(name);
+            let n = name.to_owned();
+            self.fault(&format!("kill {name}"), move |d| d.kill_server(&n))
+                .await?;
         }
-        exited
+        Ok(exited)
     }
 
-    pub fn cut_leaf_links(&mut self) -> anyhow::Result<()> {
+    pub async fn cut_leaf_links(&mut self) -> anyhow::Result<()> {
         self.leaf_links_cut = true;
-        self.dep
-            .set_leaf_links(false)
-            .context("cut the leafnode links")?;
-        Ok(())
+        self.fault("cut the leafnode links", |d| d.set_leaf_links(false))
+            .await
+            .map(drop)
     }
 
-    pub fn heal_leaf_links(&mut self) -> anyhow::Result<()> {
-        self.dep
-            .set_leaf_links(true)
-            .context("restore the leafnode links")?;
+    pub async fn heal_leaf_links(&mut self) -> anyhow::Result<()> {
+        self.fault("restore the leafnode links", |d| d.set_leaf_links(true))
+            .await?;
         self.leaf_links_cut = false;
         Ok(())
     }
 
-    /// Cuts the server off (SIGSTOP for a process, network disconnect for a container).
-    pub fn freeze_server(&mut self, name: &str) {
-        self.dep.isolate_node(name);
-        self.frozen.push(name.to_owned());
+    /// Cuts the server off its peers and clients (SIGSTOP for a process, network disconnect
+    /// for a container).
+    pub async fn partition_server(&mut self, name: &str) -> anyhow::Result<()> {
+        self.partitioned.push(name.to_owned());
+        let n = name.to_owned();
+        self.fault(&format!("partition {name}"), move |d| {
+            d.partition_server(&n)
+        })
+        .await
+        .map(drop)
     }
 
-    pub fn thaw_server(&mut self, name: &str) {
-        self.dep.rejoin_node(name);
-        self.frozen.retain(|n| n != name);
+    pub async fn heal_server(&mut self, name: &str) -> anyhow::Result<()> {
+        let n = name.to_owned();
+        self.fault(&format!("heal {name}"), move |d| d.heal_server(&n))
+            .await?;
+        self.partitioned.retain(|n| n != name);
+        Ok(())
     }
 
     /// Waits for the health gate over every server; the time it took.
     pub async fn wait_gate(&self, timeout: Duration) -> anyhow::Result<Duration> {
-        let all = self
-            .dep
-            .topology
-            .nodes()
-            .map(|(_, n)| n.name.clone())
-            .collect();
+        let all = self.dep.server_names().into_iter().collect();
         let began = std::time::Instant::now();
         self.dep
             .wait_healthy(&all, &[], timeout, self.progress)
@@ -277,11 +327,11 @@ impl<'a> Session<'a> {
     /// The meta leader as any server outside `except` reports it.
     pub async fn meta_leader(&self, except: &[String]) -> Option<String> {
         let monitor = Monitor::new(Duration::from_millis(500));
-        for (_, node) in self.dep.topology.nodes() {
-            if except.contains(&node.name) {
+        for (_, server) in self.dep.topology.servers() {
+            if except.contains(&server.name) {
                 continue;
             }
-            let url = self.dep.topology.monitor_url(node);
+            let url = self.dep.topology.monitor_url(server);
             if let Ok(jsz) = monitor.jsz(&url).await {
                 let leader = jsz.meta_cluster.and_then(|m| m.leader);
                 if let Some(l) = leader.filter(|l| !l.is_empty() && !except.contains(l)) {
@@ -295,7 +345,7 @@ impl<'a> Session<'a> {
     /// Records how long until `mirror` (read through `mirror_js`) holds every sequence of this
     /// drill's stream, judged as criterion `name`.
     pub async fn check_mirror(&mut self, name: &str, mirror_js: &jetstream::Context, mirror: &str) {
-        let caught_up = sea_infra::crosscheck::mirror_caught_up(
+        let caught_up = sea_infra::client::crosscheck::mirror_caught_up(
             &self.js,
             STREAM,
             mirror_js,
@@ -362,56 +412,15 @@ impl<'a> Session<'a> {
     }
 
     async fn audit(&mut self, records: &LoadRecords) -> anyhow::Result<()> {
-        let attempts_failed = records.failed_attempts.len();
-        self.figure("acked", records.acked.len());
-        self.figure("failed_attempts", attempts_failed);
-        self.figure("given_up", records.given_up.len());
-        self.figure(
-            "longest_ack_gap_ms",
-            records.longest_ack_gap().as_millis() as u64,
-        );
-        self.figure(
-            "max_failed_attempt_ms",
-            records.slowest_failure().as_millis() as u64,
-        );
-        if let Some(first) = records.failed_attempts.first() {
-            self.figure("first_error", first.error.clone());
-        }
         self.say("reading the stream back ...");
         let filter = format!("{}.>", self.subject);
         let msgs = observe::read_stream(&self.js, STREAM, &filter, Duration::from_secs(60)).await?;
         let in_stream = observe::msg_id_counts(&msgs);
-        let lost: Vec<&str> = records
-            .acked
-            .iter()
-            .filter(|a| !in_stream.contains_key(&a.id))
-            .map(|a| a.id.as_str())
-            .collect();
-        let duplicates: u64 = in_stream.values().map(|n| n - 1).sum();
-        self.figure("stream_messages", msgs.len());
-        self.figure("acked_lost", lost.len());
-        self.figure("stream_duplicates", duplicates);
-        self.check(
-            "no acknowledged event lost",
-            lost.is_empty(),
-            match lost.first() {
-                None => format!("all {} acked events in {STREAM}", records.acked.len()),
-                Some(id) => format!("{} acked events missing, e.g. {id}", lost.len()),
-            },
-        );
-        self.check(
-            "no duplicate in the stream",
-            duplicates == 0,
-            format!("{duplicates} extra copies"),
-        );
 
         self.say("waiting for the workers to drain ...");
-        let expected: BTreeSet<String> = in_stream.keys().cloned().collect();
-        let (db, group) = (self.db.clone(), self.group.clone());
-        let want = expected.len();
-        let drained = observe::time_until(Duration::from_secs(60), || {
-            let ids = read_inbox(&db, &group).unwrap_or_default();
-            async move { ids.len() >= want }
+        let want = in_stream.len();
+        let drained = observe::time_until(Duration::from_secs(60), || async {
+            self.inbox_ids().await.len() >= want
         })
         .await;
         let mut redelivered = 0.0;
@@ -421,45 +430,37 @@ impl<'a> Session<'a> {
                 .await
                 .unwrap_or(0.0);
         }
+        let audit = Audit::of(records, &in_stream, &self.inbox_ids().await);
+        for (name, value) in audit.figures() {
+            self.figure(name, value);
+        }
         self.figure("redelivered", redelivered as u64);
-        let rows = self.inbox_ids();
-        let distinct: BTreeSet<&String> = rows.iter().collect();
-        let missing = expected.iter().filter(|id| !distinct.contains(id)).count();
-        let doubled = rows.len() - distinct.len();
-        self.figure("inbox_rows", rows.len());
-        self.figure("inbox_missing", missing);
-        self.figure("inbox_doubled", doubled);
         self.figure(
             "drain_ms",
             drained.map_or(Value::Null, |d| json!(d.as_millis() as u64)),
         );
-        self.check(
-            "inbox exactly once",
-            missing == 0 && doubled == 0,
-            format!(
-                "{} rows for {} events: {missing} missing, {doubled} doubled",
-                rows.len(),
-                expected.len()
-            ),
-        );
+        self.criteria.extend(audit.criteria(STREAM));
         Ok(())
     }
 
-    /// Kills the workers and removes the drill's consumer and events.
+    /// Kills the workers and removes the drill's consumer, events and (when unused) stream.
     async fn cleanup(&mut self) {
         self.workers.clear();
-        if let Ok(st) = self.js.get_stream(STREAM).await {
-            let _ = st.delete_consumer(&self.group).await;
-            let _ = st.purge().filter(format!("{}.>", self.subject)).await;
-        }
+        let topology = &self.dep.topology;
+        super::stream::clean_up(topology, &self.servers, &self.group, &self.subject).await;
+        self.cleaned = true;
     }
 }
 
 impl Drop for Session<'_> {
+    /// Undoes what the drill left (it failed, or was interrupted): blocking, since a drop
+    /// cannot wait for async work.
     fn drop(&mut self) {
         self.workers.clear();
-        for name in &self.frozen {
-            self.dep.rejoin_node(name);
+        for name in &self.partitioned {
+            if let Err(e) = self.dep.heal_server(name) {
+                eprintln!("warning: could not heal {name} after the drill: {e}");
+            }
         }
         if self.leaf_links_cut {
             if let Err(e) = self.dep.set_leaf_links(true) {
@@ -467,19 +468,15 @@ impl Drop for Session<'_> {
             }
         }
         for name in &self.stopped {
-            if let Err(e) = self.dep.start_node(name) {
+            if let Err(e) = self.dep.start_server(self.bin, name) {
                 eprintln!("warning: could not restart {name} after the drill: {e}");
             }
         }
+        if !self.cleaned {
+            let topology = &self.dep.topology;
+            super::stream::clean_up_blocking(topology, &self.servers, &self.group, &self.subject);
+        }
     }
-}
-
-fn read_inbox(db: &Path, group: &str) -> rusqlite::Result<Vec<String>> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut stmt = conn.prepare("SELECT message_id FROM inbox WHERE consumer_group = ?1")?;
-    let ids = stmt.query_map([group], |r| r.get::<_, String>(0))?;
-    ids.collect()
 }
 
 fn unix_ms() -> u128 {

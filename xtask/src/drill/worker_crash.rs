@@ -6,16 +6,15 @@
 
 use std::time::Duration;
 
-use sea_infra::observe::time_until;
+use sea_infra::client::observe::time_until;
 
 use super::session::{Ctx, Session};
 use super::Outcome;
 
 pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     let mut s = Session::start(ctx, "worker-crash", ctx.servers_except(&[]), 3).await?;
-    let mid = time_until(Duration::from_secs(30), || {
-        let rows = s.inbox_ids().len();
-        async move { rows >= 200 }
+    let mid = time_until(Duration::from_secs(30), || async {
+        s.inbox_ids().await.len() >= 200
     })
     .await;
     anyhow::ensure!(mid.is_some(), "the workers stored nothing within 30s");

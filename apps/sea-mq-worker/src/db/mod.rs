@@ -33,6 +33,28 @@ pub struct OutboxRow {
     pub first_attempt_age: Duration,
 }
 
+/// An outbox row as a service writes it: only these columns; the rest default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOutboxRow {
+    pub id: String,
+    pub subject: String,
+    pub payload: String,
+    /// Headers as a JSON object of string values.
+    pub headers: Option<String>,
+}
+
+/// How far the relay got with the outbox rows whose id starts with a prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxProgress {
+    pub rows: u64,
+    pub published: u64,
+    /// The fewest and most attempts any of them took (0 before the first claim).
+    pub min_attempts: u64,
+    pub max_attempts: u64,
+    /// Unpublished rows that carry a relay's claim.
+    pub claimed: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {what}: {reason}")]
@@ -106,6 +128,32 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.outbox_pending().await,
             Store::Postgres(s) => s.outbox_pending().await,
+        }
+    }
+
+    // ---- for audits and tests: what a service writes and what an auditor reads ----
+
+    /// Inserts rows into the outbox in one transaction, as a service would.
+    pub async fn insert_outbox(&self, rows: Vec<NewOutboxRow>) -> Result<(), DbError> {
+        match self {
+            Store::Sqlite(s) => s.insert_outbox(rows).await,
+            Store::Postgres(s) => s.insert_outbox(rows).await,
+        }
+    }
+
+    /// The message ids of a consumer group's inbox rows.
+    pub async fn inbox_ids(&self, group: &str) -> Result<Vec<String>, DbError> {
+        match self {
+            Store::Sqlite(s) => s.inbox_ids(group.to_owned()).await,
+            Store::Postgres(s) => s.inbox_ids(group.to_owned()).await,
+        }
+    }
+
+    /// The relay's progress over the outbox rows whose id starts with `id_prefix`.
+    pub async fn outbox_progress(&self, id_prefix: &str) -> Result<OutboxProgress, DbError> {
+        match self {
+            Store::Sqlite(s) => s.outbox_progress(id_prefix.to_owned()).await,
+            Store::Postgres(s) => s.outbox_progress(id_prefix.to_owned()).await,
         }
     }
 

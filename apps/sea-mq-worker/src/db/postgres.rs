@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::{DbError, InboxRow, OutboxRow};
+use super::{DbError, InboxRow, NewOutboxRow, OutboxProgress, OutboxRow};
 
 /// Any fixed key: it only serialises schema creation between workers starting at once
 /// (concurrent `CREATE TABLE IF NOT EXISTS` can fail on a catalog unique constraint).
@@ -237,6 +237,59 @@ impl PgStore {
             .await
             .map_err(failed("count pending outbox rows"))?;
         Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    pub async fn insert_outbox(&self, rows: Vec<NewOutboxRow>) -> Result<(), DbError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("begin outbox insert"))?;
+        let stmt = tx
+            .prepare("INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)")
+            .await
+            .map_err(failed("prepare outbox insert"))?;
+        for r in &rows {
+            tx.execute(&stmt, &[&r.id, &r.subject, &r.payload, &r.headers])
+                .await
+                .map_err(failed("insert outbox row"))?;
+        }
+        tx.commit().await.map_err(failed("commit outbox insert"))
+    }
+
+    pub async fn inbox_ids(&self, group: String) -> Result<Vec<String>, DbError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT message_id FROM inbox WHERE consumer_group = $1",
+                &[&group],
+            )
+            .await
+            .map_err(failed("read inbox"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn outbox_progress(&self, id_prefix: String) -> Result<OutboxProgress, DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*), COUNT(published_at), COALESCE(MIN(attempts), 0)::bigint,
+                        COALESCE(MAX(attempts), 0)::bigint, COUNT(claimed_by)
+                 FROM outbox WHERE starts_with(id, $1)",
+                &[&id_prefix],
+            )
+            .await
+            .map_err(failed("read outbox progress"))?;
+        let n = |i: usize| row.get::<_, i64>(i) as u64;
+        Ok(OutboxProgress {
+            rows: n(0),
+            published: n(1),
+            min_attempts: n(2),
+            max_attempts: n(3),
+            claimed: n(4),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{DbError, InboxRow, OutboxRow};
+use super::{DbError, InboxRow, NewOutboxRow, OutboxProgress, OutboxRow};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS inbox (
@@ -253,6 +253,64 @@ impl SqliteStore {
             )
             .map(|n| n as u64)
             .map_err(failed("count pending outbox rows"))
+        })
+        .await
+    }
+
+    pub async fn insert_outbox(&self, rows: Vec<NewOutboxRow>) -> Result<(), DbError> {
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed("begin outbox insert"))?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO outbox (id, subject, payload, headers) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(failed("prepare outbox insert"))?;
+                for r in &rows {
+                    stmt.execute(params![r.id, r.subject, r.payload, r.headers])
+                        .map_err(failed("insert outbox row"))?;
+                }
+            }
+            tx.commit().map_err(failed("commit outbox insert"))
+        })
+        .await
+    }
+
+    pub async fn inbox_ids(&self, group: String) -> Result<Vec<String>, DbError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT message_id FROM inbox WHERE consumer_group = ?1")
+                .map_err(failed("prepare inbox read"))?;
+            let ids = stmt
+                .query_map([group], |r| r.get::<_, String>(0))
+                .map_err(failed("read inbox"))?;
+            ids.collect::<Result<_, _>>().map_err(failed("read inbox"))
+        })
+        .await
+    }
+
+    pub async fn outbox_progress(&self, id_prefix: String) -> Result<OutboxProgress, DbError> {
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*), COUNT(published_at), COALESCE(MIN(attempts), 0),
+                        COALESCE(MAX(attempts), 0),
+                        COUNT(CASE WHEN published_at IS NULL AND claimed_until_ms IS NOT NULL THEN 1 END)
+                 FROM outbox WHERE substr(id, 1, length(?1)) = ?1",
+                [id_prefix],
+                |r| {
+                    let n = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+                    Ok(OutboxProgress {
+                        rows: n(0)?,
+                        published: n(1)?,
+                        min_attempts: n(2)?,
+                        max_attempts: n(3)?,
+                        claimed: n(4)?,
+                    })
+                },
+            )
+            .map_err(failed("read outbox progress"))
         })
         .await
     }

@@ -3,16 +3,19 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use sea_infra::harness::{scratch_dir, ScratchDir, TestCluster};
-use sea_infra::nats_config::NatsConfig;
-use sea_infra::provision;
-use sea_infra::spec::Spec;
-use sea_infra::topology::Profile;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::provision;
+use sea_infra::model::spec::{Spec, ENV_CONSUMER_ACK_WAIT_MS};
+use sea_infra::model::topology::Profile;
+use sea_infra::testing::{scratch_dir, TestCluster};
+use sea_mq_worker::child::{Launch, WorkerProcess};
+use sea_mq_worker::config::Database;
+use sea_mq_worker::db::{NewOutboxRow, Store};
 
 /// Redelivery after a crashed worker must not take the default 30 s in tests.
 pub const ACK_WAIT_MS: u64 = 2000;
@@ -21,18 +24,16 @@ pub struct Env {
     pub cluster: TestCluster,
     pub js: jetstream::Context,
     pub client: async_nats::Client,
-    pub dir: ScratchDir,
+    pub dir: tempfile::TempDir,
+    /// The workers' SQLite database, as an auditor reads it.
+    pub store: Store,
 }
 
 impl Env {
     /// An `ha` (or `single`) cluster with the spec provisioned, `ack_wait` shortened.
     pub async fn start(profile: Profile) -> Env {
         let cluster = TestCluster::start(profile).await;
-        let servers: Vec<String> = cluster
-            .nats_servers()
-            .split(',')
-            .map(str::to_owned)
-            .collect();
+        let servers = cluster.server_urls();
         let mut spec = Spec::builtin();
         spec.consumer.ack_wait = Duration::from_millis(ACK_WAIT_MS);
         provision::provision_servers(&servers, &mut spec)
@@ -43,11 +44,17 @@ impl Env {
             .await
             .expect("connect");
         let js = jetstream::new(client.clone());
+        let dir = scratch_dir("worker");
+        let db = Database::Sqlite(dir.path().join("sea.db"));
+        let store = Store::open(&db, Duration::from_secs(10))
+            .await
+            .expect("open the test database");
         Env {
             cluster,
             js,
             client,
-            dir: scratch_dir("worker"),
+            dir,
+            store,
         }
     }
 
@@ -57,39 +64,22 @@ impl Env {
 
     /// Starts a worker process of `group` on the shared database.
     pub fn worker(&self, group: &str, extra: &[(&str, &str)]) -> WorkerProc {
-        let port = sea_infra::ports::free_port();
         let n = std::fs::read_dir(self.dir.path())
             .map(|d| d.count())
             .unwrap_or(0);
-        let log = self
-            .dir
-            .path()
-            .join(format!("worker-{group}-{port}-{n}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sea-mq-worker"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NATS_SERVERS", self.cluster.nats_servers())
-            .env("DATABASE_URL", format!("sqlite://{}", self.db().display()))
-            .env("CONSUMER_GROUP", group)
-            .env("CONSUMER_ACK_WAIT_MS", ACK_WAIT_MS.to_string())
-            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("NATS_RECONNECT_DELAY_MS", "100")
-            .env("NATS_RECONNECT_DELAY_MAX_MS", "500")
-            .env("LOG_LEVEL", "info")
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("start sea-mq-worker");
-        WorkerProc {
-            child: Some(child),
-            http: format!("http://127.0.0.1:{port}"),
-            log,
-        }
+        let log = self.dir.path().join(format!("worker-{group}-{n}.log"));
+        let launch = Launch::sqlite(
+            std::path::Path::new(env!("CARGO_BIN_EXE_sea-mq-worker")),
+            &self.cluster.server_urls(),
+            &self.db(),
+            group,
+        )
+        .set(ENV_CONSUMER_ACK_WAIT_MS, ACK_WAIT_MS)
+        .log_to(log);
+        let launch = extra.iter().fold(launch, |l, (k, v)| l.set(k, v));
+        WorkerProc(launch.spawn().expect("start sea-mq-worker"))
     }
-}
 
-impl Env {
     /// `n` workers of `group`, each ready (`/readyz`) before this returns.
     pub async fn ready_workers(
         &self,
@@ -97,113 +87,132 @@ impl Env {
         group: &str,
         extra: &[(&str, &str)],
     ) -> Vec<WorkerProc> {
-        let workers: Vec<WorkerProc> = (0..n).map(|_| self.worker(group, extra)).collect();
-        for w in &workers {
+        let mut workers: Vec<WorkerProc> = (0..n).map(|_| self.worker(group, extra)).collect();
+        for w in &mut workers {
             w.ready().await;
         }
         workers
     }
+
+    /// (rows, distinct message ids) of a group in the inbox.
+    pub async fn inbox_counts(&self, group: &str) -> (u64, u64) {
+        let ids = self.store.inbox_ids(group).await.unwrap_or_default();
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        (ids.len() as u64, distinct.len() as u64)
+    }
+
+    /// Every message id of a group in the inbox.
+    pub async fn inbox_ids(&self, group: &str) -> std::collections::BTreeSet<String> {
+        self.store
+            .inbox_ids(group)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    /// How far the relay got with every outbox row.
+    pub async fn outbox(&self) -> sea_mq_worker::db::OutboxProgress {
+        self.store
+            .outbox_progress("")
+            .await
+            .expect("read the outbox")
+    }
+
+    /// Inserts outbox rows `{prefix}-{i}` the way a service would: just id, subject, payload.
+    pub async fn insert_outbox(&self, prefix: &str, range: std::ops::Range<u64>) {
+        self.store
+            .insert_outbox(outbox_rows(prefix, range))
+            .await
+            .expect("insert outbox rows");
+    }
 }
 
-pub struct WorkerProc {
-    child: Option<Child>,
-    pub http: String,
-    pub log: PathBuf,
+/// Outbox rows `{prefix}-{i}` on `sea.event.outbox.*`, as a service writes them.
+pub fn outbox_rows(prefix: &str, range: std::ops::Range<u64>) -> Vec<NewOutboxRow> {
+    range
+        .map(|i| {
+            outbox_row(
+                &format!("{prefix}-{i}"),
+                &format!("sea.event.outbox.{}", i % 8),
+            )
+        })
+        .collect()
 }
+
+pub fn outbox_row(id: &str, subject: &str) -> NewOutboxRow {
+    NewOutboxRow {
+        id: id.to_owned(),
+        subject: subject.to_owned(),
+        payload: serde_json::json!({ "id": id }).to_string(),
+        headers: None,
+    }
+}
+
+/// A worker of a test: panics with its log when it does not do what the test expects.
+pub struct WorkerProc(pub WorkerProcess);
 
 impl WorkerProc {
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+        self.0.pid().map_or(0, |p| p as i32)
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.kill();
     }
 
     /// SIGTERM, then the exit status (bounded).
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
+        self.0
+            .stop(nix::sys::signal::Signal::SIGTERM, within)
+            .unwrap_or_else(|| {
                 panic!(
                     "worker did not stop within {within:?}; log:\n{}",
                     self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                )
+            })
     }
 
     /// Waits until the process exits by itself.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        self.0.wait_exit(within).unwrap_or_else(|| {
+            panic!(
                 "worker did not exit within {within:?}; log:\n{}",
                 self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log_text()
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let resp = reqwest::get(format!("{}{path}", self.http)).await.ok()?;
-        let status = resp.status().as_u16();
-        Some((status, resp.text().await.ok()?))
+        self.0.get(path).await
     }
 
     /// Waits until `/readyz` says ready.
-    pub async fn ready(&self) {
-        wait_until(Duration::from_secs(30), "worker ready", || async {
-            matches!(self.get("/readyz").await, Some((200, _)))
-        })
-        .await;
+    pub async fn ready(&mut self) {
+        if let Err(e) = self.0.wait_ready(Duration::from_secs(30)).await {
+            panic!("{e}");
+        }
     }
 
     /// A counter or gauge from `/metrics` (`name` may include labels).
     pub async fn metric(&self, name: &str) -> f64 {
-        let (_, text) = self.get("/metrics").await.expect("metrics reachable");
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(' '))
-                    .map(|v| v.parse().unwrap())
-            })
+        self.0
+            .metric(name)
+            .await
             .unwrap_or_else(|| panic!("metric {name} not found"))
     }
 }
 
 impl Drop for WorkerProc {
     fn drop(&mut self) {
-        self.kill();
+        self.0.kill();
         if std::thread::panicking() {
-            let text = self.log_text();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!("--- last lines of {}:", self.log.display());
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
+            eprintln!("--- last lines of {:?}:", self.0.log);
+            eprintln!("{}", self.0.log_tail(40));
         }
     }
 }
@@ -228,16 +237,15 @@ pub async fn publish_while(
 ) -> tokio::task::JoinHandle<()> {
     let (js, prefix_owned) = (env.js.clone(), prefix.to_owned());
     let publisher = tokio::spawn(async move { publish_events(&js, &prefix_owned, 0..n).await });
-    let db = env.db();
     wait_until(Duration::from_secs(60), "events in progress", || async {
-        inbox_counts(&db, group).0 >= before
+        env.inbox_counts(group).await.0 >= before
     })
     .await;
     publisher
 }
 
 #[allow(unused_imports)] // not every test binary needs it
-pub use sea_infra::observe::stream_leader;
+pub use sea_infra::client::observe::stream_leader;
 
 /// The outbox rows reached `SEA_EVENTS` exactly once each: `n` messages with `n` distinct
 /// `Nats-Msg-Id`, and the relays' own counters add up to `n` (JetStream would hide a row
@@ -261,36 +269,11 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     assert!(
-        sea_infra::observe::time_until(timeout, cond)
+        sea_infra::client::observe::time_until(timeout, cond)
             .await
             .is_some(),
         "timed out after {timeout:?} waiting for {what}"
     );
-}
-
-/// (rows, distinct message ids) of a group in the inbox.
-pub fn inbox_counts(db: &Path, group: &str) -> (u64, u64) {
-    let Ok(conn) = rusqlite::Connection::open(db) else {
-        return (0, 0);
-    };
-    conn.query_row(
-        "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM inbox WHERE consumer_group = ?1",
-        [group],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-    )
-    .unwrap_or((0, 0))
-}
-
-/// Every message id of a group in the inbox.
-pub fn inbox_ids(db: &Path, group: &str) -> std::collections::BTreeSet<String> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT message_id FROM inbox WHERE consumer_group = ?1")
-        .unwrap();
-    stmt.query_map([group], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 /// Publishes events `evt-{from}..evt-{to}` with `Nats-Msg-Id`, acks awaited in windows of 256,
@@ -371,7 +354,7 @@ pub async fn read_stream(
     stream: &str,
     filter: &str,
 ) -> Vec<jetstream::Message> {
-    sea_infra::observe::read_stream(js, stream, filter, Duration::from_secs(30))
+    sea_infra::client::observe::read_stream(js, stream, filter, Duration::from_secs(30))
         .await
         .expect("read the stream")
 }
@@ -379,7 +362,7 @@ pub async fn read_stream(
 /// (messages, distinct `Nats-Msg-Id`) of a stream's messages matching `filter`.
 pub async fn stream_counts(js: &jetstream::Context, stream: &str, filter: &str) -> (usize, usize) {
     let msgs = read_stream(js, stream, filter).await;
-    let ids = sea_infra::observe::msg_id_counts(&msgs);
+    let ids = sea_infra::client::observe::msg_id_counts(&msgs);
     (msgs.len(), ids.keys().filter(|id| !id.is_empty()).count())
 }
 

@@ -3,15 +3,16 @@
 //! drop, also when the test panics.
 //!
 //! Without PostgreSQL binaries the tests are skipped (and say so), unless
-//! `SEA_REQUIRE_POSTGRES=1`, where they fail.
+//! `SEA_REQUIRE_POSTGRES=1`, where they fail (`sea_infra::testing::require`).
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use sea_infra::harness::{scratch_dir, ScratchDir};
+use sea_infra::testing::{require, scratch_dir, Prerequisite};
+use sea_mq_worker::config::Database;
+use sea_mq_worker::db::Store;
 
 /// Written into the URL to check it is never printed; trust auth ignores it.
 pub const PASSWORD: &str = "pg-test-secret";
@@ -22,23 +23,25 @@ pub struct PgServer {
     port: u16,
     /// Postgres refuses to run as root: then its commands run as the `postgres` user.
     as_postgres: bool,
-    dir: ScratchDir,
+    dir: tempfile::TempDir,
 }
 
 impl PgServer {
-    /// Starts a server with database `sea`; `None` (after saying why) when the tests must skip.
-    pub async fn start() -> Option<PgServer> {
-        let Some(bin) = find_bin_dir() else {
-            return skip("no PostgreSQL binaries under /usr/lib/postgresql/*/bin or on PATH (apt-get install postgresql)");
-        };
+    /// Starts a server with database `sea`; `None` (after saying why) when `test` must skip.
+    pub async fn start(test: &str) -> Option<PgServer> {
+        if !require(test, Prerequisite::Postgres) {
+            return None;
+        }
+        let bin = find_bin_dir().expect("the prerequisite check found initdb");
         // /proc/self belongs to our effective user.
         let as_postgres = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        if as_postgres && !run(Command::new("id").arg("postgres")).status.success() {
-            return skip("running as root and there is no `postgres` user to run the server as");
-        }
+        assert!(
+            !as_postgres || run(Command::new("id").arg("postgres")).status.success(),
+            "running as root and there is no `postgres` user to run the server as"
+        );
         let server = PgServer {
             bin,
-            port: sea_infra::ports::free_port(),
+            port: sea_infra::deployment::ports::free_port(),
             as_postgres,
             dir: scratch_dir("pg"),
         };
@@ -80,8 +83,16 @@ impl PgServer {
         self.url_of(DATABASE)
     }
 
+    /// A direct client, for what only the server can tell (its sessions).
     pub async fn client(&self) -> tokio_postgres::Client {
         self.client_of(DATABASE).await
+    }
+
+    /// The worker's tables, as an auditor reads them.
+    pub async fn store(&self) -> Store {
+        Store::open(&Database::Postgres(self.url()), Duration::ZERO)
+            .await
+            .expect("open the worker's tables")
     }
 
     fn url_of(&self, db: &str) -> String {
@@ -169,20 +180,6 @@ async fn try_connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     Ok(client)
-}
-
-/// Says why the tests are skipped, on stderr directly so the test harness does not capture it,
-/// or fails when PostgreSQL is required.
-fn skip(why: &str) -> Option<PgServer> {
-    assert!(
-        std::env::var("SEA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-        "SEA_REQUIRE_POSTGRES=1 but {why}"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED PostgreSQL test: {why}; set SEA_REQUIRE_POSTGRES=1 to make this fail"
-    );
-    None
 }
 
 /// The highest version under /usr/lib/postgresql, else the directory of `initdb` on PATH.

@@ -5,11 +5,10 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use sea_infra::crosscheck;
-use sea_infra::federation::{self, mirror_name};
-use sea_infra::harness::TestCluster;
-use sea_infra::spec::Spec;
-use sea_infra::topology::Profile;
+use sea_infra::client::crosscheck;
+use sea_infra::client::federation::{self, mirror_name};
+use sea_infra::model::{Profile, Spec};
+use sea_infra::testing::TestCluster;
 
 pub struct Deployed {
     pub cluster: TestCluster,
@@ -87,8 +86,8 @@ pub async fn deploy(profile: Profile) -> Deployed {
         .expect("mirror caught up");
     }
     let monitors: Vec<(String, String)> = t
-        .nodes()
-        .map(|(_, node)| (node.name.clone(), t.monitor_url(node)))
+        .servers()
+        .map(|(_, server)| (server.name.clone(), t.monitor_url(server)))
         .collect();
     wait_healthy(&monitors).await;
     Deployed { cluster, monitors }

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compose_file::{default_nats_image, ENV_NATS_IMAGE};
-use crate::docker::{self, DockerError};
-use crate::nats_server::PINNED_VERSION;
+use crate::deployment::docker::{self, DockerError};
+use crate::deployment::nats_server::PINNED_VERSION;
+use crate::render::compose_file::{default_nats_image, ENV_NATS_IMAGE};
 
-const DOCKERFILE: &str = include_str!("../docker/nats-scratch.Dockerfile");
+const DOCKERFILE: &str = include_str!("../../docker/nats-scratch.Dockerfile");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -24,7 +24,7 @@ pub enum ImageError {
 }
 
 /// The tag of the image built here.
-pub fn local_tag() -> String {
+pub(crate) fn local_tag() -> String {
     format!("sea-nats:{PINNED_VERSION}")
 }
 
@@ -82,7 +82,7 @@ fn busybox(cache: &Path) -> Result<PathBuf, ImageError> {
 }
 
 /// Builds [`local_tag`] from `nats_server`; the tag.
-pub fn build(
+pub(crate) fn build(
     nats_server: &Path,
     cache: &Path,
     progress: &dyn Fn(&str),
@@ -184,7 +184,7 @@ pub fn build_and_alias(
 }
 
 /// Whether `image` is one this module built (the Dockerfile labels it `sea.local`).
-pub fn is_local(image: &str) -> bool {
+pub(crate) fn is_local(image: &str) -> bool {
     docker::docker(&[
         "image",
         "inspect",

@@ -8,9 +8,9 @@
 //!   mirrors each remote cell's event streams through that cell's API prefix, so either cell
 //!   keeps working when the link is down and the mirror catches up when it heals.
 
-use crate::provision::{provision_servers, Plan, ProvisionError};
-use crate::spec::{MirrorSpec, Spec};
-use crate::topology::{Cluster, Topology};
+use crate::client::provision::{provision_servers, Plan, ProvisionError};
+use crate::model::spec::{MirrorSpec, Spec};
+use crate::model::topology::{Cluster, Topology};
 
 /// Servers that share one JetStream domain.
 #[derive(Clone, Debug)]
@@ -108,11 +108,11 @@ pub fn spec_for(base: &Spec, topology: &Topology, domain: &Domain<'_>) -> Spec {
 }
 
 fn mirror_of(
-    source: &crate::spec::StreamSpec,
+    source: &crate::model::spec::StreamSpec,
     source_cluster: &str,
     api_prefix: Option<String>,
     placement: Option<&str>,
-) -> crate::spec::StreamSpec {
+) -> crate::model::spec::StreamSpec {
     let mut mirror = source.clone();
     mirror.name = mirror_name(&source.name, source_cluster);
     mirror.events = false;
@@ -145,7 +145,7 @@ pub async fn provision_topology(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Profile;
+    use crate::model::topology::Profile;
 
     fn names(spec: &Spec) -> Vec<(String, Option<String>)> {
         spec.streams

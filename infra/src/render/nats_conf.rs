@@ -1,68 +1,29 @@
-//! Renders nats-server configuration files from a [`Topology`].
-//!
-//! Output is deterministic (same topology, byte-identical text): the committed files under
-//! `infra/nats/` are checked against it by a test, and `cargo xtask render` rewrites them.
+//! nats-server configuration files from a [`Topology`], one per server.
 
 use std::fmt::Write as _;
 
-use std::path::Path;
+use super::RenderedFile;
+use crate::model::{Cluster, Server, Topology};
 
-use crate::topology::{Cluster, Node, Profile, Topology};
-
-/// A rendered file, named relative to the directory it belongs in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RenderedFile {
-    pub path: String,
-    pub contents: String,
+/// The config file name of a server, relative to the state directory.
+pub(crate) fn conf_file_name(server: &Server) -> String {
+    format!("{}.conf", server.name)
 }
 
-/// The config file name of a node, relative to the state directory.
-pub fn conf_file_name(node: &Node) -> String {
-    format!("{}.conf", node.name)
-}
-
-/// One config file per node. Paths inside (`store_dir`) are relative to the directory the
+/// One config file per server. Paths inside (`store_dir`) are relative to the directory the
 /// server runs in, which is the profile's state directory in the process backend.
-pub fn node_configs(topology: &Topology) -> Vec<RenderedFile> {
+pub(crate) fn server_configs(topology: &Topology) -> Vec<RenderedFile> {
     topology
-        .nodes()
+        .servers()
         .map(|(cluster, node)| RenderedFile {
             path: conf_file_name(node),
-            contents: node_config(topology, cluster, node),
+            contents: server_config(topology, cluster, node),
         })
         .collect()
 }
 
-/// The rendered files committed to the repository, with paths relative to the workspace root:
-/// the configs `cargo xtask up` runs on the fixed ports (kept for review and diffing), the
-/// compose files with the configs they mount, and the Kubernetes manifests.
-pub fn committed_files() -> Vec<RenderedFile> {
-    let nats = Profile::ALL.into_iter().flat_map(|profile| {
-        node_configs(&Topology::for_profile(profile))
-            .into_iter()
-            .map(move |f| RenderedFile {
-                path: format!("infra/nats/{profile}/{}", f.path),
-                contents: f.contents,
-            })
-    });
-    nats.chain(crate::compose_file::committed_files())
-        .chain(crate::k8s::committed_files())
-        .collect()
-}
-
-/// Committed files under `root` that are missing or differ from what the model renders.
-pub fn stale_committed_files(root: &Path) -> Vec<String> {
-    committed_files()
-        .into_iter()
-        .filter(|f| {
-            std::fs::read_to_string(root.join(&f.path)).ok().as_deref() != Some(f.contents.as_str())
-        })
-        .map(|f| f.path)
-        .collect()
-}
-
-/// The nats-server configuration of one node.
-pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> String {
+/// The nats-server configuration of one server.
+pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Server) -> String {
     let s = &topology.settings;
     let host = &s.host;
     let mut out = String::new();
@@ -111,7 +72,7 @@ pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> Strin
         let _ = writeln!(w, "  name: \"{}\"", cluster.name);
         let _ = writeln!(w, "  listen: \"{host}:{route_port}\"");
         let _ = writeln!(w, "  routes: [");
-        for peer in node.routes.iter().filter_map(|p| cluster.node(p)) {
+        for peer in node.routes.iter().filter_map(|p| cluster.server(p)) {
             if let Some(port) = peer.route_port {
                 let _ = writeln!(
                     w,
@@ -132,19 +93,19 @@ pub fn node_config(topology: &Topology, cluster: &Cluster, node: &Node) -> Strin
 }
 
 /// The user a cell's leafnode connections log in as on the cell they dial.
-pub fn leaf_user(cell: &str) -> String {
+pub(crate) fn leaf_user(cell: &str) -> String {
     format!("leaf-{cell}")
 }
 
 /// Development credential of the leafnode users, rendered into the configs of the local
 /// profiles; a production deployment injects its own secret.
-pub const LEAF_DEV_PASSWORD: &str = "sea-leaf-dev";
+pub(crate) const LEAF_DEV_PASSWORD: &str = "sea-leaf-dev";
 
 /// On a cell that accepts leafnodes: local clients keep full access (`no_auth_user`), while each
 /// dialling cell's user may exchange only the federated subjects plus what a cross-domain mirror
 /// of this cell's streams needs (this domain's JetStream API, mirror deliveries and flow
 /// control).
-fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Node) {
+fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Server) {
     if node.leaf_port.is_none() {
         return;
     }
@@ -166,7 +127,7 @@ fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, no
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let federated: Vec<String> = crate::topology::FEDERATED_SUBJECTS
+    let federated: Vec<String> = crate::model::topology::FEDERATED_SUBJECTS
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
@@ -208,7 +169,7 @@ fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, port: u
     let _ = writeln!(w, "  gateways: [");
     for other in cluster.gateways.iter().filter_map(|g| topology.cluster(g)) {
         let urls: Vec<String> = other
-            .nodes
+            .servers
             .iter()
             .filter_map(|n| Some((topology.dial_host(n), n.gateway_port?)))
             .map(|(h, p)| format!("\"nats://{h}:{p}\""))
@@ -226,7 +187,7 @@ fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, port: u
 
 /// `leafnodes`: a listener for other cells, and/or one remote per cell this one dials, listing
 /// every server of that cell. Only the federated subjects may cross.
-fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Node) {
+fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Server) {
     if node.leaf_port.is_none() && cluster.leaf_remotes.is_empty() {
         return;
     }
@@ -244,7 +205,7 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
             .filter_map(|c| topology.cluster(c))
         {
             let urls: Vec<String> = other
-                .nodes
+                .servers
                 .iter()
                 .filter_map(|n| Some((topology.dial_host(n), n.leaf_port?)))
                 .map(|(h, p)| {
@@ -269,19 +230,20 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Profile;
 
     #[test]
     fn rendering_is_deterministic() {
         for p in Profile::ALL {
             let t = Topology::for_profile(p);
-            assert_eq!(node_configs(&t), node_configs(&t.clone()));
+            assert_eq!(server_configs(&t), server_configs(&t.clone()));
         }
     }
 
     #[test]
     fn every_peer_is_an_explicit_route() {
         let t = Topology::for_profile(Profile::Ha);
-        let conf = &node_configs(&t)[0].contents;
+        let conf = &server_configs(&t)[0].contents;
         assert!(
             conf.contains("\"nats-route://127.0.0.1:6223\"\n    \"nats-route://127.0.0.1:6224\""),
             "{conf}"
@@ -295,7 +257,7 @@ mod tests {
     #[test]
     fn single_has_no_cluster_block() {
         let t = Topology::for_profile(Profile::Single);
-        let conf = &node_configs(&t)[0].contents;
+        let conf = &server_configs(&t)[0].contents;
         assert!(!conf.contains("cluster {"), "{conf}");
     }
 }

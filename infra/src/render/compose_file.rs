@@ -8,9 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::nats_server::PINNED_VERSION;
+use crate::model::PINNED_VERSION;
+use crate::model::{Profile, Topology, CONTAINER_PORTS};
 use crate::render::{self, RenderedFile};
-use crate::topology::{Profile, Topology, CONTAINER_PORTS};
 
 /// The image every server runs unless `NATS_IMAGE` says otherwise.
 pub fn default_nats_image() -> String {
@@ -85,21 +85,21 @@ pub fn file_name(profile: Profile) -> Option<&'static str> {
 }
 
 /// The compose profile that selects the servers of `profile` (`nats-ha`, …).
-pub fn compose_profile(profile: Profile) -> String {
+pub(crate) fn compose_profile(profile: Profile) -> String {
     format!("nats-{profile}")
 }
 
 /// The compose profile of the workers (they need an image built from the multi-stage
 /// Dockerfile, so they are not started with the servers by default).
-pub const WORKER_PROFILE: &str = "worker";
+pub(crate) const WORKER_PROFILE: &str = "worker";
 
 /// The compose file and the configs it mounts, relative to the directory of the compose file.
-pub fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
+pub(crate) fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
     let Some(compose) = file_name(topology.profile) else {
         return Vec::new();
     };
     let inner = topology.in_containers();
-    let mut out: Vec<RenderedFile> = render::node_configs(&inner)
+    let mut out: Vec<RenderedFile> = render::nats_conf::server_configs(&inner)
         .into_iter()
         .map(|f| RenderedFile {
             path: format!("nats/{}/{}", topology.profile, f.path),
@@ -113,13 +113,16 @@ pub fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
     out
 }
 
-/// Every committed compose file and mounted config, relative to the workspace root.
+/// Where the committed compose files live, relative to the project root.
+pub const COMPOSE_DIR: &str = "infra/docker";
+
+/// Every committed compose file and mounted config, relative to the project root.
 pub fn committed_files() -> Vec<RenderedFile> {
     Profile::ALL
         .into_iter()
         .flat_map(|p| files(&Topology::for_profile(p), &ComposeNames::default()))
         .map(|f| RenderedFile {
-            path: format!("infra/docker/{}", f.path),
+            path: format!("{COMPOSE_DIR}/{}", f.path),
             contents: f.contents,
         })
         .collect()
@@ -159,7 +162,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
     } else {
         "unless-stopped"
     };
-    for ((_, node), (_, inner_node)) in host.nodes().zip(inner.nodes()) {
+    for ((_, node), (_, inner_node)) in host.servers().zip(inner.servers()) {
         let name = &node.name;
         let _ = writeln!(w, "  {name}:");
         let _ = writeln!(
@@ -188,7 +191,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(
             w,
             "      - \"./nats/{profile}/{}:/etc/nats/nats.conf:ro\"",
-            render::conf_file_name(node)
+            render::nats_conf::conf_file_name(node)
         );
         let _ = writeln!(w, "      - \"{}:/data\"", names.volume(name));
         let _ = writeln!(w, "    networks: [\"{network}\"]");
@@ -239,7 +242,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         );
         let _ = writeln!(w, "    networks: [\"{network}\"]");
         let _ = writeln!(w, "    depends_on:");
-        for node in &cluster.nodes {
+        for node in &cluster.servers {
             let _ = writeln!(w, "      - {}", node.name);
         }
         let _ = writeln!(w, "    healthcheck:");
@@ -251,7 +254,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(w, "    restart: {restart}");
     }
     let _ = writeln!(w, "volumes:");
-    for (_, node) in host.nodes() {
+    for (_, node) in host.servers() {
         let v = names.volume(&node.name);
         let _ = writeln!(w, "  {v}:");
         let _ = writeln!(w, "    name: {v}");
@@ -268,7 +271,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
 }
 
 /// `sea-mq-worker` for a one-cluster profile, `sea-mq-worker-<cluster>` otherwise.
-pub fn worker_service(topology: &Topology, cluster: &str) -> String {
+pub(crate) fn worker_service(topology: &Topology, cluster: &str) -> String {
     if topology.clusters.len() == 1 {
         "sea-mq-worker".to_owned()
     } else {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use futures::StreamExt;
 
-use crate::nats_config::NatsConfig;
+use crate::client::connect::NatsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrossError {
@@ -163,7 +163,7 @@ pub async fn mesh_checks(a: &[String], b: &[String]) -> Result<MeshReport, Cross
     let events = 20;
     let prefix = format!("crosscheck-{}", std::process::id());
     publish_acked(&js_a, "sea.event.crosscheck", &prefix, events).await?;
-    let mirror = crate::federation::mirror_name("SEA_EVENTS", "sea-a");
+    let mirror = crate::client::federation::mirror_name("SEA_EVENTS", "sea-a");
     let caught_up =
         mirror_caught_up(&js_a, "SEA_EVENTS", &js_b, &mirror, Duration::from_secs(30)).await?;
     Ok(MeshReport {
@@ -224,7 +224,7 @@ pub async fn leaf_checks(
     let (js_a, js_b) = (jetstream::new(ca), jetstream::new(cb));
     let prefix = format!("leafcheck-{}", std::process::id());
     publish_acked(&js_a, "sea.event.crosscheck", &prefix, 20).await?;
-    let mirror = crate::federation::mirror_name("SEA_EVENTS", a_name);
+    let mirror = crate::client::federation::mirror_name("SEA_EVENTS", a_name);
     let caught_up =
         mirror_caught_up(&js_a, "SEA_EVENTS", &js_b, &mirror, Duration::from_secs(30)).await?;
     Ok(LeafReport {

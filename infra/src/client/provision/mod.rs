@@ -17,19 +17,32 @@ use async_nats::jetstream::context::{
 use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind, ConsumerUpdateErrorKind};
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{stream, Context};
+
+pub mod diff;
+pub use diff::{Action, Field, FieldChange, Fields, Kind, Stored};
 use serde::Serialize;
 
-use crate::env::format_duration;
-use crate::spec::{Spec, ENV_STREAM_REPLICAS};
+use crate::model::spec::{subjects_overlap, Spec, ENV_STREAM_REPLICAS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("{what}: {reason}")]
-    Api { what: String, reason: String },
+    #[error("{what}")]
+    Api {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{ENV_STREAM_REPLICAS}={requested} but the JetStream cluster has {size} server(s); set it to {size} or less, or unset it")]
     ReplicasTooLarge { requested: usize, size: usize },
-    #[error("refusing changes the server cannot apply in place: {}; rerun with `--recreate NAME` to delete and recreate (the stream's messages are lost)", .0.join("; "))]
+    #[error("refusing to change anything: {}", .0.join("; "))]
     Refused(Vec<String>),
+    #[error("stream {stream} does not answer publishes on {subject} through {server} after {waited:?}; check the server's routes (`cargo xtask health`)")]
+    Unreachable {
+        stream: String,
+        subject: String,
+        server: String,
+        waited: Duration,
+    },
     #[error("stream {stream}: replicas not current after {waited:?}: {detail}")]
     ReplicaWait {
         stream: String,
@@ -38,16 +51,19 @@ pub enum ProvisionError {
     },
 }
 
-fn api(what: impl Into<String>, e: impl std::fmt::Display) -> ProvisionError {
+fn api(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ProvisionError {
     ProvisionError::Api {
         what: what.into(),
-        reason: e.to_string(),
+        source: Box::new(e),
     }
 }
 
-/// The JetStream deployment provisioning talks to, as the connected server describes it.
+/// The JetStream cluster provisioning talks to, as the connected server describes it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Target {
+pub struct ConnectedCluster {
     pub servers: Vec<String>,
     /// Cluster name; `None` for an unclustered server.
     pub cluster: Option<String>,
@@ -55,8 +71,8 @@ pub struct Target {
     pub cluster_size: usize,
 }
 
-impl Target {
-    pub fn from_client(client: &async_nats::Client, servers: &[String]) -> Target {
+impl ConnectedCluster {
+    pub fn from_client(client: &async_nats::Client, servers: &[String]) -> ConnectedCluster {
         let info = client.server_info();
         let cluster = info.cluster.filter(|c| !c.is_empty());
         let cluster_size = if cluster.is_some() {
@@ -64,7 +80,7 @@ impl Target {
         } else {
             1
         };
-        Target {
+        ConnectedCluster {
             servers: servers.to_vec(),
             cluster,
             cluster_size,
@@ -77,7 +93,7 @@ impl Target {
 /// is an error naming the fix.
 pub fn fit_replicas(
     spec: &mut Spec,
-    target: &Target,
+    target: &ConnectedCluster,
     explicit: bool,
 ) -> Result<Vec<String>, ProvisionError> {
     let mut notes = Vec::new();
@@ -102,31 +118,14 @@ pub fn fit_replicas(
     Ok(notes)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Stream,
-    Consumer,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-    Unchanged,
-    /// Needs a change the server cannot apply in place; not recreated without permission.
-    Refused,
-    /// Delete and create again (the operator asked with `--recreate`).
-    Recreate,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    pub field: &'static str,
-    pub live: String,
-    pub desired: String,
-    pub in_place: bool,
+/// What the operator allowed beyond lossless in-place changes, by stream (or `STREAM/DURABLE`)
+/// name.
+#[derive(Clone, Debug, Default)]
+pub struct Allowed {
+    /// Delete and create again, for a change the server cannot make in place.
+    pub recreate: BTreeSet<String>,
+    /// Apply an update that discards stored messages or stops storing some subjects.
+    pub loss: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -136,6 +135,10 @@ pub struct PlanItem {
     pub name: String,
     pub action: Action,
     pub changes: Vec<FieldChange>,
+    /// Why a `refused` item is refused, each with how to allow it (when it can be allowed).
+    pub refusals: Vec<String>,
+    /// What an allowed update loses (`--allow-loss`).
+    pub losses: Vec<String>,
     #[serde(skip)]
     stream: String,
     #[serde(skip)]
@@ -144,7 +147,7 @@ pub struct PlanItem {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    pub target: Target,
+    pub target: ConnectedCluster,
     pub notes: Vec<String>,
     pub items: Vec<PlanItem>,
 }
@@ -157,38 +160,44 @@ impl Plan {
 
     /// `2 create, 1 update, 3 unchanged`.
     pub fn summary(&self) -> String {
-        let actions = [
-            Action::Create,
-            Action::Update,
-            Action::Recreate,
-            Action::Refused,
-            Action::Unchanged,
-        ];
-        actions
+        Action::ALL
             .iter()
             .filter_map(|a| {
                 let n = self.items.iter().filter(|i| i.action == *a).count();
-                (n > 0).then(|| format!("{n} {}", format!("{a:?}").to_lowercase()))
+                (n > 0).then(|| format!("{n} {}", a.as_str()))
             })
             .collect::<Vec<_>>()
             .join(", ")
     }
 
-    /// Human-readable lines, one per object plus one per changed field.
+    /// Human-readable lines, one per object plus one per changed field, loss and refusal.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for item in &self.items {
-            let kind = format!("{:?}", item.kind).to_lowercase();
-            let action = format!("{:?}", item.action).to_lowercase();
-            out.push(format!("{kind:<8} {:<32} {action}", item.name));
+            out.push(format!(
+                "{:<8} {:<32} {}",
+                item.kind.as_str(),
+                item.name,
+                item.action.as_str()
+            ));
             if item.action != Action::Create {
                 for c in &item.changes {
                     let how = if c.in_place { "" } else { "  (not in place)" };
                     out.push(format!(
                         "           {}: {} -> {}{how}",
-                        c.field, c.live, c.desired
+                        c.field.as_str(),
+                        c.live,
+                        c.desired
                     ));
                 }
+            }
+            if item.action != Action::Refused {
+                for loss in &item.losses {
+                    out.push(format!("           allowed loss: {loss}"));
+                }
+            }
+            for why in &item.refusals {
+                out.push(format!("           refused: {why}"));
             }
         }
         out
@@ -199,11 +208,12 @@ impl Plan {
 pub async fn plan(
     js: &Context,
     spec: &Spec,
-    target: Target,
+    target: ConnectedCluster,
     notes: Vec<String>,
-    recreate: &BTreeSet<String>,
+    allowed: &Allowed,
 ) -> Result<Plan, ProvisionError> {
     let mut items = Vec::new();
+    let others = other_streams(js, spec).await?;
     for s in &spec.streams {
         let desired = s.config();
         let read = retry_leaderless(
@@ -212,23 +222,52 @@ pub async fn plan(
         )
         .await;
         let live = match read {
-            Ok(st) => Some(st.cached_info().config.clone()),
+            Ok(st) => Some(st.cached_info().clone()),
             Err(e) if is_not_found(e.kind()) => None,
             Err(e) => return Err(api(format!("read stream {}", s.name), e)),
         };
-        let mut item = diff_item(
+        let mut item = plan_item(
             Kind::Stream,
             s.name.clone(),
             &s.name,
-            live.map(|l| stream_fields(&l)),
-            stream_fields(&desired),
-            recreate,
+            live.as_ref().map(|l| diff::stream_fields(&l.config)),
+            diff::stream_fields(&desired),
+            &allowed.recreate,
         );
-        item.replicas_changed = item.changes.iter().any(|c| c.field == "replicas");
+        for (other, subjects) in &others {
+            let clash = s
+                .subjects
+                .iter()
+                .any(|a| subjects.iter().any(|b| subjects_overlap(a, b)));
+            if clash && s.mirror.is_none() {
+                item.refuse(format!(
+                    "its subjects {} overlap those of stream {other} ({}), which is not in the spec: change or delete {other} first",
+                    s.subjects.join(", "),
+                    subjects.join(", ")
+                ));
+            }
+        }
+        if let (Some(live), Action::Update) = (&live, item.action) {
+            let stored = stored(js, live, &desired).await?;
+            item.losses = diff::losses(&live.config, &desired, stored);
+            if !item.losses.is_empty() && !allowed.loss.contains(&s.name) {
+                for loss in item.losses.clone() {
+                    item.refuse(format!(
+                        "{loss}; rerun with `--allow-loss {}` to accept that",
+                        s.name
+                    ));
+                }
+            }
+        }
         items.push(item);
     }
     let desired_consumer = spec.consumer.config().into_consumer_config();
-    for s in spec.event_streams() {
+    // A group's durable goes only where its filter can match (a durable that never receives
+    // anything would look healthy while the group starves).
+    let durables = spec
+        .matching(spec.event_streams())
+        .filter(|_| spec.worker_durables);
+    for s in durables {
         let durable = spec.consumer.durable_name();
         let name = format!("{}/{durable}", s.name);
         let live = match js.get_stream_no_info(&s.name).await {
@@ -266,15 +305,15 @@ pub async fn plan(
         let live_fields = if stream_recreated {
             None
         } else {
-            live.map(|l| consumer_fields(&l))
+            live.map(|l| diff::consumer_fields(&l))
         };
-        items.push(diff_item(
+        items.push(plan_item(
             Kind::Consumer,
             name,
             &s.name,
             live_fields,
-            consumer_fields(&desired_consumer),
-            recreate,
+            diff::consumer_fields(&desired_consumer),
+            &allowed.recreate,
         ));
     }
     Ok(Plan {
@@ -329,9 +368,8 @@ fn is_not_found(kind: GetStreamErrorKind) -> bool {
     matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
-type Fields = Vec<(&'static str, String, bool)>;
-
-fn diff_item(
+/// One plan item from what is live (`None`: absent) and what the spec wants.
+fn plan_item(
     kind: Kind,
     name: String,
     stream: &str,
@@ -339,134 +377,112 @@ fn diff_item(
     desired: Fields,
     recreate: &BTreeSet<String>,
 ) -> PlanItem {
-    let Some(live) = live else {
-        return PlanItem {
-            kind,
-            name,
-            action: Action::Create,
-            changes: Vec::new(),
-            stream: stream.to_owned(),
-            replicas_changed: false,
-        };
-    };
-    let changes: Vec<FieldChange> = live
-        .into_iter()
-        .zip(desired)
-        .filter(|((_, l, _), (_, d, _))| l != d)
-        .map(|((field, live, _), (_, desired, mutable))| {
-            let in_place = mutable && in_place_retention(field, &live, &desired);
-            FieldChange {
-                field,
-                live,
-                desired,
-                in_place,
-            }
-        })
+    let allowed = recreate.contains(stream) || recreate.contains(&name);
+    let (action, changes) = diff::decide(live.as_ref(), &desired, allowed);
+    let fixed: Vec<String> = changes
+        .iter()
+        .filter(|c| !c.in_place)
+        .map(|c| format!("{} {} -> {}", c.field.as_str(), c.live, c.desired))
         .collect();
-    let action = if changes.is_empty() {
-        Action::Unchanged
-    } else if changes.iter().all(|c| c.in_place) {
-        Action::Update
-    } else if recreate.contains(stream) || recreate.contains(&name) {
-        Action::Recreate
-    } else {
-        Action::Refused
+    let refusals = match action {
+        Action::Refused => vec![format!(
+            "({}) cannot change in place: rerun with `--recreate {name}` to delete and recreate it (its messages are lost)",
+            fixed.join(", ")
+        )],
+        _ => Vec::new(),
     };
     PlanItem {
         kind,
         name,
         action,
+        replicas_changed: changes.iter().any(|c| c.field == Field::Replicas),
         changes,
+        refusals,
+        losses: Vec::new(),
         stream: stream.to_owned(),
-        replicas_changed: false,
     }
 }
 
-/// Retention may move between limits and interest in place, never to or from work-queue.
-fn in_place_retention(field: &str, live: &str, desired: &str) -> bool {
-    field != "retention" || (live != "workqueue" && desired != "workqueue")
+impl PlanItem {
+    fn refuse(&mut self, why: String) {
+        self.action = Action::Refused;
+        self.refusals.push(why);
+    }
 }
 
-fn lower(v: impl std::fmt::Debug) -> String {
-    format!("{v:?}").to_lowercase()
+/// Streams on the server that the spec does not name, with their subjects (mirrors have none).
+async fn other_streams(
+    js: &Context,
+    spec: &Spec,
+) -> Result<Vec<(String, Vec<String>)>, ProvisionError> {
+    use futures::TryStreamExt;
+    let infos: Vec<stream::Info> = js
+        .streams()
+        .try_collect()
+        .await
+        .map_err(|e| api("list the streams", e))?;
+    Ok(infos
+        .into_iter()
+        .filter(|i| spec.stream(&i.config.name).is_none())
+        .map(|i| (i.config.name, i.config.subjects))
+        .collect())
 }
 
-/// The stream fields the spec manages: (name, value, changeable in place).
-fn stream_fields(c: &stream::Config) -> Fields {
-    let mut subjects = c.subjects.clone();
-    subjects.sort();
-    vec![
-        ("subjects", subjects.join(","), true),
-        ("storage", lower(c.storage), false),
-        ("retention", lower(c.retention), true),
-        ("discard", lower(c.discard), true),
-        ("replicas", c.num_replicas.to_string(), true),
-        ("max_age", format_duration(c.max_age), true),
-        ("max_bytes", c.max_bytes.to_string(), true),
-        (
-            "duplicate_window",
-            format_duration(c.duplicate_window),
-            true,
-        ),
-        ("max_msg_size", c.max_message_size.to_string(), true),
-        (
-            "placement",
-            c.placement
-                .as_ref()
-                .and_then(|p| p.cluster.clone())
-                .unwrap_or_else(|| "-".into()),
-            true,
-        ),
-        (
-            "mirror",
-            c.mirror
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| "-".into()),
-            false,
-        ),
-    ]
-}
-
-/// The consumer fields the spec manages.
-fn consumer_fields(c: &consumer::Config) -> Fields {
-    let backoff: Vec<String> = c.backoff.iter().map(|d| format_duration(*d)).collect();
-    vec![
-        (
-            "type",
-            if c.deliver_subject.is_some() {
-                "push"
-            } else {
-                "pull"
-            }
-            .to_owned(),
-            false,
-        ),
-        ("ack_policy", lower(c.ack_policy), false),
-        ("deliver_policy", lower(c.deliver_policy), false),
-        ("replay_policy", lower(c.replay_policy), false),
-        ("ack_wait", format_duration(c.ack_wait), true),
-        ("max_deliver", c.max_deliver.to_string(), true),
-        ("max_ack_pending", c.max_ack_pending.to_string(), true),
-        (
-            "filter_subject",
-            if c.filter_subject.is_empty() {
-                "-".into()
-            } else {
-                c.filter_subject.clone()
-            },
-            true,
-        ),
-        (
-            "backoff",
-            if backoff.is_empty() {
-                "-".into()
-            } else {
-                backoff.join(",")
-            },
-            true,
-        ),
-    ]
+/// What the live stream holds that an update to `desired` could lose: counted by the server
+/// through a short-lived consumer where the count depends on message times or subjects.
+async fn stored(
+    js: &Context,
+    live: &stream::Info,
+    desired: &stream::Config,
+) -> Result<Stored, ProvisionError> {
+    let mut out = Stored {
+        messages: live.state.messages,
+        bytes: live.state.bytes,
+        ..Default::default()
+    };
+    if live.state.messages == 0 {
+        return Ok(out);
+    }
+    let count = |config: consumer::pull::Config| async move {
+        let what = format!("count the messages of {}", live.config.name);
+        let st = js
+            .get_stream_no_info(&live.config.name)
+            .await
+            .map_err(|e| api(&what, e))?;
+        let mut c = st
+            .create_consumer(config)
+            .await
+            .map_err(|e| api(&what, e))?;
+        let pending = c.info().await.map_err(|e| api(&what, e))?.num_pending;
+        let _ = st.delete_consumer(&c.cached_info().name).await;
+        Ok::<u64, ProvisionError>(pending)
+    };
+    let base = || consumer::pull::Config {
+        ack_policy: consumer::AckPolicy::None,
+        inactive_threshold: Duration::from_secs(10),
+        ..Default::default()
+    };
+    if diff::age_shrinks(&live.config, desired) {
+        let since = time::OffsetDateTime::now_utc() - desired.max_age;
+        out.within_new_age = Some(
+            count(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: since },
+                ..base()
+            })
+            .await?,
+        );
+    }
+    let removed = diff::removed_subjects(&live.config.subjects, &desired.subjects);
+    if !removed.is_empty() {
+        out.on_removed_subjects = Some(
+            count(consumer::pull::Config {
+                filter_subjects: removed,
+                ..base()
+            })
+            .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// What `apply` did.
@@ -492,15 +508,7 @@ pub async fn apply(
         .items
         .iter()
         .filter(|i| i.action == Action::Refused)
-        .map(|i| {
-            let fields: Vec<String> = i
-                .changes
-                .iter()
-                .filter(|c| !c.in_place)
-                .map(|c| format!("{} {} -> {}", c.field, c.live, c.desired))
-                .collect();
-            format!("{} {} ({})", lower(i.kind), i.name, fields.join(", "))
-        })
+        .map(|i| format!("{} {} {}", i.kind.as_str(), i.name, i.refusals.join("; ")))
         .collect();
     if !refused.is_empty() {
         return Err(ProvisionError::Refused(refused));
@@ -514,7 +522,7 @@ pub async fn apply(
                 let s = spec
                     .stream(&item.name)
                     .expect("plan items come from the spec");
-                let what = format!("{} stream {}", lower(action), s.name);
+                let what = format!("{} stream {}", action.as_str(), s.name);
                 match action {
                     Action::Create => {
                         retry_leaderless(|| js.create_stream(s.config()), stream_not_yet)
@@ -549,7 +557,7 @@ pub async fn apply(
                 }
             }
             (Kind::Consumer, action) => {
-                let what = format!("{} consumer {}", lower(action), item.name);
+                let what = format!("{} consumer {}", action.as_str(), item.name);
                 let st = js
                     .get_stream_no_info(&item.stream)
                     .await
@@ -595,14 +603,70 @@ pub async fn provision_servers(
     servers: &[String],
     spec: &mut Spec,
 ) -> Result<Plan, ProvisionError> {
-    let nats = crate::nats_config::NatsConfig::default();
+    let nats = crate::client::connect::NatsConfig::default();
     let client = nats.connect(servers).await.map_err(|e| api("connect", e))?;
-    let target = Target::from_client(&client, servers);
+    let target = ConnectedCluster::from_client(&client, servers);
     let notes = fit_replicas(spec, &target, false)?;
     let js = nats.jetstream(client);
-    let plan = plan(&js, spec, target, notes, &BTreeSet::new()).await?;
+    let plan = plan(&js, spec, target, notes, &Allowed::default()).await?;
     apply(&js, spec, &plan, Duration::from_secs(60), &|_| {}).await?;
+    wait_reachable(&nats, servers, spec, Duration::from_secs(30)).await?;
     Ok(plan)
+}
+
+/// A subject inside `filter`: each wildcard replaced by a token no publisher uses.
+fn probe_subject(filter: &str) -> String {
+    filter
+        .split('.')
+        .map(|t| if t == "*" || t == ">" { "sea-probe" } else { t })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The `Nats-Expected-Stream` of a probe: no stream has this name, so the stream that receives
+/// the probe refuses it and stores nothing, but answers.
+const PROBE_STREAM: &str = "sea-reachability-probe";
+
+/// Waits until every stream of `spec` answers a publish on its subjects through each of
+/// `servers`. Right after a stream is created its interest takes a moment to reach every
+/// server, and a publish through one it has not reached yet fails with "no stream found for
+/// given subject": provisioning is done only once every server can reach every stream. A server
+/// that cannot be connected to at all is passed over (it is down, not lagging).
+pub async fn wait_reachable(
+    nats: &crate::client::connect::NatsConfig,
+    servers: &[String],
+    spec: &Spec,
+    timeout: Duration,
+) -> Result<(), ProvisionError> {
+    let began = Instant::now();
+    for server in servers {
+        let Ok(client) = nats.connect(std::slice::from_ref(server)).await else {
+            continue;
+        };
+        for s in spec.streams.iter().filter(|s| s.mirror.is_none()) {
+            let subject = probe_subject(&s.subjects[0]);
+            loop {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_EXPECTED_STREAM, PROBE_STREAM);
+                let answer = client
+                    .request_with_headers(subject.clone(), headers, Default::default())
+                    .await;
+                if answer.is_ok() {
+                    break;
+                }
+                if began.elapsed() >= timeout {
+                    return Err(ProvisionError::Unreachable {
+                        stream: s.name.clone(),
+                        subject,
+                        server: server.clone(),
+                        waited: began.elapsed(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Waits until the stream has a leader and `replicas - 1` followers, all current.
@@ -663,4 +727,16 @@ fn replica_state(info: &stream::Info, replicas: usize) -> Option<String> {
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_publish_inside_the_stream_subjects() {
+        assert_eq!(probe_subject("sea.event.>"), "sea.event.sea-probe");
+        assert_eq!(probe_subject("*.dlq.>"), "sea-probe.dlq.sea-probe");
+        assert_eq!(probe_subject("a.b"), "a.b");
+    }
 }

@@ -1,4 +1,4 @@
-//! The typed topology model: profiles -> clusters -> nodes, with names and ports.
+//! The typed topology model: profiles -> clusters -> servers, with names and ports.
 //!
 //! Everything that starts, renders or checks NATS servers reads this model, so a port or a name
 //! is decided in exactly one place. The fixed ports are a contract (see `docs/configuration.md`);
@@ -81,11 +81,11 @@ pub struct ServerSettings {
     pub lame_duck_duration: String,
     /// Time after entering lame-duck mode before clients start being closed.
     pub lame_duck_grace_period: String,
-    /// How peers and clients reach a node: `None` is `host`; otherwise `{node}` in it is
-    /// replaced by the node's name (a container's service name, a pod's DNS name).
+    /// How peers and clients reach a server: `None` is `host`; otherwise `{server}` in it is
+    /// replaced by the server's name (a container's service name, a pod's DNS name).
     #[serde(default)]
     pub peer_host: Option<String>,
-    /// Directory under which each node's JetStream store lives (relative to the server's
+    /// Directory under which each server's JetStream store lives (relative to the server's
     /// working directory, or absolute in a container).
     #[serde(default = "default_store_root")]
     pub store_root: String,
@@ -125,14 +125,14 @@ impl Default for ServerSettings {
 
 /// One nats-server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
+pub struct Server {
     pub name: String,
     pub client_port: u16,
     pub monitor_port: u16,
     /// Cluster (route) port; `None` for an unclustered single server.
     pub route_port: Option<u16>,
-    /// Names of the peers this node dials. Explicit per node: a comma-separated env value in a
-    /// `routes` array makes the server try only its first URL (measured, see DESIGN.md).
+    /// Names of the peers this server dials. Explicit per server: a comma-separated env value in a
+    /// `routes` array makes the server try only its first URL (measured on 2.15.1).
     pub routes: Vec<String>,
     /// Gateway port, for a cluster joined to others by gateways.
     #[serde(default)]
@@ -148,7 +148,8 @@ pub struct Cluster {
     pub name: String,
     /// JetStream domain; `None` leaves the server's default (no domain).
     pub jetstream_domain: Option<String>,
-    pub nodes: Vec<Node>,
+    #[serde(alias = "nodes")] // topology.json files written before the rename
+    pub servers: Vec<Server>,
     /// Clusters this one is joined to by gateways (a supercluster: one JetStream domain).
     #[serde(default)]
     pub gateways: Vec<String>,
@@ -163,13 +164,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name == name)
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|n| n.name == name)
     }
 
-    /// Clustered when the servers are joined by routes (even a one-node cluster).
+    /// Clustered when the servers are joined by routes (even a one-server cluster).
     pub fn is_clustered(&self) -> bool {
-        self.nodes.iter().any(|n| n.route_port.is_some())
+        self.servers.iter().any(|n| n.route_port.is_some())
     }
 }
 
@@ -206,8 +207,8 @@ pub const CONTAINER_PORTS: ContainerPorts = ContainerPorts {
 /// The cluster name every single-cluster profile uses.
 pub const CLUSTER_NAME: &str = "sea-nats";
 
-/// The only subjects that cross a leafnode link between cells (DESIGN.md: federation exports
-/// exactly these).
+/// The only subjects that cross a leafnode link between cells: federation exports exactly these
+/// (events and dead letters), nothing else a cell does.
 pub const FEDERATED_SUBJECTS: [&str; 2] = ["*.event.>", "*.dlq.>"];
 
 impl Topology {
@@ -217,7 +218,7 @@ impl Topology {
             Profile::Single => vec![Cluster {
                 name: CLUSTER_NAME.to_owned(),
                 jetstream_domain: None,
-                nodes: vec![Node {
+                servers: vec![Server {
                     name: "nats-1".to_owned(),
                     client_port: CLIENT_BASE,
                     monitor_port: MONITOR_BASE,
@@ -235,7 +236,8 @@ impl Topology {
                 "nats",
                 Ports::at(CLIENT_BASE, MONITOR_BASE, ROUTE_BASE),
             )],
-            // Ports: DESIGN.md fixes client and monitor ports; routes, gateways and leafnodes are
+            // Ports: the names-and-ports contract (README, docs/configuration.md) fixes client and
+            // monitor ports; routes, gateways and leafnodes are
             // the project's choice (docs/configuration.md), clear of every other profile.
             Profile::Mesh => {
                 let mut a = routed_cluster("sea-a", "sea-a", Ports::at(4422, 8422, 6422));
@@ -263,15 +265,15 @@ impl Topology {
         }
     }
 
-    /// Every node with the cluster it belongs to, in declaration order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&Cluster, &Node)> {
+    /// Every server with the cluster it belongs to, in declaration order.
+    pub fn servers(&self) -> impl Iterator<Item = (&Cluster, &Server)> {
         self.clusters
             .iter()
-            .flat_map(|c| c.nodes.iter().map(move |n| (c, n)))
+            .flat_map(|c| c.servers.iter().map(move |n| (c, n)))
     }
 
-    pub fn node(&self, name: &str) -> Option<(&Cluster, &Node)> {
-        self.nodes().find(|(_, n)| n.name == name)
+    pub fn server(&self, name: &str) -> Option<(&Cluster, &Server)> {
+        self.servers().find(|(_, n)| n.name == name)
     }
 
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
@@ -280,7 +282,7 @@ impl Topology {
 
     /// Servers in the JetStream meta group of `cluster`: its own plus those of every cluster it
     /// reaches through gateways (a supercluster shares one meta group).
-    pub fn meta_group_size(&self, cluster: &Cluster) -> usize {
+    pub(crate) fn meta_group_size(&self, cluster: &Cluster) -> usize {
         let mut seen = BTreeSet::from([cluster.name.as_str()]);
         let mut todo = vec![cluster];
         while let Some(c) = todo.pop() {
@@ -292,13 +294,13 @@ impl Topology {
         }
         seen.iter()
             .filter_map(|n| self.cluster(n))
-            .map(|c| c.nodes.len())
+            .map(|c| c.servers.len())
             .sum()
     }
 
     /// Client URLs of one cluster's servers.
     pub fn client_urls(&self, cluster: &Cluster) -> Vec<String> {
-        cluster.nodes.iter().map(|n| self.client_url(n)).collect()
+        cluster.servers.iter().map(|n| self.client_url(n)).collect()
     }
 
     /// Client URLs of one cluster's servers, comma-separated (a cell's `NATS_SERVERS`).
@@ -306,28 +308,28 @@ impl Topology {
         self.client_urls(cluster).join(",")
     }
 
-    /// Client URLs of every node of every cluster, comma-separated: the `NATS_SERVERS` value.
+    /// Client URLs of every server of every cluster, comma-separated: the `NATS_SERVERS` value.
     pub fn nats_servers(&self) -> String {
-        self.nodes()
+        self.servers()
             .map(|(_, n)| self.client_url(n))
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// The address peers and clients dial `node` on.
-    pub fn dial_host(&self, node: &Node) -> String {
+    /// The address peers and clients dial `server` on.
+    pub(crate) fn dial_host(&self, server: &Server) -> String {
         match &self.settings.peer_host {
-            Some(template) => template.replace("{node}", &node.name),
+            Some(template) => template.replace("{server}", &server.name),
             None => self.settings.host.clone(),
         }
     }
 
-    pub fn client_url(&self, node: &Node) -> String {
-        format!("nats://{}:{}", self.dial_host(node), node.client_port)
+    pub fn client_url(&self, server: &Server) -> String {
+        format!("nats://{}:{}", self.dial_host(server), server.client_port)
     }
 
-    pub fn monitor_url(&self, node: &Node) -> String {
-        format!("http://{}:{}", self.dial_host(node), node.monitor_port)
+    pub fn monitor_url(&self, server: &Server) -> String {
+        format!("http://{}:{}", self.dial_host(server), server.monitor_port)
     }
 
     /// The same servers as seen inside a container network: every listener on all interfaces
@@ -336,14 +338,14 @@ impl Topology {
     pub fn in_containers(&self) -> Topology {
         let mut t = self.clone();
         t.settings.host = "0.0.0.0".to_owned();
-        t.settings.peer_host = Some("{node}".to_owned());
+        t.settings.peer_host = Some("{server}".to_owned());
         t.settings.store_root = "/data".to_owned();
-        for node in t.clusters.iter_mut().flat_map(|c| c.nodes.iter_mut()) {
-            node.client_port = CONTAINER_PORTS.client;
-            node.monitor_port = CONTAINER_PORTS.monitor;
-            node.route_port = node.route_port.map(|_| CONTAINER_PORTS.route);
-            node.gateway_port = node.gateway_port.map(|_| CONTAINER_PORTS.gateway);
-            node.leaf_port = node.leaf_port.map(|_| CONTAINER_PORTS.leaf);
+        for server in t.clusters.iter_mut().flat_map(|c| c.servers.iter_mut()) {
+            server.client_port = CONTAINER_PORTS.client;
+            server.monitor_port = CONTAINER_PORTS.monitor;
+            server.route_port = server.route_port.map(|_| CONTAINER_PORTS.route);
+            server.gateway_port = server.gateway_port.map(|_| CONTAINER_PORTS.gateway);
+            server.leaf_port = server.leaf_port.map(|_| CONTAINER_PORTS.leaf);
         }
         t
     }
@@ -351,15 +353,15 @@ impl Topology {
     /// Every port the topology binds, with its owner, in a stable order.
     pub fn ports(&self) -> Vec<PortUse> {
         let mut out = Vec::new();
-        for (_, n) in self.nodes() {
+        for (_, n) in self.servers() {
             out.push(PortUse {
                 port: n.client_port,
-                node: n.name.clone(),
+                server: n.name.clone(),
                 role: PortRole::Client,
             });
             out.push(PortUse {
                 port: n.monitor_port,
-                node: n.name.clone(),
+                server: n.name.clone(),
                 role: PortRole::Monitor,
             });
             let optional = [
@@ -371,7 +373,7 @@ impl Topology {
                 if let Some(port) = port {
                     out.push(PortUse {
                         port,
-                        node: n.name.clone(),
+                        server: n.name.clone(),
                         role,
                     });
                 }
@@ -382,13 +384,13 @@ impl Topology {
 
     /// Replaces every port with one from `next_port` (tests use free ports, never the fixed ones).
     pub fn remap_ports(mut self, mut next_port: impl FnMut() -> u16) -> Topology {
-        for node in self.clusters.iter_mut().flat_map(|c| c.nodes.iter_mut()) {
-            node.client_port = next_port();
-            node.monitor_port = next_port();
+        for server in self.clusters.iter_mut().flat_map(|c| c.servers.iter_mut()) {
+            server.client_port = next_port();
+            server.monitor_port = next_port();
             for port in [
-                &mut node.route_port,
-                &mut node.gateway_port,
-                &mut node.leaf_port,
+                &mut server.route_port,
+                &mut server.gateway_port,
+                &mut server.leaf_port,
             ] {
                 if let Some(p) = port.as_mut() {
                     *p = next_port();
@@ -404,10 +406,10 @@ impl Topology {
             return Err(TopologyError::NoClusters);
         }
         let mut names = BTreeSet::new();
-        for (_, node) in self.nodes() {
-            check_name("server", &node.name)?;
-            if !names.insert(node.name.as_str()) {
-                return Err(TopologyError::DuplicateName(node.name.clone()));
+        for (_, server) in self.servers() {
+            check_name("server", &server.name)?;
+            if !names.insert(server.name.as_str()) {
+                return Err(TopologyError::DuplicateName(server.name.clone()));
             }
         }
         let mut clusters = BTreeSet::new();
@@ -416,24 +418,24 @@ impl Topology {
             if !clusters.insert(cluster.name.as_str()) {
                 return Err(TopologyError::DuplicateName(cluster.name.clone()));
             }
-            if self.profile.is_replicated() && cluster.nodes.len() < 3 {
+            if self.profile.is_replicated() && cluster.servers.len() < 3 {
                 return Err(TopologyError::TooFewServers {
                     cluster: cluster.name.clone(),
                     profile: self.profile,
-                    count: cluster.nodes.len(),
+                    count: cluster.servers.len(),
                 });
             }
             let clustered = cluster.is_clustered();
-            for node in &cluster.nodes {
-                if clustered && node.route_port.is_none() {
+            for server in &cluster.servers {
+                if clustered && server.route_port.is_none() {
                     return Err(TopologyError::MissingRoutePort {
-                        node: node.name.clone(),
+                        server: server.name.clone(),
                     });
                 }
-                for peer in &node.routes {
-                    if cluster.node(peer).is_none() {
+                for peer in &server.routes {
+                    if cluster.server(peer).is_none() {
                         return Err(TopologyError::UnknownRoute {
-                            node: node.name.clone(),
+                            server: server.name.clone(),
                             peer: peer.clone(),
                             cluster: cluster.name.clone(),
                         });
@@ -459,9 +461,9 @@ impl Topology {
                     });
                 }
                 if cluster
-                    .nodes
+                    .servers
                     .iter()
-                    .chain(&other.nodes)
+                    .chain(&other.servers)
                     .any(|n| n.gateway_port.is_none())
                 {
                     return Err(TopologyError::MissingPort {
@@ -478,7 +480,7 @@ impl Topology {
                         peer: peer.clone(),
                     });
                 };
-                if other.nodes.iter().any(|n| n.leaf_port.is_none()) {
+                if other.servers.iter().any(|n| n.leaf_port.is_none()) {
                     return Err(TopologyError::MissingPort {
                         cluster: peer.clone(),
                         role: PortRole::Leafnode,
@@ -523,21 +525,25 @@ impl Ports {
 /// Servers per replicated cluster: three, the smallest quorum that survives one loss.
 const CLUSTER_SIZE: u16 = 3;
 
-/// A cluster of three nodes named `<prefix>-1..3` on consecutive ports, each routing to every
+/// A cluster of three servers named `<prefix>-1..3` on consecutive ports, each routing to every
 /// peer.
 fn routed_cluster(name: &str, prefix: &str, ports: Ports) -> Cluster {
     let names: Vec<String> = (1..=CLUSTER_SIZE)
         .map(|i| format!("{prefix}-{i}"))
         .collect();
-    let nodes = names
+    let servers = names
         .iter()
         .zip(0u16..)
-        .map(|(node, i)| Node {
-            name: node.clone(),
+        .map(|(server, i)| Server {
+            name: server.clone(),
             client_port: ports.client + i,
             monitor_port: ports.monitor + i,
             route_port: Some(ports.route + i),
-            routes: names.iter().filter(|peer| *peer != node).cloned().collect(),
+            routes: names
+                .iter()
+                .filter(|peer| *peer != server)
+                .cloned()
+                .collect(),
             gateway_port: None,
             leaf_port: None,
         })
@@ -545,17 +551,17 @@ fn routed_cluster(name: &str, prefix: &str, ports: Ports) -> Cluster {
     Cluster {
         name: name.to_owned(),
         jetstream_domain: None,
-        nodes,
+        servers,
         gateways: Vec::new(),
         leaf_remotes: Vec::new(),
         leaf_links_disabled: false,
     }
 }
 
-/// Gives every node of `cluster` a port of one kind, counting up from `base`.
-fn set_ports(cluster: &mut Cluster, field: impl Fn(&mut Node) -> &mut Option<u16>, base: u16) {
-    for (node, i) in cluster.nodes.iter_mut().zip(0u16..) {
-        *field(node) = Some(base + i);
+/// Gives every server of `cluster` a port of one kind, counting up from `base`.
+fn set_ports(cluster: &mut Cluster, field: impl Fn(&mut Server) -> &mut Option<u16>, base: u16) {
+    for (server, i) in cluster.servers.iter_mut().zip(0u16..) {
+        *field(server) = Some(base + i);
     }
 }
 
@@ -603,17 +609,17 @@ impl fmt::Display for PortRole {
     }
 }
 
-/// One port of one node.
+/// One port of one server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortUse {
     pub port: u16,
-    pub node: String,
+    pub server: String,
     pub role: PortRole,
 }
 
 impl fmt::Display for PortUse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} port of {})", self.port, self.role, self.node)
+        write!(f, "{} ({} port of {})", self.port, self.role, self.server)
     }
 }
 
@@ -635,14 +641,14 @@ pub enum TopologyError {
         profile: Profile,
         count: usize,
     },
-    #[error("server `{node}` routes to `{peer}`, which is not a server of cluster `{cluster}`")]
+    #[error("server `{server}` routes to `{peer}`, which is not a server of cluster `{cluster}`")]
     UnknownRoute {
-        node: String,
+        server: String,
         peer: String,
         cluster: String,
     },
-    #[error("server `{node}` is in a routed cluster but has no route port")]
-    MissingRoutePort { node: String },
+    #[error("server `{server}` is in a routed cluster but has no route port")]
+    MissingRoutePort { server: String },
     #[error("cluster `{cluster}` has a {link} link to `{peer}`, which is not a cluster of this topology")]
     UnknownCluster {
         cluster: String,
@@ -668,7 +674,7 @@ mod tests {
     fn fixed_ports_follow_the_contract() {
         let ha = Topology::for_profile(Profile::Ha);
         let ports: Vec<_> = ha
-            .nodes()
+            .servers()
             .map(|(_, n)| (n.client_port, n.monitor_port, n.route_port))
             .collect();
         assert_eq!(
@@ -683,7 +689,7 @@ mod tests {
             ha.nats_servers(),
             "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"
         );
-        assert_eq!(ha.clusters[0].nodes[1].routes, ["nats-1", "nats-3"]);
+        assert_eq!(ha.clusters[0].servers[1].routes, ["nats-1", "nats-3"]);
         let single = Topology::for_profile(Profile::Single);
         assert_eq!(single.nats_servers(), "nats://127.0.0.1:4222");
         assert!(!single.clusters[0].is_clustered());
@@ -701,8 +707,8 @@ mod tests {
             mesh.cluster_servers(&mesh.clusters[1]),
             "nats://127.0.0.1:5422,nats://127.0.0.1:5423,nats://127.0.0.1:5424"
         );
-        assert_eq!(mesh.clusters[0].nodes[0].monitor_port, 8422);
-        assert_eq!(mesh.clusters[1].nodes[2].monitor_port, 9424);
+        assert_eq!(mesh.clusters[0].servers[0].monitor_port, 8422);
+        assert_eq!(mesh.clusters[1].servers[2].monitor_port, 9424);
         assert_eq!(mesh.clusters[0].gateways, ["sea-b"]);
         assert_eq!(mesh.meta_group_size(&mesh.clusters[0]), 6);
     }
@@ -717,7 +723,10 @@ mod tests {
             .collect();
         assert_eq!(domains, ["cell-a", "cell-b"]);
         assert_eq!(leaf.clusters[1].leaf_remotes, ["cell-a"]);
-        assert!(leaf.clusters[0].nodes.iter().all(|n| n.leaf_port.is_some()));
+        assert!(leaf.clusters[0]
+            .servers
+            .iter()
+            .all(|n| n.leaf_port.is_some()));
         assert_eq!(leaf.meta_group_size(&leaf.clusters[1]), 3);
     }
 
@@ -759,14 +768,14 @@ mod tests {
             next
         });
         t.validate().unwrap();
-        assert_eq!(t.clusters[0].nodes[0].client_port, 30001);
-        assert_eq!(t.clusters[0].nodes[2].route_port, Some(30009));
+        assert_eq!(t.clusters[0].servers[0].client_port, 30001);
+        assert_eq!(t.clusters[0].servers[2].route_port, Some(30009));
     }
 
     #[test]
     fn duplicate_port_is_refused_naming_both_users() {
         let mut t = Topology::for_profile(Profile::Ha);
-        t.clusters[0].nodes[1].monitor_port = 4222;
+        t.clusters[0].servers[1].monitor_port = 4222;
         let err = t.validate().unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -778,7 +787,7 @@ mod tests {
     #[test]
     fn duplicate_name_is_refused() {
         let mut t = Topology::for_profile(Profile::Ha);
-        t.clusters[0].nodes[2].name = "nats-1".into();
+        t.clusters[0].servers[2].name = "nats-1".into();
         assert_eq!(
             t.validate().unwrap_err(),
             TopologyError::DuplicateName("nats-1".into())
@@ -788,7 +797,7 @@ mod tests {
     #[test]
     fn route_to_unknown_node_is_refused() {
         let mut t = Topology::for_profile(Profile::Ha);
-        t.clusters[0].nodes[0].routes.push("nats-9".into());
+        t.clusters[0].servers[0].routes.push("nats-9".into());
         let err = t.validate().unwrap_err();
         assert!(
             matches!(err, TopologyError::UnknownRoute { ref peer, .. } if peer == "nats-9"),
@@ -799,9 +808,9 @@ mod tests {
     #[test]
     fn replicated_profile_needs_three_servers() {
         let mut t = Topology::for_profile(Profile::Ha);
-        t.clusters[0].nodes.truncate(2);
-        t.clusters[0].nodes[0].routes.retain(|r| r != "nats-3");
-        t.clusters[0].nodes[1].routes.retain(|r| r != "nats-3");
+        t.clusters[0].servers.truncate(2);
+        t.clusters[0].servers[0].routes.retain(|r| r != "nats-3");
+        t.clusters[0].servers[1].routes.retain(|r| r != "nats-3");
         let err = t.validate().unwrap_err();
         assert!(
             err.to_string()
@@ -813,13 +822,13 @@ mod tests {
     #[test]
     fn bad_names_and_zero_ports_are_refused() {
         let mut t = Topology::for_profile(Profile::Single);
-        t.clusters[0].nodes[0].name = "nats 1".into();
+        t.clusters[0].servers[0].name = "nats 1".into();
         assert!(matches!(t.validate(), Err(TopologyError::BadName { .. })));
         let mut t = Topology::for_profile(Profile::Single);
-        t.clusters[0].nodes[0].monitor_port = 0;
+        t.clusters[0].servers[0].monitor_port = 0;
         assert!(matches!(t.validate(), Err(TopologyError::ZeroPort(_))));
         let mut t = Topology::for_profile(Profile::Ha);
-        t.clusters[0].nodes[1].route_port = None;
+        t.clusters[0].servers[1].route_port = None;
         assert!(matches!(
             t.validate(),
             Err(TopologyError::MissingRoutePort { .. })

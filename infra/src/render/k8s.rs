@@ -5,9 +5,9 @@
 
 use std::fmt::Write as _;
 
-use crate::compose_file::default_nats_image;
+use super::compose_file::default_nats_image;
+use crate::model::{Profile, Topology, CONTAINER_PORTS};
 use crate::render::{self, RenderedFile};
-use crate::topology::{Profile, Topology, CONTAINER_PORTS};
 
 /// Name of the StatefulSet; its pods are `nats-0`, `nats-1`, … .
 pub const STATEFULSET: &str = "nats";
@@ -19,7 +19,7 @@ const WORKER_PORT: u16 = 8080;
 /// Servers in the cell: a three-member Raft group survives the loss of one.
 pub const REPLICAS: usize = 3;
 
-/// The topology the pods run: the `ha` cluster with pods as nodes, routes through the headless
+/// The topology the pods run: the `ha` cluster with pods as servers, routes through the headless
 /// Service, and `server_name` from the pod's name.
 pub fn topology() -> Topology {
     let mut t = Topology::for_profile(Profile::Ha).in_containers();
@@ -27,9 +27,9 @@ pub fn topology() -> Topology {
         .map(|i| format!("{STATEFULSET}-{i}"))
         .collect();
     let cluster = &mut t.clusters[0];
-    cluster.nodes.truncate(1);
-    let template = cluster.nodes[0].clone();
-    cluster.nodes = names
+    cluster.servers.truncate(1);
+    let template = cluster.servers[0].clone();
+    cluster.servers = names
         .iter()
         .map(|name| {
             let mut n = template.clone();
@@ -39,7 +39,7 @@ pub fn topology() -> Topology {
             n
         })
         .collect();
-    t.settings.peer_host = Some(format!("{{node}}.{HEADLESS}"));
+    t.settings.peer_host = Some(format!("{{server}}.{HEADLESS}"));
     t.settings.server_name_env = Some("POD_NAME".to_owned());
     t.settings.store_root = "/data/jetstream".to_owned();
     t
@@ -48,8 +48,8 @@ pub fn topology() -> Topology {
 /// The one config every pod mounts.
 pub fn nats_conf() -> String {
     let t = topology();
-    let (cluster, node) = t.nodes().next().expect("the cell has servers");
-    render::node_config(&t, cluster, node)
+    let (cluster, node) = t.servers().next().expect("the cell has servers");
+    render::nats_conf::server_config(&t, cluster, node)
 }
 
 /// Every file under `deploy/k8s/`, relative to the workspace root.

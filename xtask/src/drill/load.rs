@@ -80,11 +80,6 @@ impl LoadRecords {
             .max()
             .unwrap_or_default()
     }
-
-    /// Acknowledgements received after `t` (since the load started).
-    pub fn acked_after(&self, t: Duration) -> usize {
-        self.acked.iter().filter(|a| a.at > t).count()
-    }
 }
 
 /// A running publisher; `stop` ends it and returns the records.
@@ -121,10 +116,6 @@ impl Load {
         self.started.elapsed()
     }
 
-    pub fn acked(&self) -> u64 {
-        self.acked.load(Ordering::Relaxed)
-    }
-
     /// Waits until `n` more events than now are acknowledged; false after `timeout`.
     pub async fn wait_more_acked(&self, n: u64, timeout: Duration) -> bool {
         wait_count(&self.acked, n, timeout).await
@@ -143,7 +134,7 @@ impl Load {
 
 async fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) -> bool {
     let target = counter.load(Ordering::Relaxed) + n;
-    crate::observe::time_until(timeout, || async {
+    sea_infra::client::observe::time_until(timeout, || async {
         counter.load(Ordering::Relaxed) >= target
     })
     .await
@@ -244,13 +235,12 @@ mod tests {
     }
 
     #[test]
-    fn gap_and_counts_come_from_the_records() {
+    fn the_longest_gap_comes_from_the_records() {
         let records = LoadRecords {
             acked: vec![acked(10), acked(20), acked(900), acked(905)],
             ..Default::default()
         };
         assert_eq!(records.longest_ack_gap(), Duration::from_millis(880));
-        assert_eq!(records.acked_after(Duration::from_millis(20)), 2);
         assert_eq!(LoadRecords::default().longest_ack_gap(), Duration::ZERO);
     }
 }

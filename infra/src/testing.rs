@@ -1,0 +1,196 @@
+//! The test kit (feature `testing`, enabled only from `[dev-dependencies]`): real nats-server
+//! deployments on free ports that panic with the cause instead of returning errors, the binary
+//! resolved once per test process, scratch directories, and the skip-or-fail rule for tools a
+//! machine may lack.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::deployment::nats_server::{NatsServer, Resolver};
+use crate::deployment::{cache_dir, BackendKind, Deployment, Throwaway, UpOptions, UpReport};
+use crate::model::{Profile, Topology};
+
+/// The nats-server binary, resolved (and installed if needed) once per test process.
+pub fn nats_server() -> &'static NatsServer {
+    static BIN: OnceLock<NatsServer> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let resolver = Resolver {
+            cache_dir: cache_dir(),
+            install: true,
+        };
+        resolver
+            .resolve()
+            .unwrap_or_else(|e| panic!("test harness needs nats-server: {e}"))
+    })
+}
+
+/// Something a test needs that a machine may not have.
+#[derive(Clone, Copy, Debug)]
+pub enum Prerequisite {
+    Docker,
+    Postgres,
+    Kubectl,
+    Prometheus,
+}
+
+impl Prerequisite {
+    /// `SEA_REQUIRE_<NAME>=1` (CI sets it where the tool is installed) turns a skip into a
+    /// failure.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Prerequisite::Docker => "SEA_REQUIRE_DOCKER",
+            Prerequisite::Postgres => "SEA_REQUIRE_POSTGRES",
+            Prerequisite::Kubectl => "SEA_REQUIRE_KUBECTL",
+            Prerequisite::Prometheus => "SEA_REQUIRE_PROMETHEUS",
+        }
+    }
+
+    /// Whether it is there, or why not.
+    fn check(self) -> Result<(), String> {
+        let tool = |name: &str, hint: &str| {
+            which::which(name)
+                .map(drop)
+                .map_err(|_| format!("`{name}` is not installed ({hint})"))
+        };
+        match self {
+            Prerequisite::Docker => crate::deployment::docker::engine()
+                .map_err(|e| format!("no Docker engine answers ({e})")),
+            Prerequisite::Postgres => {
+                let found = std::fs::read_dir("/usr/lib/postgresql")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|v| v.path().join("bin/initdb").is_file());
+                found.then_some(()).ok_or_else(|| {
+                    "PostgreSQL is not installed (apt-get install postgresql)".to_owned()
+                })
+            }
+            Prerequisite::Kubectl => tool("kubectl", "apt-get install kubernetes-client"),
+            Prerequisite::Prometheus => tool("promtool", "apt-get install prometheus"),
+        }
+    }
+}
+
+/// Whether `test` can run: true when the prerequisite is there. Without it the test prints
+/// `SKIPPED` and should return, unless `SEA_REQUIRE_<NAME>=1`, where this panics instead.
+pub fn require(test: &str, what: Prerequisite) -> bool {
+    match what.check() {
+        Ok(()) => true,
+        Err(why) => {
+            let var = what.env_var();
+            assert!(
+                std::env::var(var).as_deref() != Ok("1"),
+                "{test}: {var}=1 but {why}"
+            );
+            eprintln!("SKIPPED {test}: {why}; set {var}=1 to make this fail");
+            false
+        }
+    }
+}
+
+/// A fresh, empty directory, removed with everything in it on drop.
+pub fn scratch_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sea-test-{label}-"))
+        .tempdir()
+        .expect("create a scratch directory")
+}
+
+/// A deployment of a profile on free ports, torn down on drop; its servers also die with the
+/// test process however it ends.
+pub struct TestCluster {
+    inner: Throwaway,
+}
+
+impl TestCluster {
+    /// The profile's topology on free ports as processes, prepared but not started.
+    pub fn new(profile: Profile) -> TestCluster {
+        TestCluster::of(Throwaway::new(profile, BackendKind::Process))
+    }
+
+    /// A given topology (ports already chosen) as processes.
+    pub fn with_topology(topology: Topology) -> TestCluster {
+        TestCluster::of(Throwaway::with_topology(topology, BackendKind::Process))
+    }
+
+    /// The profile on free host ports as containers of a private compose project (its
+    /// containers, network and volumes removed on drop).
+    pub fn compose(profile: Profile) -> TestCluster {
+        TestCluster::of(Throwaway::new(profile, BackendKind::Compose))
+    }
+
+    fn of(made: Result<Throwaway, crate::deployment::ThrowawayError>) -> TestCluster {
+        let mut inner = made.unwrap_or_else(|e| panic!("test cluster: {e}"));
+        inner.deployment = inner.deployment.clone().die_with_parent();
+        TestCluster { inner }
+    }
+
+    /// Starts every server and waits for the health gate; panics with the cause otherwise.
+    pub async fn start(profile: Profile) -> TestCluster {
+        let cluster = TestCluster::new(profile);
+        cluster.up().await;
+        cluster
+    }
+
+    /// `up` with default options and no progress output; panics on failure.
+    pub async fn up(&self) -> UpReport {
+        self.deployment()
+            .up(
+                &nats_server().path,
+                &UpOptions::default(),
+                &|_| {},
+                std::future::pending(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("test cluster failed to come up: {e}"))
+    }
+
+    pub fn deployment(&self) -> &Deployment {
+        &self.inner.deployment
+    }
+
+    /// The directory everything of this cluster lives under.
+    pub fn dir(&self) -> PathBuf {
+        self.inner.path().to_path_buf()
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.inner.deployment.topology
+    }
+
+    pub fn nats_servers(&self) -> String {
+        self.topology().nats_servers()
+    }
+
+    /// The client URLs of every server, as a list.
+    pub fn server_urls(&self) -> Vec<String> {
+        let t = self.topology();
+        t.servers().map(|(_, s)| t.client_url(s)).collect()
+    }
+
+    /// Client URL of one server by name.
+    pub fn client_url(&self, name: &str) -> String {
+        let (_, server) = self.topology().server(name).expect("server exists");
+        self.topology().client_url(server)
+    }
+
+    /// SIGKILLs one server; panics when it cannot.
+    pub fn kill(&self, name: &str) {
+        self.deployment()
+            .kill_server(name)
+            .unwrap_or_else(|e| panic!("kill {name}: {e}"));
+    }
+
+    /// Starts one server again (not waiting for readiness); panics when it cannot.
+    pub fn start_server(&self, name: &str) {
+        self.deployment()
+            .start_server(&nats_server().path, name)
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    }
+}
+
+/// Asserts that `text` mentions every one of `needles`, listing those it misses.
+pub fn assert_mentions(text: &str, needles: &[&str]) {
+    let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
+}

@@ -1,0 +1,111 @@
+//! The drills' own stream, `SEA_DRILLS` on `sea.drill.>`: the event streams' settings (replicas,
+//! storage, duplicate window) on subjects no production consumer reads and no federation link
+//! carries, so drill traffic never reaches a service's inbox, interrupted or not. A drill
+//! creates it (with the same mirrors the event streams get in `mesh` and `leaf`) and removes it
+//! afterwards when no other drill uses it; what an interrupted drill leaves expires within the
+//! stream's max age.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::federation;
+use sea_infra::env::EnvReader;
+use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Topology;
+
+/// The drill spec, with the environment's overrides (`STREAM_REPLICAS` and the like apply, so a
+/// drill measures what production would do).
+fn spec() -> anyhow::Result<Spec> {
+    let mut env = EnvReader::from_process();
+    let spec = Spec::from_env(&mut env);
+    env.finish()?;
+    Ok(spec.drills_only())
+}
+
+/// The drill stream (the spec's `[drill_stream]`; a test keeps them equal).
+pub const STREAM: &str = "SEA_DRILLS";
+
+/// The subject prefix of one run's events: `sea.drill.<run>`.
+pub fn subject(run: &str) -> String {
+    format!("sea.drill.{run}")
+}
+
+/// Creates the drill stream (and its mirrors) in every JetStream domain of `topology`, and waits
+/// until every server can reach it.
+pub async fn ensure(topology: &Topology) -> anyhow::Result<()> {
+    federation::provision_topology(topology, &spec()?)
+        .await
+        .context("create the drill stream")?;
+    Ok(())
+}
+
+/// Removes one drill's traffic: its group's consumer and its events (`<subject>.>`) from the
+/// stream reached through `servers`, then the stream itself where nothing else uses it.
+pub async fn clean_up(topology: &Topology, servers: &[String], group: &str, subject: &str) {
+    if let Ok(client) = NatsConfig::default().connect(servers).await {
+        let js = async_nats::jetstream::new(client);
+        if let Ok(st) = js.get_stream(STREAM).await {
+            let _ = st.delete_consumer(group).await;
+            let _ = st.purge().filter(format!("{subject}.>")).await;
+        }
+    }
+    remove_if_unused(topology).await;
+}
+
+/// [`clean_up`] from code that cannot await (a drop after an interruption), bounded in time.
+pub fn clean_up_blocking(topology: &Topology, servers: &[String], group: &str, subject: &str) {
+    let (topology, servers) = (topology.clone(), servers.to_vec());
+    let (group, subject) = (group.to_owned(), subject.to_owned());
+    let done = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let work = clean_up(&topology, &servers, &group, &subject);
+            let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(15), work));
+        }
+    });
+    let _ = done.join();
+}
+
+/// Deletes the drill stream and its mirrors where no consumer is left on them (another drill may
+/// still be running on the same cluster). Best effort: it is a clean-up.
+pub async fn remove_if_unused(topology: &Topology) {
+    let Ok(base) = spec() else { return };
+    for domain in federation::domains(topology) {
+        let spec = federation::spec_for(&base, topology, &domain);
+        let Ok(client) = NatsConfig::default().connect(&domain.servers).await else {
+            continue;
+        };
+        let js = async_nats::jetstream::new(client);
+        // Mirrors first: they are what reads the source.
+        for s in spec.streams.iter().rev() {
+            let Ok(mut stream) = js.get_stream(&s.name).await else {
+                continue;
+            };
+            let unused = stream
+                .info()
+                .await
+                .is_ok_and(|i| i.state.consumer_count == 0);
+            if unused {
+                let _ = js.delete_stream(&s.name).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drill_stream_is_the_specs() {
+        let drill = Spec::builtin().drill;
+        assert_eq!(drill.name, STREAM);
+        assert_eq!(
+            drill.subjects,
+            [format!("{}.>", subject("x").trim_end_matches(".x"))]
+        );
+    }
+}
