@@ -292,8 +292,31 @@ pub fn parse_servers(s: &str) -> Result<Vec<String>, String> {
         let Some(rest) = rest else {
             return Err(format!("`{url}` is not a NATS URL: write nats://host:port"));
         };
-        if rest.is_empty() || rest.starts_with(':') {
+        // Credentials (`user:password@`, `token@`) are not part of the address.
+        let address = rest.rsplit_once('@').map_or(rest, |(_, a)| a);
+        let address = address.split('/').next().unwrap_or_default();
+        let (host, port) = match address.rsplit_once(':') {
+            // An IPv6 literal: `[::1]:4222`.
+            Some((h, p)) if !p.contains(']') => (h, Some(p)),
+            _ => (address, None),
+        };
+        if host.is_empty() {
             return Err(format!("`{url}` has no host"));
+        }
+        if host
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || "-._[]:".contains(c)))
+        {
+            return Err(format!(
+                "`{url}` has a host that is not a name or an address"
+            ));
+        }
+        if let Some(p) = port {
+            if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(format!(
+                    "`{url}` has port `{p}`: use a number from 1 to 65535"
+                ));
+            }
         }
     }
     Ok(urls)
@@ -429,6 +452,24 @@ mod tests {
             .contains("not a NATS URL"));
         assert!(parse_servers(" , ").is_err());
         assert!(parse_servers("nats://:4222").is_err());
+        // Malformed addresses are configuration errors, found before anything connects.
+        for bad in [
+            "nats://host:notaport",
+            "nats://host:70000",
+            "nats://host:0",
+            "nats://ho st:4222",
+            "nats://user:pw@:4222",
+        ] {
+            assert!(parse_servers(bad).is_err(), "{bad} accepted");
+        }
+        for good in [
+            "nats://user:p%40ss@db.example:4222",
+            "tls://[::1]:4222",
+            "nats://token@10.0.0.1",
+            "nats://nats-1.nats-headless.default.svc.cluster.local:4222",
+        ] {
+            assert!(parse_servers(good).is_ok(), "{good} refused");
+        }
     }
 
     #[test]

@@ -212,6 +212,11 @@ async fn busy_port_is_named_and_nothing_starts() {
         text.contains(&format!("(pid {})", std::process::id())),
         "names the holder: {text}"
     );
+    // The holder is not one of this project's servers: `down` would not free the port.
+    assert!(
+        text.contains("it is not a server this project started") && !text.contains("stop it with"),
+        "{text}"
+    );
     assert!(d.running_servers().is_empty(), "nothing was started");
 }
 
@@ -288,4 +293,44 @@ async fn unknown_server_is_refused_before_anything_starts() {
         "no server named `nats-9` in this topology; `cargo xtask status` lists the servers"
     );
     assert!(cluster.deployment().running_servers().is_empty());
+}
+
+/// `down` finds the servers by the config they run, whatever happened to their pid files or
+/// the state directory, and says so when one cannot be stopped.
+#[tokio::test]
+async fn down_stops_servers_whose_pid_files_or_state_directory_are_gone() {
+    let cluster = TestCluster::start(Profile::Ha).await;
+    let d = cluster.deployment();
+    let pids: Vec<i32> = d.server_names().iter().filter_map(|n| d.pid(n)).collect();
+    assert_eq!(pids.len(), 3);
+    // A corrupted pid file, a deleted one, and a stale one naming a process that is not a server.
+    std::fs::write(d.state.dir.join("pids/nats-1.pid"), "garbage\n").unwrap();
+    std::fs::remove_file(d.state.dir.join("pids/nats-2.pid")).unwrap();
+    std::fs::write(
+        d.state.dir.join("pids/nats-3.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    assert_eq!(d.running_servers().len(), 3, "found by their configs");
+    let report = d.down(None, false, Duration::from_secs(10)).unwrap();
+    assert_eq!(report.stopped, ["nats-1", "nats-2", "nats-3"]);
+    assert!(
+        report.still_running.is_empty(),
+        "{:?}",
+        report.still_running
+    );
+    for pid in pids {
+        assert_process_gone(pid);
+    }
+
+    // The whole state directory deleted under running servers.
+    cluster.up().await;
+    let pids: Vec<i32> = d.server_names().iter().filter_map(|n| d.pid(n)).collect();
+    std::fs::remove_dir_all(&d.state.dir).unwrap();
+    assert_eq!(d.running_servers().len(), 3, "found by their config paths");
+    let report = d.down(None, true, Duration::from_secs(10)).unwrap();
+    assert_eq!(report.stopped.len(), 3, "{report:?}");
+    for pid in pids {
+        assert_process_gone(pid);
+    }
 }

@@ -289,3 +289,143 @@ async fn consumer_policy_change_is_refused() {
         .iter()
         .any(|c| c.field == Field::ConsumerType && c.live == "push" && !c.in_place));
 }
+
+async fn publish_n(conn: &Conn, subject: &str, n: usize) {
+    for i in 0..n {
+        let payload = format!("{{\"id\":\"e{i}\",\"pad\":\"{}\"}}", "x".repeat(100));
+        conn.js
+            .publish(subject.to_owned(), payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+async fn stored(conn: &Conn, stream: &str) -> u64 {
+    let mut st = conn.js.get_stream(stream).await.unwrap();
+    st.info().await.unwrap().state.messages
+}
+
+/// A change that would discard stored messages says how many and is refused, as a whole, until
+/// the operator allows it; then it is applied.
+#[tokio::test]
+async fn an_update_that_discards_messages_is_refused_until_allowed() {
+    let (_cluster, conn, mut spec) = provisioned_single().await;
+    publish_n(&conn, "sea.event.loss", 200).await;
+    spec.streams[0].max_bytes = 1000;
+    spec.streams[2].max_age = Duration::from_secs(86_400); // an innocent change alongside
+    let p = plan(&conn, &spec, &[]).await;
+    let item = &p.items[0];
+    assert_eq!(
+        (item.name.as_str(), item.action),
+        ("SEA_EVENTS", Action::Refused)
+    );
+    let why = item.refusals.join("; ");
+    assert!(
+        why.contains("would discard about")
+            && why.contains("of 200 stored messages")
+            && why.contains("--allow-loss SEA_EVENTS"),
+        "{why}"
+    );
+    let err = provision::apply(&conn.js, &spec, &p, Duration::from_secs(30), &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("refusing to change anything: stream SEA_EVENTS would discard"),
+        "{err}"
+    );
+    assert_eq!(stored(&conn, "SEA_EVENTS").await, 200, "nothing discarded");
+    let mut dlq = conn.js.get_stream("SEA_DLQ").await.unwrap();
+    assert_eq!(
+        dlq.info().await.unwrap().config.max_age,
+        Duration::from_secs(30 * 86_400),
+        "nothing else applied either"
+    );
+
+    let allowed = Allowed {
+        loss: ["SEA_EVENTS".to_owned()].into(),
+        ..Allowed::default()
+    };
+    let p = provision::plan(&conn.js, &spec, conn.target.clone(), Vec::new(), &allowed)
+        .await
+        .unwrap();
+    assert_eq!(p.items[0].action, Action::Update);
+    assert!(!p.items[0].losses.is_empty());
+    provision::apply(&conn.js, &spec, &p, Duration::from_secs(30), &|_| {})
+        .await
+        .unwrap();
+    assert!(
+        stored(&conn, "SEA_EVENTS").await < 200,
+        "the allowed loss happened"
+    );
+}
+
+/// A narrower subject set keeps what is stored but refuses new publishes there: a loss too.
+#[tokio::test]
+async fn a_narrower_subject_set_is_a_loss_and_says_what_is_stored_there() {
+    let (_cluster, conn, mut spec) = provisioned_single().await;
+    publish_n(&conn, "sea.event.orders.created", 5).await;
+    publish_n(&conn, "sea.event.users.created", 3).await;
+    spec.streams[0].subjects = vec!["sea.event.orders.>".into()];
+    let p = plan(&conn, &spec, &[]).await;
+    let why = p.items[0].refusals.join("; ");
+    assert!(
+        why.contains("would stop storing events on sea.event.>")
+            && why.contains("their 8 stored messages stay"),
+        "{why}"
+    );
+}
+
+/// A stream that is not in the spec but captures the same subjects: the plan is refused naming
+/// it before anything is created (the server would refuse the create half-way through).
+#[tokio::test]
+async fn subjects_taken_by_another_stream_refuse_the_plan_naming_it() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    conn.js
+        .create_stream(jetstream::stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["sea.event.orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    let err = provision(&conn, &spec, &[]).await.unwrap_err().to_string();
+    assert!(
+        err.contains("stream SEA_EVENTS its subjects sea.event.> overlap those of stream ORDERS (sea.event.orders.>)")
+            && err.contains("change or delete ORDERS first"),
+        "{err}"
+    );
+    let names: Vec<String> = {
+        use futures::TryStreamExt;
+        conn.js.stream_names().try_collect().await.unwrap()
+    };
+    assert_eq!(names, ["ORDERS"], "nothing was created");
+}
+
+/// A group whose filter matches one event stream gets its durable there only.
+#[tokio::test]
+async fn a_filtered_group_gets_its_durable_only_where_the_filter_can_match() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let conn = connect(&cluster).await;
+    let mut spec = Spec::builtin();
+    provision::fit_replicas(&mut spec, &conn.target, false).unwrap();
+    spec.consumer.group = "orders".into();
+    spec.consumer.filter_subject = Some("sea.event.orders.>".into());
+    let p = provision(&conn, &spec, &[]).await.unwrap();
+    let consumers: Vec<&str> = p
+        .items
+        .iter()
+        .filter(|i| i.kind == provision::Kind::Consumer)
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(
+        consumers,
+        ["SEA_EVENTS/orders"],
+        "never VIBESPRO_EVENTS/orders"
+    );
+}

@@ -77,7 +77,13 @@ fn worker_crash_keeps_the_inbox_exactly_once() {
 /// With one replica there is nobody to take over: the same drill must say FAIL.
 #[test]
 fn node_kill_fails_when_the_stream_has_one_replica() {
-    let (code, outcome, all) = xtask(&["drill", "node-kill"], &[("STREAM_REPLICAS", "1")]);
+    let (code, outcome, all) = xtask(
+        &["drill", "node-kill"],
+        &[
+            ("STREAM_REPLICAS", "1"),
+            ("STREAM_ALLOW_FEWER_REPLICAS", "true"),
+        ],
+    );
     assert_eq!(code, Some(1), "{all}");
     assert_eq!(outcome["passed"], Value::Bool(false), "{all}");
     let failed = failed(&outcome);

@@ -36,7 +36,7 @@ fn every_bad_variable_is_reported_with_exit_64_and_no_secret() {
             "STREAM_REPLICAS=\"banana\": not a whole number",
             "CONSUMER_MAX_DELIVER=\"-7\"",
             "NATS_SERVERS=\"localhost:4222\": `localhost:4222` is not a NATS URL",
-            "NATS_AUTH_TOKEN=\"<redacted>\": set only one of",
+            "NATS_AUTH_TOKEN=\"<redacted>\": NATS_AUTH_TOKEN and NATS_USER are set together: set only one of",
         ],
     );
     assert!(
@@ -95,4 +95,119 @@ fn unreachable_servers_fail_fast_with_the_fix() {
             && all.contains("cargo xtask status"),
         "{all}"
     );
+}
+
+/// Credentials in a server URL never reach the output, even in a connection error.
+#[test]
+fn credentials_in_server_urls_are_not_printed() {
+    let port = sea_infra::deployment::ports::free_port();
+    for url in [
+        format!("nats://svc:pw-s3cret@127.0.0.1:{port}"),
+        format!("nats://tok-s3cret@127.0.0.1:{port}"),
+    ] {
+        let out = provision(
+            &[],
+            &[("NATS_SERVERS", &url), ("NATS_CONNECT_TIMEOUT_MS", "300")],
+        );
+        assert_eq!(out.code, Some(1), "{}", out.all);
+        assert!(out.all.contains("cannot connect to NATS"), "{}", out.all);
+        assert!(
+            !out.all.contains("s3cret"),
+            "a secret was printed:\n{}",
+            out.all
+        );
+    }
+}
+
+/// A server URL that can never work is a configuration error (64), found before connecting.
+#[test]
+fn a_malformed_server_url_exits_64() {
+    let out = provision(&[], &[("NATS_SERVERS", "nats://127.0.0.1:notaport")]);
+    assert_eq!(out.code, Some(64), "{}", out.all);
+    assert_mentions(&out.all, &["NATS_SERVERS=", "has port `notaport`"]);
+}
+
+/// `--recreate` and `--allow-loss` must name a stream or consumer of the spec.
+#[test]
+fn an_unknown_recreate_or_allow_loss_name_exits_64_with_the_valid_ones() {
+    let out = provision(
+        &["--recreate", "SEA_EVENT", "--allow-loss", "nope"],
+        &[("NATS_SERVERS", "nats://127.0.0.1:1")],
+    );
+    assert_eq!(out.code, Some(64), "{}", out.all);
+    assert_mentions(
+        &out.all,
+        &[
+            "--recreate SEA_EVENT, --allow-loss nope: not a stream or consumer of the spec",
+            "use one of SEA_DLQ",
+            "SEA_EVENTS/sea-mq-worker",
+        ],
+    );
+}
+
+/// A lossy change is refused by the command as a whole (exit 1), naming the flag that allows it.
+#[tokio::test]
+async fn a_lossy_change_is_refused_until_allow_loss() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    let servers = cluster.nats_servers();
+    let out = provision(&[], &[("NATS_SERVERS", servers.as_str())]);
+    assert_eq!(out.code, Some(0), "{}", out.all);
+    let client = async_nats::connect(servers.as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for i in 0..50 {
+        js.publish(format!("sea.event.x.{i}"), "{}".repeat(20).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let env = [
+        ("NATS_SERVERS", servers.as_str()),
+        ("STREAM_MAX_BYTES", "500"),
+    ];
+    let out = provision(&[], &env);
+    assert_eq!(out.code, Some(1), "{}", out.all);
+    assert_mentions(
+        &out.all,
+        &["of 50 stored messages", "--allow-loss SEA_EVENTS"],
+    );
+    let out = provision(&["--allow-loss", "SEA_EVENTS"], &env);
+    assert_eq!(out.code, Some(0), "{}", out.all);
+}
+
+/// A state file that cannot be read back is reported, never taken for "nothing started".
+#[test]
+fn a_corrupt_state_file_is_named() {
+    let state = sea_infra::testing::scratch_dir("corrupt-state");
+    let dir = state.path().join("ha");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("topology.json"), "{ not json").unwrap();
+    let out = common::xtask_in(state, &["status"], &[]);
+    assert_eq!(out.code, Some(1), "{}", out.all);
+    assert_mentions(
+        &out.all,
+        &["state file", "ha/topology.json", "cannot be read back"],
+    );
+}
+
+/// A state directory that cannot be written: the error says which variable fixes it, not pip.
+#[test]
+fn an_unwritable_state_dir_blames_the_state_dir_not_pip() {
+    let out = common::xtask(
+        &["doctor", "--install"],
+        &[
+            ("SEA_STATE_DIR", "/proc/version/sea"),
+            ("NATS_SERVER_BIN", ""),
+            ("PATH", "/usr/bin:/bin"),
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.all);
+    assert_mentions(
+        &out.all,
+        &[
+            "/proc/version/sea",
+            "set SEA_STATE_DIR to a writable directory",
+        ],
+    );
+    assert!(!out.all.contains("pip failed"), "{}", out.all);
 }

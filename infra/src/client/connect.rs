@@ -78,10 +78,22 @@ impl NatsConfig {
             .filter(|b| **b)
             .count();
         if methods > 1 {
+            // Name the variables that were actually set, not one the user may never have set.
+            let set: Vec<&str> = [
+                (token.is_some(), ENV_NATS_AUTH_TOKEN),
+                (user.is_some(), ENV_NATS_USER),
+                (creds.is_some(), ENV_NATS_CREDS_FILE),
+            ]
+            .into_iter()
+            .filter_map(|(is_set, var)| is_set.then_some(var))
+            .collect();
             env.reject(
-                ENV_NATS_AUTH_TOKEN,
+                set[0],
                 "<redacted>",
-                "set only one of NATS_AUTH_TOKEN, NATS_USER/NATS_PASSWORD, NATS_CREDS_FILE",
+                format!(
+                    "{} are set together: set only one of NATS_AUTH_TOKEN, NATS_USER/NATS_PASSWORD, NATS_CREDS_FILE",
+                    set.join(" and ")
+                ),
             );
         }
         let auth = match (token, user, password, creds) {
@@ -160,9 +172,11 @@ impl NatsConfig {
 
     /// Connects once to `servers`, failing within the connect timeout (for one-shot commands).
     pub async fn connect(&self, servers: &[String]) -> Result<async_nats::Client, ConnectError> {
+        // Server URLs may carry credentials (`nats://user:password@host`), and the client's own
+        // errors may quote them.
         let err = |reason: String| ConnectError {
-            servers: servers.join(","),
-            reason,
+            servers: env::redact_credentials(&servers.join(",")),
+            reason: env::redact_credentials(&reason),
         };
         let opts = self
             .connect_options()
@@ -246,6 +260,22 @@ mod tests {
         let text = errs.unwrap_err().to_string();
         assert!(
             text.contains("set only one of") && !text.contains("tok-456"),
+            "{text}"
+        );
+        // A token was never set here: it is not blamed.
+        let creds = std::env::temp_dir().join("sea-connect-test.creds");
+        std::fs::write(&creds, "x").unwrap();
+        let path = creds.display().to_string();
+        let (_, errs) = parse(&[
+            ("NATS_USER", "svc"),
+            ("NATS_PASSWORD", "x"),
+            ("NATS_CREDS_FILE", path.as_str()),
+        ]);
+        let text = errs.unwrap_err().to_string();
+        assert!(
+            text.contains("NATS_USER=")
+                && text.contains("NATS_USER and NATS_CREDS_FILE are set together")
+                && !text.contains("NATS_AUTH_TOKEN="),
             "{text}"
         );
     }

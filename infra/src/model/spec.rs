@@ -152,8 +152,10 @@ impl Spec {
                 s.placement_cluster = placement.clone();
             }
         }
-        // What an interrupted drill leaves must still expire soon.
+        // What an interrupted drill leaves must still expire soon (and the server refuses a
+        // duplicate window longer than the age).
         spec.drill.max_age = drill_age;
+        spec.drill.duplicate_window = spec.drill.duplicate_window.min(drill_age);
         if let Some(s) = spec
             .streams
             .iter()
@@ -429,6 +431,7 @@ pub(crate) fn parse_toml(text: &str) -> Result<Spec, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut drill = parse_stream(&raw.drill_stream, &raw.stream_defaults)?;
     drill.events = true;
+    drill.duplicate_window = drill.duplicate_window.min(drill.max_age);
     let c = raw.consumer;
     let consumer = ConsumerSpec {
         group: c.group,
@@ -742,10 +745,14 @@ mod tests {
         assert_eq!(drill.subjects, ["sea.drill.>"]);
         assert!(drill.events);
         assert_eq!(
-            (drill.replicas, drill.storage, drill.duplicate_window),
-            (events.replicas, events.storage, events.duplicate_window)
+            (drill.replicas, drill.storage, drill.max_bytes),
+            (events.replicas, events.storage, events.max_bytes)
         );
         assert_eq!(drill.max_age, Duration::from_secs(3600));
+        assert_eq!(
+            drill.duplicate_window, drill.max_age,
+            "the server refuses a longer window"
+        );
         assert!(spec.stream("SEA_DRILLS").is_none(), "never provisioned");
         for s in spec.consumable() {
             assert!(

@@ -17,6 +17,8 @@ mod worker_crash;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+#[cfg(test)]
+use std::time::Duration;
 
 use anyhow::Context;
 use sea_infra::deployment::{BackendKind, Deployment, Operation};
@@ -261,6 +263,78 @@ impl crate::flags::Drill {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_infra::client::federation;
+    use sea_infra::model::spec::Spec;
+    use sea_infra::testing::{nats_server, TestCluster};
+
+    /// Streams and their consumers, as the cluster reports them.
+    async fn streams(js: &async_nats::jetstream::Context) -> BTreeMap<String, (u64, Vec<String>)> {
+        use futures::TryStreamExt;
+        let mut out = BTreeMap::new();
+        let names: Vec<String> = js.stream_names().try_collect().await.unwrap();
+        for name in names {
+            let st = js.get_stream(&name).await.unwrap();
+            let consumers: Vec<String> = st.consumer_names().try_collect().await.unwrap();
+            let messages = st.cached_info().state.messages;
+            out.insert(name, (messages, consumers));
+        }
+        out
+    }
+
+    /// Drill traffic goes to the drills' own stream only, finished or interrupted: the
+    /// production streams keep nothing of it, and the drill leaves no stream or consumer behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drill_traffic_never_reaches_production_streams_and_nothing_is_left() {
+        let cluster = TestCluster::start(Profile::Ha).await;
+        federation::provision_topology(cluster.topology(), &Spec::builtin())
+            .await
+            .unwrap();
+        let client = sea_infra::client::connect::NatsConfig::default()
+            .connect(&cluster.server_urls())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let before = streams(&js).await;
+        let sh = xshell::Shell::new().unwrap();
+        let worker = crate::target::worker_bin(&sh).unwrap();
+        let bin = &nats_server().path;
+        let quiet = |_: &str| {};
+
+        let outcome = run(
+            DrillName::WorkerCrash,
+            cluster.deployment(),
+            bin,
+            &worker,
+            &quiet,
+        )
+        .await
+        .unwrap();
+        assert!(outcome.passed, "{:?}", outcome.criteria);
+        assert_eq!(
+            streams(&js).await,
+            before,
+            "a finished drill leaves nothing"
+        );
+
+        // Interrupted once events flow: the dropped drill removes what it made all the same.
+        let drill = run(
+            DrillName::WorkerCrash,
+            cluster.deployment(),
+            bin,
+            &worker,
+            &quiet,
+        );
+        let interrupted = tokio::time::timeout(Duration::from_secs(4), drill).await;
+        assert!(
+            interrupted.is_err(),
+            "the drill was still running when interrupted"
+        );
+        assert_eq!(
+            streams(&js).await,
+            before,
+            "an interrupted drill leaves nothing"
+        );
+    }
 
     #[test]
     fn a_drill_uses_the_running_profile_it_can_run_on() {

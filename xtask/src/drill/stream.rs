@@ -63,7 +63,9 @@ pub fn clean_up_blocking(topology: &Topology, servers: &[String], group: &str, s
             .build()
         {
             let work = clean_up(&topology, &servers, &group, &subject);
-            let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(15), work));
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(15), work).await;
+            });
         }
     });
     let _ = done.join();
