@@ -3,7 +3,6 @@
 //! repeated errors. `messages()` keeps yielding non-terminal heartbeat errors and never recovers
 //! on its own when the consumer vanished (nats.rs #1584), hence the error count.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,7 +132,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
                 c
             }
             Err(e) => {
-                worker.consumer_bound.store(false, Ordering::Relaxed);
+                worker.set_consumer_bound(false);
                 attempt += 1;
                 tracing::warn!(error = %format!("{e:#}"), "consumer not bound; retrying");
                 let wait = Duration::from_millis(250 * u64::from(attempt.min(20)));
@@ -161,7 +160,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
         };
         // The last delivery is decided by the consumer the server has, not by our own env.
         let max_deliver = consumer.cached_info().config.max_deliver;
-        worker.consumer_bound.store(true, Ordering::Relaxed);
+        worker.set_consumer_bound(true);
         tracing::info!(stream = %cfg.stream.name, durable = cfg.spec.consumer.durable_name(), "consuming");
         let mut errors = 0u32;
         let mut batch = Vec::with_capacity(cfg.batch_size);
@@ -191,7 +190,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         };
-        worker.consumer_bound.store(false, Ordering::Relaxed);
+        worker.set_consumer_bound(false);
         let held = stop_pulling(messages);
         if exit == Exit::CommitterGone {
             // Only a bug (a panic) ends the committer early: say so and start another.

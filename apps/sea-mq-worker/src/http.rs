@@ -1,5 +1,5 @@
 //! `/healthz` (alive), `/readyz` (NATS connected, consumer bound, database reachable) and
-//! `/metrics` (Prometheus text) on one port.
+//! `/metrics` (Prometheus text, or OpenMetrics when asked for) on one port.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -65,11 +65,11 @@ async fn handle(
                 )
             }
         }
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            worker.metrics.render(),
-        ),
+        "/metrics" => {
+            let accept = req.headers().get(hyper::header::ACCEPT);
+            let (content_type, body) = worker.metrics.render(accept.and_then(|a| a.to_str().ok()));
+            reply(StatusCode::OK, content_type, body)
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             text,

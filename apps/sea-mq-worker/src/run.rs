@@ -28,6 +28,15 @@ pub struct Worker {
     pub consumer_bound: AtomicBool,
 }
 
+impl Worker {
+    /// Readiness (`/readyz`) and its gauge move together.
+    pub fn set_consumer_bound(&self, bound: bool) {
+        self.consumer_bound
+            .store(bound, std::sync::atomic::Ordering::Relaxed);
+        Metrics::set(&self.metrics.consumer_bound, u64::from(bound));
+    }
+}
+
 /// Why the worker stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
