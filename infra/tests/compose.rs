@@ -97,3 +97,75 @@ async fn ha_in_containers_survives_losing_the_stream_leader() {
         .await
         .expect("health gate after the restart");
 }
+
+/// The `INFO` line a server sends on `port` to a client or peer connecting from inside the
+/// compose network (through `from`'s container), as JSON.
+fn info_inside(cluster: &TestCluster, from: &str, to: &str, port: u16) -> serde_json::Value {
+    let container = cluster.deployment().compose().unwrap().container(from);
+    let port = port.to_string();
+    let out =
+        sea_infra::deployment::docker::docker(&["exec", &container, "nc", "-w", "1", to, &port])
+            .unwrap_or_else(|e| e.to_string());
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("INFO "))
+        .unwrap_or_else(|| panic!("no INFO from {to}:{port}: {out}"));
+    serde_json::from_str(&line["INFO ".len()..]).unwrap()
+}
+
+/// What host clients are told (`connect_urls`): every entry reachable from the host.
+async fn host_view(cluster: &TestCluster) -> Vec<String> {
+    let mut told = Vec::new();
+    for url in cluster.server_urls() {
+        let client = crosscheck::connect(std::slice::from_ref(&url))
+            .await
+            .expect("connect");
+        told.extend(client.server_info().connect_urls.clone());
+    }
+    for addr in &told {
+        assert!(
+            std::net::TcpStream::connect(addr.as_str()).is_ok(),
+            "a host client is told {addr}, which it cannot reach"
+        );
+    }
+    told.sort();
+    told
+}
+
+/// Servers in containers advertise the names peers dial (the service name), never a container
+/// address that changes when it is re-created; clients are told nothing they cannot reach, from
+/// the host or from inside the network, before and after a server's container is re-created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_advertise_stable_names_and_nothing_unreachable() {
+    if !require(
+        "containers_advertise_stable_names_and_nothing_unreachable",
+        Prerequisite::Docker,
+    ) {
+        return;
+    }
+    let cluster = TestCluster::compose(Profile::Ha);
+    cluster.up().await;
+    let ports = sea_infra::model::CONTAINER_PORTS;
+    let check = |cluster: &TestCluster| {
+        let route = info_inside(cluster, "nats-1", "nats-2", ports.route);
+        assert_eq!(route["ip"], "nats-route://nats-2:6222/", "{route}");
+        let client = info_inside(cluster, "nats-1", "nats-2", ports.client);
+        assert!(
+            client["connect_urls"].as_array().is_none_or(Vec::is_empty),
+            "a client inside the network is told container addresses: {client}"
+        );
+    };
+    check(&cluster);
+    let before = host_view(&cluster).await;
+
+    let container = cluster.deployment().compose().unwrap().container("nats-2");
+    sea_infra::deployment::docker::docker(&["rm", "--force", &container]).unwrap();
+    let again = cluster.up().await;
+    assert_eq!(again.started, ["nats-2"], "the container was re-created");
+    check(&cluster);
+    assert_eq!(
+        host_view(&cluster).await,
+        before,
+        "what clients are told did not change"
+    );
+}

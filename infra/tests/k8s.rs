@@ -227,6 +227,11 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
             format!("nats-{i}.nats-headless"),
         );
         let pod_name = format!("POD_NAME=nats-{i}");
+        // What the StatefulSet's `$(POD_NAME)` expansion gives each pod.
+        let advertise = format!(
+            "CLUSTER_ADVERTISE={}",
+            sea_infra::render::k8s::cluster_advertise(&format!("nats-{i}"))
+        );
         docker(&[
             "run",
             "--detach",
@@ -238,6 +243,8 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
             &alias,
             "--env",
             &pod_name,
+            "--env",
+            &advertise,
             "--volume",
             &conf,
             &image,
@@ -250,6 +257,22 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
         (0..sea_infra::render::k8s::REPLICAS)
             .all(|i| monitor(&pods, i, "/healthz").contains("\"ok\""))
     });
+    // Each pod advertises its stable DNS name to its peers (what a route's INFO carries), never
+    // its IP, which changes on every restart.
+    for i in 0..sea_infra::render::k8s::REPLICAS {
+        let peer = sea_infra::render::k8s::cluster_advertise(&format!("nats-{i}"));
+        let (host, port) = peer.rsplit_once(':').unwrap();
+        let from = format!(
+            "{}-{}",
+            pods.prefix,
+            (i + 1) % sea_infra::render::k8s::REPLICAS
+        );
+        let out = docker(&["exec", &from, "nc", "-w", "1", host, port]).unwrap_or_default();
+        assert!(
+            out.contains(&format!("\"ip\":\"nats-route://{peer}/\"")),
+            "nats-{i} does not advertise {peer}: {out}"
+        );
+    }
     let leader = meta_leader(&pods, 0).expect("a meta leader");
     let index: usize = leader
         .trim_start_matches("nats-")

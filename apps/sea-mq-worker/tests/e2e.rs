@@ -6,11 +6,13 @@
 //!     cargo test -p sea-mq-worker e2e_federation_pubsub_across_clusters
 //! ```
 //!
-//! Without those variables it starts and provisions a mesh of its own on free ports, so the
-//! suite always runs it for real.
+//! It provisions what it needs first (idempotent: a provisioned mesh is left as it is), so the
+//! seed's sequence also works right after `docker compose ... --profile nats-mesh up -d`.
+//! Without those variables it starts a mesh of its own on free ports, so the suite always runs
+//! it for real.
 
-use sea_infra::client::{crosscheck, federation};
-use sea_infra::model::{Profile, Spec};
+use sea_infra::client::{crosscheck, federation, provision};
+use sea_infra::model::{Profile, Spec, Topology};
 use sea_infra::testing::TestCluster;
 
 /// A client URL (or comma-separated list) of the first cluster, `sea-a`.
@@ -34,14 +36,19 @@ async fn e2e_federation_pubsub_across_clusters() {
                 "{ENV_E2E_NATS_A_URL} and {ENV_E2E_NATS_B_URL} unset: starting a mesh of its own"
             );
             own = TestCluster::start(Profile::Mesh).await;
-            federation::provision_topology(own.topology(), &Spec::builtin())
-                .await
-                .expect("provision the mesh");
             let t = own.topology();
             (t.client_urls(&t.clusters[0]), t.client_urls(&t.clusters[1]))
         }
         _ => panic!("set both {ENV_E2E_NATS_A_URL} and {ENV_E2E_NATS_B_URL}, or neither"),
     };
+    // The mesh's spec (SEA_EVENTS placed in sea-a, its mirror in sea-b) on the servers given.
+    let mesh = Topology::for_profile(Profile::Mesh);
+    let domain = &federation::domains(&mesh)[0];
+    let mut spec = federation::spec_for(&Spec::builtin(), &mesh, domain);
+    let servers: Vec<String> = a.iter().chain(&b).cloned().collect();
+    provision::provision_servers(&servers, &mut spec)
+        .await
+        .unwrap_or_else(|e| panic!("provision the mesh at {}: {e}", servers.join(",")));
     let report = crosscheck::mesh_checks(&a, &b)
         .await
         .unwrap_or_else(|e| panic!("federation check failed: {e}"));

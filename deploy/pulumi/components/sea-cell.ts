@@ -95,7 +95,11 @@ export class SeaCell extends pulumi.ComponentResource {
                             name: "nats",
                             image: args.natsImage ?? "nats:2.15.1-alpine",
                             args: ["--config", "/etc/nats/nats.conf"],
-                            env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
+                            env: [
+                                { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                                // Peers dial the pod by its stable DNS name, never its IP.
+                                { name: "CLUSTER_ADVERTISE", value: `$(POD_NAME).${HEADLESS}:6222` },
+                            ],
                             ports: Object.entries(PORTS).map(([portName, containerPort]) => ({ name: portName, containerPort })),
                             startupProbe: probe("/healthz?js-enabled-only=true", 10, 10, 90),
                             readinessProbe: probe("/healthz?js-server-only=true", 10, 10, 3),

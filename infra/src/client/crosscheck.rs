@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::ErrorCode;
 use futures::StreamExt;
 
 use crate::client::connect::NatsConfig;
@@ -93,6 +95,10 @@ pub async fn mirror_caught_up(
     }
 }
 
+/// How the streams of a running profile are created, for errors about missing ones.
+const PROVISION_HINT: &str =
+    "cargo xtask provision --profile <profile> (add --backend compose for containers)";
+
 async fn info(
     js: &jetstream::Context,
     stream: &str,
@@ -100,6 +106,11 @@ async fn info(
     let read = failed(format!("read stream {stream}"));
     match js.get_stream(stream).await {
         Ok(st) => Ok(st.cached_info().clone()),
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
+            Err(read(format!(
+                "stream {stream} does not exist; create it with `{PROVISION_HINT}`"
+            )))
+        }
         Err(e) => Err(read(e.to_string())),
     }
 }
@@ -135,7 +146,15 @@ pub async fn publish_acked(
             .await
             .map_err(|e| failed(format!("publish {id}"))(e.to_string()))?
             .await
-            .map_err(|e| failed(format!("ack of {id}"))(e.to_string()))?;
+            .map_err(|e| {
+                let reason = match e.kind() {
+                    PublishErrorKind::StreamNotFound => format!(
+                        "no stream stores {subject}: the streams are not provisioned on these servers; run `{PROVISION_HINT}`"
+                    ),
+                    _ => e.to_string(),
+                };
+                failed(format!("ack of {id}"))(reason)
+            })?;
     }
     Ok(())
 }

@@ -45,6 +45,11 @@ pub fn topology() -> Topology {
     t
 }
 
+/// The address a pod advertises to its peers: `<pod>.nats-headless:6222`.
+pub fn cluster_advertise(pod: &str) -> String {
+    format!("{pod}.{HEADLESS}:{}", CONTAINER_PORTS.route)
+}
+
 /// The one config every pod mounts.
 pub fn nats_conf() -> String {
     let t = topology();
@@ -182,6 +187,17 @@ fn statefulset(t: &Topology) -> String {
     let _ = writeln!(w, "              valueFrom:");
     let _ = writeln!(w, "                fieldRef:");
     let _ = writeln!(w, "                  fieldPath: metadata.name");
+    // Peers dial the pod by its stable DNS name, never its IP (new on every restart).
+    let _ = writeln!(
+        w,
+        "            - name: {}",
+        render::nats_conf::CLUSTER_ADVERTISE_ENV
+    );
+    let _ = writeln!(
+        w,
+        "              value: \"{}\"",
+        cluster_advertise("$(POD_NAME)")
+    );
     let _ = writeln!(w, "          ports:");
     for (name, port) in [
         ("client", CONTAINER_PORTS.client),
@@ -392,6 +408,8 @@ mod tests {
             );
         }
         assert!(conf.contains("server_name: $POD_NAME"), "{conf}");
+        assert!(conf.contains("advertise: $CLUSTER_ADVERTISE"), "{conf}");
+        assert!(conf.contains("no_advertise: true"), "{conf}");
         assert!(conf.contains("store_dir: \"/data/jetstream\""), "{conf}");
         assert!(conf.contains("listen: \"0.0.0.0:4222\""), "{conf}");
     }

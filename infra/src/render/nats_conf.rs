@@ -71,6 +71,12 @@ pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Serve
         let _ = writeln!(w, "cluster {{");
         let _ = writeln!(w, "  name: \"{}\"", cluster.name);
         let _ = writeln!(w, "  listen: \"{host}:{route_port}\"");
+        if let Some(advertise) = advertise(topology, node, route_port) {
+            let _ = writeln!(w, "  advertise: {advertise}");
+            // Clients keep the addresses they were given (a compose service's published host
+            // port, a Kubernetes Service): the servers' own addresses are not theirs to reach.
+            let _ = writeln!(w, "  no_advertise: true");
+        }
         let _ = writeln!(w, "  routes: [");
         for peer in node.routes.iter().filter_map(|p| cluster.server(p)) {
             if let Some(port) = peer.route_port {
@@ -85,11 +91,27 @@ pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Serve
         let _ = writeln!(w, "}}");
     }
     if let Some(port) = node.gateway_port {
-        gateway_block(w, topology, cluster, port);
+        gateway_block(w, topology, cluster, node, port);
     }
     leafnode_block(w, topology, cluster, node);
     leaf_authorization(w, topology, cluster, node);
     out
+}
+
+/// The environment variable a pod's cluster advertise comes from, when one config serves every
+/// pod: the StatefulSet sets it to the pod's DNS name through the headless Service.
+pub(crate) const CLUSTER_ADVERTISE_ENV: &str = "CLUSTER_ADVERTISE";
+
+/// What a server tells its peers to dial it on (routes, gateways, leafnodes gossip it): the
+/// stable name peers dial where addresses are not stable (a compose service name, a pod's DNS
+/// name), instead of a container's or pod's IP that changes when it is re-created. `None` for
+/// processes on loopback, whose addresses never change.
+fn advertise(topology: &Topology, server: &Server, port: u16) -> Option<String> {
+    topology.settings.peer_host.as_ref()?;
+    Some(match &topology.settings.server_name_env {
+        Some(_) => format!("${CLUSTER_ADVERTISE_ENV}"),
+        None => format!("\"{}:{port}\"", topology.dial_host(server)),
+    })
 }
 
 /// The user a cell's leafnode connections log in as on the cell they dial.
@@ -160,12 +182,15 @@ fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, no
 }
 
 /// `gateway`: this cluster's listener and every gateway-joined cluster with all its servers.
-fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, port: u16) {
+fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Server, port: u16) {
     let host = &topology.settings.host;
     let _ = writeln!(w);
     let _ = writeln!(w, "gateway {{");
     let _ = writeln!(w, "  name: \"{}\"", cluster.name);
     let _ = writeln!(w, "  listen: \"{host}:{port}\"");
+    if let Some(advertise) = advertise(topology, node, port) {
+        let _ = writeln!(w, "  advertise: {advertise}");
+    }
     let _ = writeln!(w, "  gateways: [");
     for other in cluster.gateways.iter().filter_map(|g| topology.cluster(g)) {
         let urls: Vec<String> = other
@@ -196,6 +221,9 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
     let _ = writeln!(w, "leafnodes {{");
     if let Some(port) = node.leaf_port {
         let _ = writeln!(w, "  listen: \"{host}:{port}\"");
+        if let Some(advertise) = advertise(topology, node, port) {
+            let _ = writeln!(w, "  advertise: {advertise}");
+        }
     }
     if !cluster.leaf_remotes.is_empty() {
         let _ = writeln!(w, "  remotes: [");
