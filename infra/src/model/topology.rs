@@ -95,6 +95,18 @@ pub struct ServerSettings {
     /// StatefulSet. The store is then `store_root` itself (each pod has its own volume).
     #[serde(default)]
     pub server_name_env: Option<String>,
+    /// TLS and authentication of every listener.
+    #[serde(default)]
+    pub security: crate::model::Security,
+    /// Where a secured server finds its certificates and keys, as its config names them:
+    /// relative to its working directory for processes, absolute in containers and pods. The
+    /// accounts file is always included from `secrets/` beside the config.
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: String,
+}
+
+fn default_secrets_dir() -> String {
+    "secrets".to_owned()
 }
 
 impl ServerSettings {
@@ -121,6 +133,8 @@ impl Default for ServerSettings {
             peer_host: None,
             store_root: default_store_root(),
             server_name_env: None,
+            security: crate::model::Security::Plain,
+            secrets_dir: default_secrets_dir(),
         }
     }
 }
@@ -326,12 +340,32 @@ impl Topology {
         }
     }
 
+    /// `nats://host:port`, or `tls://` when every listener requires TLS.
     pub fn client_url(&self, server: &Server) -> String {
-        format!("nats://{}:{}", self.dial_host(server), server.client_port)
+        let scheme = if self.settings.security.is_secure() {
+            "tls"
+        } else {
+            "nats"
+        };
+        format!(
+            "{scheme}://{}:{}",
+            self.dial_host(server),
+            server.client_port
+        )
     }
 
+    /// The monitoring endpoint: `http://`, or `https://` on a secured deployment.
     pub fn monitor_url(&self, server: &Server) -> String {
-        format!("http://{}:{}", self.dial_host(server), server.monitor_port)
+        let scheme = if self.settings.security.is_secure() {
+            "https"
+        } else {
+            "http"
+        };
+        format!(
+            "{scheme}://{}:{}",
+            self.dial_host(server),
+            server.monitor_port
+        )
     }
 
     /// The same servers as seen inside a container network: every listener on all interfaces
@@ -342,6 +376,7 @@ impl Topology {
         t.settings.host = "0.0.0.0".to_owned();
         t.settings.peer_host = Some("{server}".to_owned());
         t.settings.store_root = "/data".to_owned();
+        t.settings.secrets_dir = "/etc/nats/secrets".to_owned();
         for server in t.clusters.iter_mut().flat_map(|c| c.servers.iter_mut()) {
             server.client_port = CONTAINER_PORTS.client;
             server.monitor_port = CONTAINER_PORTS.monitor;
@@ -350,6 +385,12 @@ impl Topology {
             server.leaf_port = server.leaf_port.map(|_| CONTAINER_PORTS.leaf);
         }
         t
+    }
+
+    /// The same topology with every listener secured (`Accounts` or `Token`), or plain again.
+    pub fn secured(mut self, security: crate::model::Security) -> Topology {
+        self.settings.security = security;
+        self
     }
 
     /// Every port the topology binds, with its owner, in a stable order.

@@ -4,6 +4,7 @@
 //! Output is deterministic (same model, byte-identical text): the files committed to the
 //! repository are checked against it by a test, and `cargo xtask render` rewrites them.
 
+pub mod auth;
 pub mod compose_file;
 pub mod k8s;
 pub mod nats_conf;

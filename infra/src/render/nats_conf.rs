@@ -3,7 +3,16 @@
 use std::fmt::Write as _;
 
 use super::RenderedFile;
+use crate::model::security::{leaf_permissions, leaf_user, APP_ACCOUNT};
 use crate::model::{Cluster, Server, Topology};
+
+/// `"a", "b"`: a list of subjects as the config writes it.
+pub(crate) fn quoted(list: &[String]) -> String {
+    list.iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The config file name of a server, relative to the state directory.
 pub(crate) fn conf_file_name(server: &Server) -> String {
@@ -44,7 +53,17 @@ pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Serve
         }
     }
     let _ = writeln!(w, "listen: \"{host}:{}\"", node.client_port);
-    let _ = writeln!(w, "http: \"{host}:{}\"", node.monitor_port);
+    let secure = s.security.is_secure();
+    if secure {
+        // Accounts, users (bcrypt hashes) or the token, and the leafnode URLs with their
+        // credentials: the decrypted secrets, beside this file, never in it.
+        let _ = writeln!(w, "include ./{AUTH_FILE}");
+        tls_block(w, topology, node, "", Verify::Clients);
+        // Monitoring over HTTPS with the same certificate (no client certificate asked).
+        let _ = writeln!(w, "https: \"{host}:{}\"", node.monitor_port);
+    } else {
+        let _ = writeln!(w, "http: \"{host}:{}\"", node.monitor_port);
+    }
     let _ = writeln!(w, "lame_duck_duration: \"{}\"", s.lame_duck_duration);
     let _ = writeln!(
         w,
@@ -76,6 +95,10 @@ pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Serve
             // Clients keep the addresses they were given (a compose service's published host
             // port, a Kubernetes Service): the servers' own addresses are not theirs to reach.
             let _ = writeln!(w, "  no_advertise: true");
+        }
+        if secure {
+            // Routes always verify the peer's certificate against the CA.
+            tls_block(w, topology, node, "  ", Verify::Implied);
         }
         let _ = writeln!(w, "  routes: [");
         for peer in node.routes.iter().filter_map(|p| cluster.server(p)) {
@@ -114,9 +137,62 @@ fn advertise(topology: &Topology, server: &Server, port: u16) -> Option<String> 
     })
 }
 
-/// The user a cell's leafnode connections log in as on the cell they dial.
-pub(crate) fn leaf_user(cell: &str) -> String {
-    format!("leaf-{cell}")
+/// Where the decrypted secrets a secured server includes live, relative to its config file.
+pub(crate) const AUTH_FILE: &str = "secrets/auth.conf";
+
+/// Whether a TLS listener asks clients for a certificate of the CA.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    /// Clients and leafnode remotes present a certificate of the deployment's CA.
+    Clients,
+    /// Routes and gateways always verify both sides; a remote presents its own.
+    Implied,
+}
+
+/// A `tls {}` block with the server's certificate and the deployment's CA, indented by
+/// `indent`. One configuration shared by every pod uses one certificate for all of them.
+fn tls_block(w: &mut String, topology: &Topology, server: &Server, indent: &str, verify: Verify) {
+    let dir = &topology.settings.secrets_dir;
+    let name = match &topology.settings.server_name_env {
+        Some(_) => "server",
+        None => server.name.as_str(),
+    };
+    let _ = writeln!(w, "{indent}tls {{");
+    let _ = writeln!(w, "{indent}  cert_file: \"{dir}/{name}.pem\"");
+    let _ = writeln!(w, "{indent}  key_file: \"{dir}/{name}-key.pem\"");
+    let _ = writeln!(w, "{indent}  ca_file: \"{dir}/ca.pem\"");
+    if verify == Verify::Clients {
+        let _ = writeln!(w, "{indent}  verify: true");
+    }
+    // The defaults (2 s, auth 3 s) are short for a loaded 2-core machine.
+    let _ = writeln!(w, "{indent}  timeout: 5");
+    let _ = writeln!(w, "{indent}}}");
+}
+
+/// The variable the included secrets define with a remote cell's leafnode URLs.
+pub(crate) fn leaf_urls_variable(remote: &str) -> String {
+    format!("SEA_LEAF_URLS_{}", remote.to_uppercase().replace('-', "_"))
+}
+
+/// The URLs `cluster`'s servers dial `remote`'s leafnode ports on, with the link's user and
+/// `password` (`tls://` on a secured topology).
+pub(crate) fn leaf_urls(
+    topology: &Topology,
+    cluster: &Cluster,
+    remote: &Cluster,
+    password: &str,
+) -> Vec<String> {
+    let scheme = if topology.settings.security.is_secure() {
+        "tls"
+    } else {
+        "nats-leaf"
+    };
+    remote
+        .servers
+        .iter()
+        .filter_map(|n| Some((topology.dial_host(n), n.leaf_port?)))
+        .map(|(h, p)| format!("{scheme}://{}:{password}@{h}:{p}", leaf_user(&cluster.name)))
+        .collect()
 }
 
 /// Development credential of the leafnode users, rendered into the configs of the local
@@ -128,7 +204,7 @@ pub(crate) const LEAF_DEV_PASSWORD: &str = "sea-leaf-dev";
 /// of this cell's streams needs (this domain's JetStream API, mirror deliveries and flow
 /// control).
 fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, node: &Server) {
-    if node.leaf_port.is_none() {
+    if node.leaf_port.is_none() || topology.settings.security.is_secure() {
         return;
     }
     let dialers: Vec<&Cluster> = topology
@@ -139,28 +215,8 @@ fn leaf_authorization(w: &mut String, topology: &Topology, cluster: &Cluster, no
     if dialers.is_empty() {
         return;
     }
-    // Measured (nats-server 2.15.1): `publish` is what the dialling cell may send here, and
-    // `subscribe` what it may receive. A mirror of this cell's streams needs to create its
-    // consumer through this domain's API and answer flow control (publish), and to receive the
-    // API replies and the mirrored messages (subscribe); nothing more of the API.
-    let quote = |list: Vec<String>| {
-        list.iter()
-            .map(|s| format!("\"{s}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let federated: Vec<String> = crate::model::topology::FEDERATED_SUBJECTS
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let mut publish = federated.clone();
-    if let Some(domain) = &cluster.jetstream_domain {
-        publish.push(format!("$JS.{domain}.API.CONSUMER.CREATE.>"));
-    }
-    publish.push("$JS.FC.>".to_owned());
-    let mut subscribe = federated;
-    subscribe.extend(["$JSC.R.>", "$JS.M.>"].map(str::to_owned));
-    let (publish, subscribe) = (quote(publish), quote(subscribe));
+    let p = leaf_permissions(cluster.jetstream_domain.as_deref());
+    let (publish, subscribe) = (quoted(&p.publish), quoted(&p.subscribe));
     let _ = writeln!(w);
     let _ = writeln!(w, "authorization {{");
     let _ = writeln!(w, "  users: [");
@@ -191,6 +247,9 @@ fn gateway_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: &
     if let Some(advertise) = advertise(topology, node, port) {
         let _ = writeln!(w, "  advertise: {advertise}");
     }
+    if topology.settings.security.is_secure() {
+        tls_block(w, topology, node, "  ", Verify::Implied);
+    }
     let _ = writeln!(w, "  gateways: [");
     for other in cluster.gateways.iter().filter_map(|g| topology.cluster(g)) {
         let urls: Vec<String> = other
@@ -219,10 +278,14 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
     let host = &topology.settings.host;
     let _ = writeln!(w);
     let _ = writeln!(w, "leafnodes {{");
+    let secure = topology.settings.security.is_secure();
     if let Some(port) = node.leaf_port {
         let _ = writeln!(w, "  listen: \"{host}:{port}\"");
         if let Some(advertise) = advertise(topology, node, port) {
             let _ = writeln!(w, "  advertise: {advertise}");
+        }
+        if secure {
+            tls_block(w, topology, node, "  ", Verify::Clients);
         }
     }
     if !cluster.leaf_remotes.is_empty() {
@@ -232,19 +295,19 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
             .iter()
             .filter_map(|c| topology.cluster(c))
         {
-            let urls: Vec<String> = other
-                .servers
-                .iter()
-                .filter_map(|n| Some((topology.dial_host(n), n.leaf_port?)))
-                .map(|(h, p)| {
-                    format!(
-                        "\"nats-leaf://{}:{LEAF_DEV_PASSWORD}@{h}:{p}\"",
-                        leaf_user(&cluster.name)
-                    )
-                })
-                .collect();
             let _ = writeln!(w, "    {{");
-            let _ = writeln!(w, "      urls: [{}]", urls.join(", "));
+            if secure {
+                // The URLs carry the link's credentials: defined in the included secrets.
+                let _ = writeln!(w, "      urls: ${}", leaf_urls_variable(&other.name));
+                let _ = writeln!(w, "      account: \"{APP_ACCOUNT}\"");
+                tls_block(w, topology, node, "      ", Verify::Implied);
+            } else {
+                let urls: Vec<String> = leaf_urls(topology, cluster, other, LEAF_DEV_PASSWORD)
+                    .iter()
+                    .map(|u| format!("\"{u}\""))
+                    .collect();
+                let _ = writeln!(w, "      urls: [{}]", urls.join(", "));
+            }
             if cluster.leaf_links_disabled {
                 let _ = writeln!(w, "      disabled: true");
             }

@@ -614,15 +614,6 @@ pub async fn provision_servers(
     Ok(plan)
 }
 
-/// A subject inside `filter`: each wildcard replaced by a token no publisher uses.
-fn probe_subject(filter: &str) -> String {
-    filter
-        .split('.')
-        .map(|t| if t == "*" || t == ">" { "sea-probe" } else { t })
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 /// The `Nats-Expected-Stream` of a probe: no stream has this name, so the stream that receives
 /// the probe refuses it and stores nothing, but answers.
 const PROBE_STREAM: &str = "sea-reachability-probe";
@@ -644,7 +635,7 @@ pub async fn wait_reachable(
             continue;
         };
         for s in spec.streams.iter().filter(|s| s.mirror.is_none()) {
-            let subject = probe_subject(&s.subjects[0]);
+            let subject = crate::model::security::probe(&s.subjects[0]);
             loop {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(async_nats::header::NATS_EXPECTED_STREAM, PROBE_STREAM);
@@ -727,16 +718,4 @@ fn replica_state(info: &stream::Info, replicas: usize) -> Option<String> {
         ));
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probes_publish_inside_the_stream_subjects() {
-        assert_eq!(probe_subject("sea.event.>"), "sea.event.sea-probe");
-        assert_eq!(probe_subject("*.dlq.>"), "sea-probe.dlq.sea-probe");
-        assert_eq!(probe_subject("a.b"), "a.b");
-    }
 }
