@@ -133,11 +133,12 @@ pub async fn process_batch(
     if rows.is_empty() {
         return;
     }
-    match worker
+    let written = worker
         .store
         .insert_inbox(&worker.cfg.spec.consumer.group, rows)
-        .await
-    {
+        .await;
+    worker.health.record(&written);
+    match written {
         Ok(inserted) => {
             let new = inserted.iter().filter(|i| **i).count() as u64;
             Metrics::add(&m.events_inserted, new);
@@ -146,6 +147,12 @@ pub async fn process_batch(
                 ack(msg, AckKind::Ack).await;
                 m.processing.observe(arrived.elapsed());
             }
+        }
+        Err(e) if e.is_replaced() => {
+            // Committed, perhaps, but into a file nobody will read: neither ack (they would be
+            // lost) nor dead-letter (they are good events). Unacked, they are redelivered after
+            // ack_wait, to another worker or to this one once restarted.
+            tracing::error!(error = %e, events = events.len(), "inbox batch not acked");
         }
         Err(e) => {
             tracing::warn!(error = %e, events = events.len(), "inbox write failed; retrying later");

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::WorkerConfig;
 use crate::connection::{self, Lifecycle};
 use crate::db::Store;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::{consumer, http, outbox};
 
@@ -26,6 +27,8 @@ pub struct Worker {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub consumer_bound: AtomicBool,
+    /// Local faults that stop the work (see `health`).
+    pub health: Health,
 }
 
 impl Worker {
@@ -68,6 +71,7 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
         store,
         metrics,
         consumer_bound: AtomicBool::new(false),
+        health: Health::default(),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,0 +1,85 @@
+//! Local database faults with a real worker on a real cluster: the SQLite file deleted under a
+//! running worker (it must stop acking what nobody will read, say so, and lose nothing).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use sea_infra::client::observe::time_until;
+use sea_infra::model::topology::Profile;
+use sea_mq_worker::config::Database;
+use sea_mq_worker::db::Store;
+
+/// Every id of `group`'s inbox rows in the SQLite file `db`, read by a connection of its own
+/// (closed again, so it does not keep a deleted file alive).
+async fn inbox_rows(db: &std::path::Path, group: &str) -> Vec<String> {
+    let store = Store::open(&Database::Sqlite(db.to_path_buf()), Duration::from_secs(10))
+        .await
+        .expect("open the database");
+    store.inbox_ids(group).await.expect("read the inbox")
+}
+
+#[tokio::test]
+async fn a_database_file_deleted_under_the_worker_stops_it_and_loses_nothing() {
+    let env = Env::start(Profile::Single).await;
+    // Not the shared test database: the harness's own connection would keep that file alive.
+    let db = env.dir.path().join("deleted.db");
+    // Without the relay (whose claims would notice first) and with no /readyz polled until
+    // the events are in: the inbox's own commits must notice.
+    let mut worker = env.worker_on(&db, "g", &[("OUTBOX_ENABLED", "false")]);
+    worker.ready().await;
+    publish_events(&env.js, "before", 0..100).await;
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(30)).await;
+
+    std::fs::remove_file(&db).expect("delete the database file");
+    const AFTER: u64 = 300;
+    publish_events(&env.js, "after", 0..AFTER).await;
+    let noticed = time_until(Duration::from_secs(20), || async {
+        worker.log_text().contains("inbox batch not acked")
+    })
+    .await;
+    let db_name = db.display().to_string();
+    let unready = time_until(Duration::from_secs(20), || async {
+        matches!(worker.get("/readyz").await, Some((503, body)) if body.contains(&db_name))
+    })
+    .await;
+    let readyz = worker.get("/readyz").await;
+    let healthz = worker.get("/healthz").await;
+
+    // The operator restarts the worker; it creates a new file.
+    assert_eq!(
+        worker.terminate(Duration::from_secs(15)).code(),
+        Some(0),
+        "{}",
+        worker.log_text()
+    );
+    let mut restarted = env.worker_on(&db, "g", &[]);
+    restarted.ready().await;
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(60)).await;
+    let rows: Vec<String> = inbox_rows(&db, "g")
+        .await
+        .into_iter()
+        .filter(|id| id.starts_with("after-"))
+        .collect();
+    let distinct: BTreeSet<&String> = rows.iter().collect();
+    let missing = (0..AFTER)
+        .filter(|i| !distinct.contains(&format!("after-{i}")))
+        .count();
+
+    assert!(
+        unready.is_some() && missing == 0,
+        "/readyz turned 503 naming {db_name}: {} (last answer {readyz:?}); \
+         {missing} of {AFTER} events published after the deletion are missing from the new file",
+        unready.is_some()
+    );
+    assert_eq!(rows.len(), distinct.len(), "each exactly once");
+    assert!(noticed.is_some(), "the inbox commit noticed");
+    let (status, body) = readyz.expect("/readyz answers");
+    assert_eq!(status, 503);
+    assert!(body.contains("restart the worker"), "{body}");
+    let (status, body) = healthz.expect("/healthz answers");
+    assert_eq!(status, 503, "a halted worker is not healthy: {body}");
+    assert!(body.contains(&db_name), "{body}");
+}
