@@ -19,6 +19,7 @@ pub const ENV_WORKER_PULL_EXPIRES_MS: &str = "WORKER_PULL_EXPIRES_MS";
 pub const ENV_WORKER_NAME: &str = "WORKER_NAME";
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_DATABASE_BUSY_TIMEOUT_MS: &str = "DATABASE_BUSY_TIMEOUT_MS";
+pub const ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES: &str = "DATABASE_UNREADY_AFTER_FAILED_WRITES";
 pub const ENV_OUTBOX_ENABLED: &str = "OUTBOX_ENABLED";
 pub const ENV_OUTBOX_POLL_INTERVAL_MS: &str = "OUTBOX_POLL_INTERVAL_MS";
 pub const ENV_OUTBOX_BATCH_SIZE: &str = "OUTBOX_BATCH_SIZE";
@@ -156,6 +157,8 @@ pub struct WorkerConfig {
     pub name: String,
     pub database: Database,
     pub db_busy_timeout: Duration,
+    /// Consecutive failed inbox commits (or outbox writes) after which `/readyz` is 503.
+    pub unready_after_failed_writes: u32,
     pub outbox: Outbox,
     pub http_addr: SocketAddr,
     pub log_format: LogFormat,
@@ -261,6 +264,12 @@ impl WorkerConfig {
             db_busy_timeout: env
                 .parse(ENV_DATABASE_BUSY_TIMEOUT_MS, env::parse_millis(0))
                 .unwrap_or(Duration::from_secs(5)),
+            unready_after_failed_writes: env
+                .parse(
+                    ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES,
+                    env::parse_u64_in(1, 1000),
+                )
+                .map_or(3, |n| n as u32),
             outbox,
             http_addr: env
                 .parse(ENV_HTTP_ADDR, parse_addr)
@@ -318,6 +327,8 @@ mod tests {
         assert_eq!(c.spec.consumer.durable_name(), "sea-mq-worker");
         assert_eq!(c.database, Database::Sqlite("sea-mq-worker.db".into()));
         assert_eq!(c.reconnect.max_attempts, Some(60));
+        assert_eq!(c.unready_after_failed_writes, 3);
+        assert!(parse(&[("DATABASE_UNREADY_AFTER_FAILED_WRITES", "0")]).is_err());
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert!(c.outbox.enabled);
     }

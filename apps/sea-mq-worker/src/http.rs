@@ -93,8 +93,10 @@ async fn handle(
 async fn readiness_problems(worker: &Worker) -> Vec<String> {
     // The ping also notices a replaced SQLite file while nothing is being written.
     let pinged = tokio::time::timeout(Duration::from_secs(1), worker.store.ping()).await;
-    if let Ok(result) = &pinged {
-        worker.health.record(result);
+    if let Ok(Err(e)) = &pinged {
+        if e.is_replaced() {
+            worker.health.halt(&e.to_string());
+        }
     }
     let mut problems = worker.health.problems();
     if worker.client.connection_state() != async_nats::connection::State::Connected {

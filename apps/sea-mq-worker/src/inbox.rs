@@ -8,6 +8,7 @@ use async_nats::jetstream::{self, AckKind};
 
 use crate::db::InboxRow;
 use crate::dlq;
+use crate::health::Write;
 use crate::metrics::Metrics;
 use crate::run::Worker;
 
@@ -137,7 +138,7 @@ pub async fn process_batch(
         .store
         .insert_inbox(&worker.cfg.spec.consumer.group, rows)
         .await;
-    worker.health.record(&written);
+    worker.health.record(Write::Inbox, &written);
     match written {
         Ok(inserted) => {
             let new = inserted.iter().filter(|i| **i).count() as u64;

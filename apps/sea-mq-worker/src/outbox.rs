@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Failpoint;
 use crate::db::OutboxRow;
+use crate::health::Write;
 use crate::metrics::Metrics;
 use crate::run::Worker;
 
@@ -134,7 +135,7 @@ async fn publish_batch(
         .store
         .claim_outbox(&cfg.name, cfg.outbox.batch_size, cfg.outbox.lease)
         .await;
-    worker.health.record(&claimed);
+    worker.health.record(Write::Outbox, &claimed);
     let rows = claimed?;
     let claimed = rows.len();
     let mut acks = Vec::with_capacity(claimed);
@@ -195,7 +196,7 @@ async fn settle(worker: &Worker, batch: InFlight) -> anyhow::Result<()> {
     let n = published.len() as u64;
     if n > 0 {
         let marked = worker.store.mark_published(published).await;
-        worker.health.record(&marked);
+        worker.health.record(Write::Outbox, &marked);
         marked?;
         Metrics::add(&worker.metrics.outbox_published, n);
     }

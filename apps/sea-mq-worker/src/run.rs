@@ -64,6 +64,7 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
     tracing::info!(servers = %cfg.servers.join(","), stream = %cfg.stream.name, group = %cfg.spec.consumer.group,
         http = %cfg.http_addr, database = ?cfg.database, "sea-mq-worker starting");
     let js = cfg.nats.jetstream(client.clone());
+    let health = Health::new(cfg.unready_after_failed_writes);
     let worker = Arc::new(Worker {
         cfg,
         client,
@@ -71,7 +72,7 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
         store,
         metrics,
         consumer_bound: AtomicBool::new(false),
-        health: Health::default(),
+        health,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,5 +1,6 @@
 //! Local database faults with a real worker on a real cluster: the SQLite file deleted under a
-//! running worker (it must stop acking what nobody will read, say so, and lose nothing).
+//! running worker (it must stop acking what nobody will read, say so, and lose nothing), and
+//! writes failing while the database still answers reads (`/readyz` must say so).
 
 mod common;
 
@@ -82,4 +83,61 @@ async fn a_database_file_deleted_under_the_worker_stops_it_and_loses_nothing() {
     let (status, body) = healthz.expect("/healthz answers");
     assert_eq!(status, 503, "a halted worker is not healthy: {body}");
     assert!(body.contains(&db_name), "{body}");
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_every_write_fails_and_200_again_after() {
+    let env = Env::start(Profile::Single).await;
+    // Without the relay, whose claims would fail (and count) too: the inbox's commits must.
+    let mut worker = env.worker(
+        "g",
+        &[
+            ("DATABASE_BUSY_TIMEOUT_MS", "100"),
+            ("OUTBOX_ENABLED", "false"),
+        ],
+    );
+    worker.ready().await;
+
+    // Another process holds the write lock: every insert fails, while `SELECT 1` still works.
+    let blocker = rusqlite::Connection::open(env.db()).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // One event at a time, so each is a failed commit of its own (3 make the worker unready).
+    let retried = "sea_worker_events_total{outcome=\"retried\"}";
+    for i in 0..3 {
+        publish_events(&env.js, "w", i..i + 1).await;
+        wait_until(Duration::from_secs(10), "a failed commit", || async {
+            worker.metric(retried).await >= (i + 1) as f64
+        })
+        .await;
+    }
+    let unready = time_until(Duration::from_secs(10), || async {
+        matches!(worker.get("/readyz").await, Some((503, body)) if body.contains("database writes failing"))
+    })
+    .await;
+    let during = worker.get("/readyz").await;
+    blocker.execute_batch("COMMIT").unwrap();
+    drop(blocker);
+    assert!(
+        unready.is_some(),
+        "/readyz did not turn 503 while every write failed: {during:?}"
+    );
+    let (_, body) = during.unwrap();
+    assert!(
+        body.contains("inbox commits failed") && body.contains("database is locked"),
+        "{body}"
+    );
+
+    // Ready again once a commit succeeds: the nak'ed events come back after a second.
+    wait_until(Duration::from_secs(30), "/readyz 200 again", || async {
+        matches!(worker.get("/readyz").await, Some((200, _)))
+    })
+    .await;
+    publish_events(&env.js, "w", 3..20).await;
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(60)).await;
+    assert_eq!(env.inbox_counts("g").await, (20, 20));
+    assert_eq!(
+        worker.get("/healthz").await.map(|(status, _)| status),
+        Some(200),
+        "failing writes are not a reason to restart"
+    );
 }
