@@ -36,7 +36,8 @@ pub const ENV_WORKER_FAILPOINT: &str = "WORKER_FAILPOINT";
 pub enum Database {
     /// A SQLite file, created with its tables when missing.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection string (it may carry a password: never printed).
+    /// A PostgreSQL connection string, URL or `key=value` (it may carry a password: never
+    /// printed).
     Postgres(String),
 }
 
@@ -49,7 +50,10 @@ impl fmt::Debug for Database {
     }
 }
 
-/// `sqlite:///abs.db`, `sqlite://relative.db` or `postgres://...`.
+/// `sqlite:///abs.db`, `sqlite://relative.db`, `postgres://...` or PostgreSQL's
+/// `host=... user=... password=...`. A PostgreSQL string is parsed here, so a bad one is
+/// refused at start; a URL may not contain whitespace (percent-encode it, `%20`), so that no
+/// text around it can be mistaken for it, nor it for text, when it is redacted.
 pub fn parse_database_url(s: &str) -> Result<Database, String> {
     if let Some(path) = s
         .strip_prefix("sqlite://")
@@ -60,10 +64,20 @@ pub fn parse_database_url(s: &str) -> Result<Database, String> {
         }
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        return Ok(Database::Postgres(s.to_owned()));
+    let url = s.starts_with("postgres://") || s.starts_with("postgresql://");
+    let key_value = !s.contains("://") && s.contains('=');
+    if !url && !key_value {
+        return Err("use sqlite:///absolute/path.db, sqlite://relative/path.db, postgres://user:password@host/db or host=... user=... password=... dbname=...".into());
     }
-    Err("use sqlite:///absolute/path.db, sqlite://relative/path.db or postgres://user:password@host/db".into())
+    if url && s.chars().any(char::is_whitespace) {
+        return Err("a URL cannot contain whitespace: percent-encode it (%20)".into());
+    }
+    // tokio-postgres' errors name an option, never a value.
+    s.parse::<tokio_postgres::Config>().map_err(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+        format!("not a PostgreSQL connection string: {e}{cause}")
+    })?;
+    Ok(Database::Postgres(s.to_owned()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -349,6 +363,22 @@ mod tests {
         ));
         assert!(parse_database_url("mysql://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
+        assert!(matches!(
+            parse_database_url("host=db user=app password='a b' dbname=sea"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(parse_database_url("postgres://app:a b@db/sea")
+            .unwrap_err()
+            .contains("whitespace"));
+        let err = parse_database_url("postgres://app@db/sea?sslpassword=x").unwrap_err();
+        assert!(err.contains("unknown option `sslpassword`"), "{err}");
+        assert_eq!(
+            format!(
+                "{:?}",
+                Database::Postgres("host=db password='s3 cret' user=app".into())
+            ),
+            "host=db password='<redacted>' user=app"
+        );
         assert_eq!(
             format!(
                 "{:?}",

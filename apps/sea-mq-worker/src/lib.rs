@@ -7,7 +7,7 @@
 //! - `dlq`: dead-lettering with provenance headers.
 //! - `db`: the inbox and outbox tables (SQLite or PostgreSQL).
 //! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`; `health`: faults they report.
-//! - `run`: start-up and graceful shutdown.
+//! - `run`: start-up and graceful shutdown; `logs`: log output, credentials redacted.
 //! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.
 //! - `child`: the worker as a child process (for xtask's drills, bench and verify, and tests).
 
@@ -21,6 +21,7 @@ pub mod dlq;
 pub mod health;
 pub mod http;
 pub mod inbox;
+pub mod logs;
 pub mod metrics;
 pub mod outbox;
 pub mod run;

@@ -61,7 +61,8 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
         .await
         .with_context(|| format!("DATABASE_URL={:?}", cfg.database))?;
     let (client, mut lifecycle) = connection::connect(&cfg, metrics.clone()).await?;
-    tracing::info!(servers = %cfg.servers.join(","), stream = %cfg.stream.name, group = %cfg.spec.consumer.group,
+    let servers = sea_infra::env::redact_credentials(&cfg.servers.join(","));
+    tracing::info!(%servers, stream = %cfg.stream.name, group = %cfg.spec.consumer.group,
         http = %cfg.http_addr, database = ?cfg.database, "sea-mq-worker starting");
     let js = cfg.nats.jetstream(client.clone());
     let health = Health::new(cfg.unready_after_failed_writes);
