@@ -31,12 +31,22 @@ async fn a_database_file_deleted_under_the_worker_stops_it_and_loses_nothing() {
     // the events are in: the inbox's own commits must notice.
     let mut worker = env.worker_on(&db, "g", &[("OUTBOX_ENABLED", "false")]);
     worker.ready().await;
-    publish_events(&env.js, "before", 0..100).await;
-    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(30)).await;
+    let publisher = {
+        let js = env.js.clone();
+        tokio::spawn(async move { publish_events(&js, "e", 0..3000).await })
+    };
+    let inserted = "sea_worker_events_total{outcome=\"inserted\"}";
+    wait_until(Duration::from_secs(30), "events flowing", || async {
+        worker.metric(inserted).await >= 300.0
+    })
+    .await;
 
     std::fs::remove_file(&db).expect("delete the database file");
-    const AFTER: u64 = 300;
-    publish_events(&env.js, "after", 0..AFTER).await;
+    // Whatever the stream stores from now on was published after the deletion.
+    let mut stream = env.js.get_stream("SEA_EVENTS").await.unwrap();
+    let deleted_at = stream.info().await.unwrap().state.last_sequence;
+    publish_events(&env.js, "late", 0..300).await;
+    publisher.await.unwrap();
     let noticed = time_until(Duration::from_secs(20), || async {
         worker.log_text().contains("inbox batch not acked")
     })
@@ -59,23 +69,29 @@ async fn a_database_file_deleted_under_the_worker_stops_it_and_loses_nothing() {
     let mut restarted = env.worker_on(&db, "g", &[]);
     restarted.ready().await;
     wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(60)).await;
-    let rows: Vec<String> = inbox_rows(&db, "g")
+    let rows = inbox_rows(&db, "g").await;
+    let in_file: BTreeSet<&String> = rows.iter().collect();
+    let after: Vec<String> = read_stream(&env.js, "SEA_EVENTS", "sea.event.>")
         .await
-        .into_iter()
-        .filter(|id| id.starts_with("after-"))
+        .iter()
+        .filter(|m| m.info().is_ok_and(|i| i.stream_sequence > deleted_at))
+        .filter_map(|m| Some(m.headers.as_ref()?.get("Nats-Msg-Id")?.as_str().to_owned()))
         .collect();
-    let distinct: BTreeSet<&String> = rows.iter().collect();
-    let missing = (0..AFTER)
-        .filter(|i| !distinct.contains(&format!("after-{i}")))
-        .count();
+    let missing = after.iter().filter(|id| !in_file.contains(id)).count();
 
     assert!(
         unready.is_some() && missing == 0,
         "/readyz turned 503 naming {db_name}: {} (last answer {readyz:?}); \
-         {missing} of {AFTER} events published after the deletion are missing from the new file",
-        unready.is_some()
+         {missing} of {} events published after the deletion are missing from the new file",
+        unready.is_some(),
+        after.len()
     );
-    assert_eq!(rows.len(), distinct.len(), "each exactly once");
+    assert!(
+        after.len() >= 300,
+        "{} events after the deletion",
+        after.len()
+    );
+    assert_eq!(rows.len(), in_file.len(), "each exactly once");
     assert!(noticed.is_some(), "the inbox commit noticed");
     let (status, body) = readyz.expect("/readyz answers");
     assert_eq!(status, 503);
