@@ -64,6 +64,7 @@ proptest! {
         let _ = parse_duration(&s);
         let _ = parse_bytes(&s);
         let _ = parse_name(&s);
+        let _ = parse_bool(&s);
         let _ = parse_servers(&s);
         let _ = redact_credentials(&s);
     }
