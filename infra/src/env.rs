@@ -8,6 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(test)]
+mod props;
+mod redact;
+pub use redact::redact_credentials;
+
 /// Exit code for bad configuration (BSD `EX_USAGE`).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -83,8 +88,8 @@ impl EnvReader {
         self.parse_shown(var, parser, str::to_owned)
     }
 
-    /// Like [`parse`](Self::parse) for values that may embed credentials (URLs): an error shows
-    /// the value with any `user:password@` password replaced.
+    /// Like [`parse`](Self::parse) for values that may embed credentials (URLs, connection
+    /// strings): an error shows the value, and its reason, through [`redact_credentials`].
     pub fn parse_url<T>(
         &mut self,
         var: &str,
@@ -93,7 +98,8 @@ impl EnvReader {
         self.parse_shown(var, parser, redact_credentials)
     }
 
-    /// Parses; an error records the value (and any mention of it in the reason) as `show` gives it.
+    /// Parses; an error records the value and its reason as `show` gives them (a reason may
+    /// quote the value, or one item of a list).
     fn parse_shown<T>(
         &mut self,
         var: &str,
@@ -104,7 +110,7 @@ impl EnvReader {
         parser(&raw)
             .map_err(|reason| {
                 let shown = show(&raw);
-                let reason = reason.replace(&raw, &shown);
+                let reason = show(&reason);
                 self.errors.push(ConfigError {
                     var: var.to_owned(),
                     value: shown,
@@ -275,6 +281,8 @@ pub fn parse_name(s: &str) -> Result<String, String> {
 }
 
 /// A comma-separated list of NATS URLs, split and trimmed (async-nats rejects the joined string).
+/// A URL may not contain whitespace (percent-encode it): text around a URL could not be told
+/// apart from it, and [`redact_credentials`] could not find its end.
 pub fn parse_servers(s: &str) -> Result<Vec<String>, String> {
     let urls: Vec<String> = s
         .split(',')
@@ -285,12 +293,23 @@ pub fn parse_servers(s: &str) -> Result<Vec<String>, String> {
     if urls.is_empty() {
         return Err("no server URL in the list".to_owned());
     }
-    for url in &urls {
+    for (i, url) in urls.iter().enumerate() {
+        // Quoted only when it cannot carry credentials the redaction would miss.
+        let name = if url.contains('@') || url.chars().any(char::is_whitespace) {
+            format!("server {} of the list", i + 1)
+        } else {
+            format!("`{url}`")
+        };
+        if url.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "{name} contains whitespace: percent-encode it (%20)"
+            ));
+        }
         let rest = ["nats://", "tls://", "ws://", "wss://"]
             .iter()
             .find_map(|scheme| url.strip_prefix(scheme));
         let Some(rest) = rest else {
-            return Err(format!("`{url}` is not a NATS URL: write nats://host:port"));
+            return Err(format!("{name} is not a NATS URL: write nats://host:port"));
         };
         // Credentials (`user:password@`, `token@`) are not part of the address.
         let address = rest.rsplit_once('@').map_or(rest, |(_, a)| a);
@@ -301,44 +320,25 @@ pub fn parse_servers(s: &str) -> Result<Vec<String>, String> {
             _ => (address, None),
         };
         if host.is_empty() {
-            return Err(format!("`{url}` has no host"));
+            return Err(format!("{name} has no host"));
         }
         if host
             .chars()
             .any(|c| !(c.is_ascii_alphanumeric() || "-._[]:".contains(c)))
         {
             return Err(format!(
-                "`{url}` has a host that is not a name or an address"
+                "{name} has a host that is not a name or an address"
             ));
         }
         if let Some(p) = port {
             if !p.parse::<u16>().is_ok_and(|p| p > 0) {
                 return Err(format!(
-                    "`{url}` has port `{p}`: use a number from 1 to 65535"
+                    "{name} has port `{p}`: use a number from 1 to 65535"
                 ));
             }
         }
     }
     Ok(urls)
-}
-
-/// `scheme://user:secret@host` -> `scheme://user:<redacted>@host`, for each item of a
-/// comma-separated list; text without credentials is unchanged.
-pub fn redact_credentials(s: &str) -> String {
-    s.split(',')
-        .map(|item| match item.split_once("://") {
-            Some((scheme, rest)) => match rest.split_once('@') {
-                Some((userinfo, host)) if userinfo.contains(':') => {
-                    let user = userinfo.split(':').next().unwrap_or("");
-                    format!("{scheme}://{user}:<redacted>@{host}")
-                }
-                Some((_, host)) => format!("{scheme}://<redacted>@{host}"),
-                None => item.to_owned(),
-            },
-            None => item.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Formats a duration the way `parse_duration` reads it (largest exact unit).
@@ -470,6 +470,16 @@ mod tests {
         ] {
             assert!(parse_servers(good).is_ok(), "{good} refused");
         }
+        assert!(parse_servers("nats://tok@:4222").is_err());
+        assert!(parse_servers("nats://u:p w@h:1")
+            .unwrap_err()
+            .contains("server 1 of the list contains whitespace"));
+        // An item with credentials is named by its place, not quoted.
+        let err = parse_servers("nats://a:1, u:s3cret@h:2").unwrap_err();
+        assert!(
+            err.contains("server 2 of the list is not a NATS URL") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 
     #[test]

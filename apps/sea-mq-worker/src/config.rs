@@ -19,6 +19,7 @@ pub const ENV_WORKER_PULL_EXPIRES_MS: &str = "WORKER_PULL_EXPIRES_MS";
 pub const ENV_WORKER_NAME: &str = "WORKER_NAME";
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_DATABASE_BUSY_TIMEOUT_MS: &str = "DATABASE_BUSY_TIMEOUT_MS";
+pub const ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES: &str = "DATABASE_UNREADY_AFTER_FAILED_WRITES";
 pub const ENV_OUTBOX_ENABLED: &str = "OUTBOX_ENABLED";
 pub const ENV_OUTBOX_POLL_INTERVAL_MS: &str = "OUTBOX_POLL_INTERVAL_MS";
 pub const ENV_OUTBOX_BATCH_SIZE: &str = "OUTBOX_BATCH_SIZE";
@@ -35,7 +36,8 @@ pub const ENV_WORKER_FAILPOINT: &str = "WORKER_FAILPOINT";
 pub enum Database {
     /// A SQLite file, created with its tables when missing.
     Sqlite(PathBuf),
-    /// A PostgreSQL connection string (it may carry a password: never printed).
+    /// A PostgreSQL connection string, URL or `key=value` (it may carry a password: never
+    /// printed).
     Postgres(String),
 }
 
@@ -48,7 +50,10 @@ impl fmt::Debug for Database {
     }
 }
 
-/// `sqlite:///abs.db`, `sqlite://relative.db` or `postgres://...`.
+/// `sqlite:///abs.db`, `sqlite://relative.db`, `postgres://...` or PostgreSQL's
+/// `host=... user=... password=...`. A PostgreSQL string is parsed here, so a bad one is
+/// refused at start; a URL may not contain whitespace (percent-encode it, `%20`), so that no
+/// text around it can be mistaken for it, nor it for text, when it is redacted.
 pub fn parse_database_url(s: &str) -> Result<Database, String> {
     if let Some(path) = s
         .strip_prefix("sqlite://")
@@ -59,10 +64,20 @@ pub fn parse_database_url(s: &str) -> Result<Database, String> {
         }
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        return Ok(Database::Postgres(s.to_owned()));
+    let url = s.starts_with("postgres://") || s.starts_with("postgresql://");
+    let key_value = !s.contains("://") && s.contains('=');
+    if !url && !key_value {
+        return Err("use sqlite:///absolute/path.db, sqlite://relative/path.db, postgres://user:password@host/db or host=... user=... password=... dbname=...".into());
     }
-    Err("use sqlite:///absolute/path.db, sqlite://relative/path.db or postgres://user:password@host/db".into())
+    if url && s.chars().any(char::is_whitespace) {
+        return Err("a URL cannot contain whitespace: percent-encode it (%20)".into());
+    }
+    // tokio-postgres' errors name an option, never a value.
+    s.parse::<tokio_postgres::Config>().map_err(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+        format!("not a PostgreSQL connection string: {e}{cause}")
+    })?;
+    Ok(Database::Postgres(s.to_owned()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +171,8 @@ pub struct WorkerConfig {
     pub name: String,
     pub database: Database,
     pub db_busy_timeout: Duration,
+    /// Consecutive failed inbox commits (or outbox writes) after which `/readyz` is 503.
+    pub unready_after_failed_writes: u32,
     pub outbox: Outbox,
     pub http_addr: SocketAddr,
     pub log_format: LogFormat,
@@ -261,6 +278,12 @@ impl WorkerConfig {
             db_busy_timeout: env
                 .parse(ENV_DATABASE_BUSY_TIMEOUT_MS, env::parse_millis(0))
                 .unwrap_or(Duration::from_secs(5)),
+            unready_after_failed_writes: env
+                .parse(
+                    ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES,
+                    env::parse_u64_in(1, 1000),
+                )
+                .map_or(3, |n| n as u32),
             outbox,
             http_addr: env
                 .parse(ENV_HTTP_ADDR, parse_addr)
@@ -318,6 +341,8 @@ mod tests {
         assert_eq!(c.spec.consumer.durable_name(), "sea-mq-worker");
         assert_eq!(c.database, Database::Sqlite("sea-mq-worker.db".into()));
         assert_eq!(c.reconnect.max_attempts, Some(60));
+        assert_eq!(c.unready_after_failed_writes, 3);
+        assert!(parse(&[("DATABASE_UNREADY_AFTER_FAILED_WRITES", "0")]).is_err());
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert!(c.outbox.enabled);
     }
@@ -338,6 +363,22 @@ mod tests {
         ));
         assert!(parse_database_url("mysql://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
+        assert!(matches!(
+            parse_database_url("host=db user=app password='a b' dbname=sea"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(parse_database_url("postgres://app:a b@db/sea")
+            .unwrap_err()
+            .contains("whitespace"));
+        let err = parse_database_url("postgres://app@db/sea?sslpassword=x").unwrap_err();
+        assert!(err.contains("unknown option `sslpassword`"), "{err}");
+        assert_eq!(
+            format!(
+                "{:?}",
+                Database::Postgres("host=db password='s3 cret' user=app".into())
+            ),
+            "host=db password='<redacted>' user=app"
+        );
         assert_eq!(
             format!(
                 "{:?}",

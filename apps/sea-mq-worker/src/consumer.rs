@@ -117,7 +117,9 @@ fn pulled(
 }
 
 /// Runs until `shutdown` turns true: bind, pull, hand batches to the committer, rebuild on
-/// trouble. On shutdown the batches in hand are committed and acked before it returns.
+/// trouble. On shutdown the batches in hand are committed and acked before it returns. When the
+/// worker halts (its database is gone) it stops pulling and hands back what it has not
+/// committed.
 pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg;
     // The server requires the idle heartbeat to be well under the pull expiry.
@@ -125,7 +127,8 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let (mut to_commit, mut committer) = spawn_committer(worker.clone());
     let mut attempt = 0u32;
     let mut bound_before = false;
-    while !*shutdown.borrow() {
+    let mut halt = worker.health.watch_halt();
+    while !*shutdown.borrow() && halt.borrow().is_none() {
         let consumer = match bind(&worker, !bound_before).await {
             Ok(c) => {
                 bound_before = true;
@@ -139,6 +142,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = shutdown.changed() => break,
+                    _ = halt.changed() => break,
                 }
             }
         };
@@ -170,6 +174,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
             let next = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Exit::Shutdown,
+                _ = halt.changed() => break Exit::Halted,
                 permit = to_commit.reserve(), if !batch.is_empty() => {
                     let Ok(permit) = permit else { break Exit::CommitterGone };
                     permit.send((std::mem::take(&mut batch), max_deliver));
@@ -197,6 +202,12 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
             let error = committer.await.err();
             tracing::error!(?error, "the inbox committer stopped; starting a new one");
             (to_commit, committer) = spawn_committer(worker.clone());
+        }
+        if exit == Exit::Halted {
+            // Nothing more can be committed where anyone will read it: what was gathered or
+            // buffered goes back to the group at once (the committer's batch stays unacked).
+            hand_back(batch.into_iter().map(|(msg, _)| msg).chain(held).collect()).await;
+            break;
         }
         let stopping = exit == Exit::Shutdown || *shutdown.borrow();
         // What was pulled is committed and acked rather than left to time out; on shutdown,
@@ -230,6 +241,8 @@ enum Exit {
     Shutdown,
     Rebuild,
     CommitterGone,
+    /// The worker halted (see `health`).
+    Halted,
 }
 
 /// Ends the pull stream and returns what it had buffered. Dropping the stream unsubscribes; the

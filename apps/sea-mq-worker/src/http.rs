@@ -1,5 +1,9 @@
-//! `/healthz` (alive), `/readyz` (NATS connected, consumer bound, database reachable) and
-//! `/metrics` (Prometheus text, or OpenMetrics when asked for) on one port.
+//! `/healthz` (alive, and not halted), `/readyz` (not halted, NATS connected, consumer bound,
+//! database reachable, its writes not failing) and `/metrics` (Prometheus text, or OpenMetrics when
+//! asked for) on one port.
+//!
+//! A halted worker (its database file deleted or replaced) fails `/healthz` too: only a restart
+//! brings it back, and a liveness probe is what restarts it.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -52,7 +56,14 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = "text/plain; charset=utf-8";
     Ok(match req.uri().path() {
-        "/healthz" => reply(StatusCode::OK, text, "ok\n".into()),
+        "/healthz" => match worker.health.halted() {
+            None => reply(StatusCode::OK, text, "ok\n".into()),
+            Some(reason) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                text,
+                format!("unhealthy: {reason}\n"),
+            ),
+        },
         "/readyz" => {
             let problems = readiness_problems(&worker).await;
             if problems.is_empty() {
@@ -80,15 +91,24 @@ async fn handle(
 
 /// Everything that keeps the worker from doing its job right now.
 async fn readiness_problems(worker: &Worker) -> Vec<String> {
-    let mut problems = Vec::new();
+    // The ping also notices a replaced SQLite file while nothing is being written.
+    let pinged = tokio::time::timeout(Duration::from_secs(1), worker.store.ping()).await;
+    if let Ok(Err(e)) = &pinged {
+        if e.is_replaced() {
+            worker.health.halt(&e.to_string());
+        }
+    }
+    let mut problems = worker.health.problems();
     if worker.client.connection_state() != async_nats::connection::State::Connected {
         problems.push("NATS not connected".to_owned());
     }
     if !worker.consumer_bound.load(Ordering::Relaxed) {
         problems.push("consumer not bound".to_owned());
     }
-    match tokio::time::timeout(Duration::from_secs(1), worker.store.ping()).await {
+    match pinged {
         Ok(Ok(())) => {}
+        // Already among the problems, as the halt.
+        Ok(Err(e)) if e.is_replaced() => {}
         Ok(Err(e)) => problems.push(e.to_string()),
         Err(_) => problems.push("database did not answer within 1s".to_owned()),
     }

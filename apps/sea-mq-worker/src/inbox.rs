@@ -8,6 +8,7 @@ use async_nats::jetstream::{self, AckKind};
 
 use crate::db::InboxRow;
 use crate::dlq;
+use crate::health::Write;
 use crate::metrics::Metrics;
 use crate::run::Worker;
 
@@ -114,7 +115,16 @@ pub async fn process_batch(
             &msg.payload,
             seq,
         ) {
-            Classified::Poison(reason) => dead_letter(worker, &msg, &reason, arrived).await,
+            Classified::Poison(reason) => {
+                dead_letter(
+                    worker,
+                    &msg,
+                    &reason,
+                    arrived,
+                    last_delivery(delivered, max_deliver),
+                )
+                .await
+            }
             Classified::Event(row) => {
                 rows.push(row);
                 events.push((msg, arrived, delivered));
@@ -124,11 +134,12 @@ pub async fn process_batch(
     if rows.is_empty() {
         return;
     }
-    match worker
+    let written = worker
         .store
         .insert_inbox(&worker.cfg.spec.consumer.group, rows)
-        .await
-    {
+        .await;
+    worker.health.record(Write::Inbox, &written);
+    match written {
         Ok(inserted) => {
             let new = inserted.iter().filter(|i| **i).count() as u64;
             Metrics::add(&m.events_inserted, new);
@@ -138,15 +149,22 @@ pub async fn process_batch(
                 m.processing.observe(arrived.elapsed());
             }
         }
+        Err(e) if e.is_replaced() => {
+            // Committed, perhaps, but into a file nobody will read: neither ack (they would be
+            // lost) nor dead-letter (they are good events). Unacked, they are redelivered after
+            // ack_wait, to another worker or to this one once restarted.
+            tracing::error!(error = %e, events = events.len(), "inbox batch not acked");
+        }
         Err(e) => {
             tracing::warn!(error = %e, events = events.len(), "inbox write failed; retrying later");
             for (msg, arrived, delivered) in &events {
-                if max_deliver > 0 && *delivered >= max_deliver {
+                if last_delivery(*delivered, max_deliver) {
                     dead_letter(
                         worker,
                         msg,
                         &format!("still failing on delivery {delivered}: {e}"),
                         *arrived,
+                        true,
                     )
                     .await;
                 } else {
@@ -158,21 +176,71 @@ pub async fn process_batch(
     }
 }
 
-/// Publishes to the DLQ, then terminates the message. If the DLQ publish fails, the message is
-/// nak'ed instead so it is neither lost nor terminated.
-async fn dead_letter(worker: &Worker, msg: &jetstream::Message, reason: &str, arrived: Instant) {
-    match dlq::publish(&worker.js, msg, reason).await {
-        Ok(()) => {
-            tracing::warn!(subject = %msg.subject, reason, "moved to the DLQ");
-            Metrics::add(&worker.metrics.events_dlq, 1);
-            ack(msg, AckKind::Term).await;
-            worker.metrics.processing.observe(arrived.elapsed());
+/// Whether the server will not deliver this message again (`max_deliver` -1: unlimited).
+fn last_delivery(delivered: i64, max_deliver: i64) -> bool {
+    max_deliver > 0 && delivered >= max_deliver
+}
+
+/// Waits between attempts to dead-letter an event on its last delivery (15 s in all, within
+/// which progress acks keep the delivery alive).
+const LAST_DELIVERY_RETRIES: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
+
+/// Publishes to the DLQ, then terminates the message. When the publish fails the event must
+/// come back: before its last delivery a nak brings it back (after the consumer's backoff); on
+/// its last delivery the server would not redeliver it, so the move is retried here, with
+/// progress acks keeping the delivery alive, and if it still fails the log says what is left.
+async fn dead_letter(
+    worker: &Worker,
+    msg: &jetstream::Message,
+    reason: &str,
+    arrived: Instant,
+    last: bool,
+) {
+    let limit = dlq::size_limit(
+        worker.client.server_info().max_payload,
+        &worker.cfg.spec,
+        &dlq::dlq_subject(msg.subject.as_str()),
+    );
+    let mut waits = LAST_DELIVERY_RETRIES.iter();
+    let error = loop {
+        match dlq::publish(&worker.js, msg, reason, limit).await {
+            Ok(moved) => {
+                tracing::warn!(subject = %msg.subject, reason, ?moved, "moved to the DLQ");
+                Metrics::add(&worker.metrics.events_dlq, 1);
+                ack(msg, AckKind::Term).await;
+                worker.metrics.processing.observe(arrived.elapsed());
+                return;
+            }
+            Err(e) if !last => {
+                let delivered = msg.info().map_or(0, |i| i.delivered);
+                tracing::warn!(subject = %msg.subject, error = %e, delivered,
+                    "DLQ publish failed; nak'ed, the event comes back on its next delivery");
+                ack(msg, AckKind::Nak(Some(retry_delay(delivered)))).await;
+                return;
+            }
+            Err(e) => match waits.next() {
+                Some(wait) => {
+                    tracing::warn!(subject = %msg.subject, error = %e, retry_in = ?wait,
+                        "DLQ publish failed on the last delivery; retrying it here");
+                    ack(msg, AckKind::Progress).await;
+                    tokio::time::sleep(*wait).await;
+                    ack(msg, AckKind::Progress).await;
+                }
+                None => break e,
+            },
         }
-        Err(e) => {
-            tracing::warn!(subject = %msg.subject, error = %e, "DLQ publish failed; will retry");
-            ack(msg, AckKind::Nak(Some(Duration::from_secs(1)))).await;
-        }
-    }
+    };
+    let (stream, seq) = msg.info().map_or((String::new(), 0), |i| {
+        (i.stream.to_owned(), i.stream_sequence)
+    });
+    tracing::error!(subject = %msg.subject, error = %error, %stream, seq,
+        "not dead-lettered: this was the last delivery, so the event stays only in its stream (and the server's MAX_DELIVERIES advisory in SEA_MAX_DELIVERIES)");
+    Metrics::add(&worker.metrics.dlq_failed, 1);
 }
 
 /// Acks are fire-and-forget: a lost ack means a redelivery, which the inbox absorbs.

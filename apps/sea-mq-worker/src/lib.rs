@@ -6,8 +6,8 @@
 //! - `outbox`: the relay from the `outbox` table to JetStream.
 //! - `dlq`: dead-lettering with provenance headers.
 //! - `db`: the inbox and outbox tables (SQLite or PostgreSQL).
-//! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`.
-//! - `run`: start-up and graceful shutdown.
+//! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`; `health`: faults they report.
+//! - `run`: start-up and graceful shutdown; `logs`: log output, credentials redacted.
 //! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.
 //! - `child`: the worker as a child process (for xtask's drills, bench and verify, and tests).
 
@@ -18,8 +18,10 @@ pub mod connection;
 pub mod consumer;
 pub mod db;
 pub mod dlq;
+pub mod health;
 pub mod http;
 pub mod inbox;
+pub mod logs;
 pub mod metrics;
 pub mod outbox;
 pub mod run;

@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 
 use sea_mq_worker::config::{LogFormat, WorkerConfig};
+use sea_mq_worker::logs::{eprint_redacted, RedactedStderr};
 use sea_mq_worker::run::{self, Stop};
 
 fn main() -> ExitCode {
     let cfg = match WorkerConfig::from_process_env() {
         Ok(cfg) => cfg,
         Err(errors) => {
-            eprintln!("sea-mq-worker: {errors}");
+            eprint_redacted(&format!("sea-mq-worker: {errors}"));
             return ExitCode::from(sea_infra::env::EXIT_CONFIG as u8);
         }
     };
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(RedactedStderr);
     match cfg.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
@@ -30,7 +31,9 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("sea-mq-worker: cannot start the async runtime: {e}");
+            eprint_redacted(&format!(
+                "sea-mq-worker: cannot start the async runtime: {e}"
+            ));
             return ExitCode::FAILURE;
         }
     };
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("sea-mq-worker: {e:#}");
+            eprint_redacted(&format!("sea-mq-worker: {e:#}"));
             ExitCode::FAILURE
         }
     }

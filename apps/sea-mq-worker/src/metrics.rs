@@ -83,6 +83,8 @@ pub struct Metrics {
     pub events_duplicate: Counter,
     /// Events moved to the DLQ (poison, or still failing on the last delivery).
     pub events_dlq: Counter,
+    /// Events whose DLQ publish still failed on their last delivery: left only in their stream.
+    pub dlq_failed: Counter,
     /// Events nak'ed for a later retry (transient failure such as a database outage).
     pub events_retried: Counter,
     /// Deliveries that were not the first for their message.
@@ -117,6 +119,7 @@ impl Default for Metrics {
             events_duplicate: outcome("duplicate"),
             events_dlq: outcome("dlq"),
             events_retried: outcome("retried"),
+            dlq_failed: Counter::default(),
             redeliveries: Counter::default(),
             outbox_published: Counter::default(),
             outbox_failed: Counter::default(),
@@ -146,6 +149,11 @@ impl Default for Metrics {
                 "sea_worker_dlq",
                 "Events moved to the dead-letter queue",
                 &m.events_dlq,
+            ),
+            (
+                "sea_worker_dlq_failed",
+                "Events not dead-lettered on their last delivery (left in their stream)",
+                &m.dlq_failed,
             ),
             (
                 "sea_worker_outbox_published",
@@ -270,6 +278,7 @@ mod tests {
                 "sea_worker_duplicates_skipped_total 2\n",
                 "sea_worker_redeliveries_total 0\n",
                 "sea_worker_dlq_total 0\n",
+                "sea_worker_dlq_failed_total 0\n",
                 "sea_worker_outbox_published_total 0\n",
                 "sea_worker_outbox_failed_total 0\n",
                 "sea_worker_outbox_pending 0\n",

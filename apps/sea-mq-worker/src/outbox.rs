@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Failpoint;
 use crate::db::OutboxRow;
+use crate::health::Write;
 use crate::metrics::Metrics;
 use crate::run::Worker;
 
@@ -74,7 +75,7 @@ pub async fn run(worker: Arc<Worker>, mut shutdown: watch::Receiver<bool>) {
     let cfg = &worker.cfg.outbox;
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
     let mut pipeline = Pipeline::default();
-    while !*shutdown.borrow() {
+    while !*shutdown.borrow() && worker.health.halted().is_none() {
         // Claimed rows would only wait in the client's buffer (at start-up with
         // `retry_on_initial_connect`, or during an outage), their leases running out.
         if worker.client.connection_state() != async_nats::connection::State::Connected {
@@ -130,10 +131,12 @@ async fn publish_batch(
     in_flight: &HashSet<String>,
 ) -> anyhow::Result<(usize, Option<InFlight>)> {
     let cfg = &worker.cfg;
-    let rows = worker
+    let claimed = worker
         .store
         .claim_outbox(&cfg.name, cfg.outbox.batch_size, cfg.outbox.lease)
-        .await?;
+        .await;
+    worker.health.record(Write::Outbox, &claimed);
+    let rows = claimed?;
     let claimed = rows.len();
     let mut acks = Vec::with_capacity(claimed);
     for row in rows.into_iter().filter(|r| !in_flight.contains(&r.id)) {
@@ -192,7 +195,9 @@ async fn settle(worker: &Worker, batch: InFlight) -> anyhow::Result<()> {
     }
     let n = published.len() as u64;
     if n > 0 {
-        worker.store.mark_published(published).await?;
+        let marked = worker.store.mark_published(published).await;
+        worker.health.record(Write::Outbox, &marked);
+        marked?;
         Metrics::add(&worker.metrics.outbox_published, n);
     }
     Ok(())

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::WorkerConfig;
 use crate::connection::{self, Lifecycle};
 use crate::db::Store;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::{consumer, http, outbox};
 
@@ -26,6 +27,8 @@ pub struct Worker {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub consumer_bound: AtomicBool,
+    /// Local faults that stop the work (see `health`).
+    pub health: Health,
 }
 
 impl Worker {
@@ -58,9 +61,11 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
         .await
         .with_context(|| format!("DATABASE_URL={:?}", cfg.database))?;
     let (client, mut lifecycle) = connection::connect(&cfg, metrics.clone()).await?;
-    tracing::info!(servers = %cfg.servers.join(","), stream = %cfg.stream.name, group = %cfg.spec.consumer.group,
+    let servers = sea_infra::env::redact_credentials(&cfg.servers.join(","));
+    tracing::info!(%servers, stream = %cfg.stream.name, group = %cfg.spec.consumer.group,
         http = %cfg.http_addr, database = ?cfg.database, "sea-mq-worker starting");
     let js = cfg.nats.jetstream(client.clone());
+    let health = Health::new(cfg.unready_after_failed_writes);
     let worker = Arc::new(Worker {
         cfg,
         client,
@@ -68,6 +73,7 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
         store,
         metrics,
         consumer_bound: AtomicBool::new(false),
+        health,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -220,3 +220,71 @@ async fn sigterm_finishes_in_flight_work_and_exits_0() {
     wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(60)).await;
     assert_eq!(env.inbox_counts("g").await, (2000, 2000));
 }
+
+/// A poison event whose payload, once the DLQ headers are added, no longer fits the server's
+/// `max_payload` (or the DLQ stream's message size): it is dead-lettered by reference (source
+/// stream and sequence, size, why the body was left out), promptly, and nothing claims a retry
+/// that never happens.
+#[tokio::test]
+async fn a_poison_event_too_large_for_the_dlq_is_dead_lettered_by_reference() {
+    let env = Env::start(Profile::Single).await;
+    let mut worker = env.worker("g", &[]);
+    worker.ready().await;
+    // Not JSON, so poison; within the 1 MiB limits on its own (payload plus its one header),
+    // but not once the DLQ's provenance headers (about 250 bytes) are added.
+    let max_payload = env.client.server_info().max_payload;
+    assert_eq!(max_payload, 1 << 20, "the server's default max_payload");
+    const SIZE: usize = (1 << 20) - 200;
+    let payload = vec![b'x'; SIZE];
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "too-big-1");
+    let ack = env
+        .js
+        .publish_with_headers("sea.event.blobs.big", headers, payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish_events(&env.js, "ok", 0..10).await;
+
+    wait_until(Duration::from_secs(30), "a DLQ entry", || async {
+        read_stream(&env.js, "SEA_DLQ", "sea.dlq.>").await.len() == 1
+    })
+    .await;
+    wait_drained(&env.js, "SEA_EVENTS", "g", Duration::from_secs(30)).await;
+    let dlq = read_stream(&env.js, "SEA_DLQ", "sea.dlq.>").await;
+    assert_eq!(dlq.len(), 1, "dead-lettered once");
+    let entry = &dlq[0];
+    assert_eq!(entry.subject.as_str(), "sea.dlq.blobs.big");
+    let h = entry.headers.as_ref().expect("DLQ headers");
+    let get = |name: &str| {
+        h.get(name)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("Sea-Dlq-Original-Subject"), "sea.event.blobs.big");
+    assert_eq!(get("Sea-Dlq-Stream"), "SEA_EVENTS");
+    assert_eq!(get("Sea-Dlq-Stream-Sequence"), ack.sequence.to_string());
+    assert_eq!(get("Sea-Dlq-Payload-Size"), SIZE.to_string());
+    assert!(
+        get("Sea-Dlq-Body-Omitted").contains("exceed"),
+        "says why the body is not here: {:?}",
+        get("Sea-Dlq-Body-Omitted")
+    );
+    assert!(get("Sea-Dlq-Error").starts_with("payload is not JSON"));
+    assert!(entry.payload.is_empty(), "a reference, not the body");
+    // The body is where the reference says.
+    let original = env
+        .js
+        .get_stream("SEA_EVENTS")
+        .await
+        .unwrap()
+        .get_raw_message(ack.sequence)
+        .await
+        .unwrap();
+    assert_eq!(original.payload.len(), SIZE);
+    assert_eq!(env.inbox_counts("g").await, (10, 10));
+    assert_eq!(worker.metric("sea_worker_dlq_total").await, 1.0);
+    let log = worker.log_text();
+    assert!(!log.contains("will retry"), "{log}");
+}

@@ -297,6 +297,23 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_connect_error_shows_no_credentials() {
+        let servers = [
+            "nats://svc:pw-s3cret@127.0.0.1:1".to_owned(),
+            "nats://t0ken-s3cret@127.0.0.1:1".to_owned(),
+        ];
+        let cfg = NatsConfig {
+            connect_timeout: Duration::from_millis(100),
+            ..NatsConfig::default()
+        };
+        let text = cfg.connect(&servers).await.unwrap_err().to_string();
+        assert!(
+            text.contains("nats://svc:<redacted>@127.0.0.1:1") && !text.contains("s3cret"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn domain_and_timeout() {
         let (cfg, ok) = parse(&[

@@ -6,6 +6,7 @@
 mod postgres;
 mod sqlite;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Database;
@@ -55,10 +56,21 @@ pub struct OutboxProgress {
     pub claimed: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {what}: {reason}")]
     Failed { what: &'static str, reason: String },
+    /// The SQLite file the store opened is no longer the one at its path: whatever is written
+    /// now goes into a file no reader (nor the next worker) will find. Only a restart helps.
+    #[error("database file {} was deleted or replaced under the running worker ({now}); what it writes goes to a file nobody will read: restart the worker so it opens {} again", .path.display(), .path.display())]
+    Replaced { path: PathBuf, now: String },
+}
+
+impl DbError {
+    /// Whether this store can no longer be used at all (see [`DbError::Replaced`]).
+    pub fn is_replaced(&self) -> bool {
+        matches!(self, DbError::Replaced { .. })
+    }
 }
 
 /// The database behind the inbox and outbox.
@@ -157,6 +169,7 @@ impl Store {
         }
     }
 
+    /// Whether the database answers; SQLite: also whether its file is still the one opened.
     pub async fn ping(&self) -> Result<(), DbError> {
         match self {
             Store::Sqlite(s) => s.ping().await,

@@ -5,11 +5,16 @@
 //! Outbox relaying is single-writer: a lease row names the one relay allowed to claim rows; each
 //! claimed row also carries a deadline, so the relay can claim the next batch while the previous
 //! one is still in flight, and a crashed relay's rows return after the lease.
+//!
+//! The store remembers which files it opened (device and inode of the database and its WAL) and
+//! checks them after every write and ping, before anything is acked: a file deleted or replaced
+//! under the worker would otherwise keep taking commits nobody will ever read.
 
 use std::cell::Cell;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -51,6 +56,63 @@ CREATE TABLE IF NOT EXISTS outbox_lease (
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The files opened, to notice one deleted or replaced.
+    files: Arc<Vec<OpenedFile>>,
+    /// Set once a file is found replaced: every later write and ping fails the same way.
+    replaced: Arc<OnceLock<DbError>>,
+}
+
+/// A file as the kernel knew it at open: a path that later names another file, or none, means
+/// the file was deleted or replaced (`rm`, a restore by `mv`, a volume mounted over it).
+struct OpenedFile {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+impl OpenedFile {
+    fn new(path: PathBuf) -> std::io::Result<OpenedFile> {
+        Ok(OpenedFile {
+            id: file_id(&path)?,
+            path,
+        })
+    }
+
+    /// `None` while the path still names the opened file; else what it names now.
+    fn changed(&self) -> Option<String> {
+        match file_id(&self.path) {
+            Ok(id) if id == self.id => None,
+            Ok((dev, ino)) => Some(format!(
+                "{} is now another file: device {dev} inode {ino}, opened as device {} inode {}",
+                self.path.display(),
+                self.id.0,
+                self.id.1
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(format!("{} no longer exists", self.path.display()))
+            }
+            // Unreadable for now (e.g. a permission change): not proof of a replacement.
+            Err(_) => None,
+        }
+    }
+}
+
+/// The database file and, in WAL mode, its `-wal` file (which holds the latest commits).
+fn opened_files(path: &Path) -> Result<Vec<OpenedFile>, DbError> {
+    let stat_failed = |e: std::io::Error| DbError::Failed {
+        what: "stat",
+        reason: format!("{}: {e}", path.display()),
+    };
+    let mut files = vec![OpenedFile::new(path.to_path_buf()).map_err(stat_failed)?];
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(wal) = OpenedFile::new(PathBuf::from(wal)) {
+        files.push(wal);
+    }
+    Ok(files)
 }
 
 /// Maps a rusqlite error (the PostgreSQL backend has its own).
@@ -118,6 +180,7 @@ fn open_once(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result
 
 impl SqliteStore {
     pub async fn open(path: PathBuf, busy_timeout: Duration) -> Result<SqliteStore, DbError> {
+        let db_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, DbError> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| DbError::Failed {
@@ -144,7 +207,45 @@ impl SqliteStore {
         .expect("the blocking pool runs the task")?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            files: Arc::new(opened_files(&db_path)?),
+            replaced: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Fails once any opened file was deleted or replaced (and from then on).
+    fn check_files(&self) -> Result<(), DbError> {
+        if let Some(e) = self.replaced.get() {
+            return Err(e.clone());
+        }
+        let Some((file, now)) = self.files.iter().find_map(|f| Some((f, f.changed()?))) else {
+            return Ok(());
+        };
+        let e = self.replaced.get_or_init(|| DbError::Replaced {
+            path: self.files[0].path.clone(),
+            now: if file.path == self.files[0].path {
+                now
+            } else {
+                format!("its WAL file {now}")
+            },
+        });
+        Err(e.clone())
+    }
+
+    /// Runs a write with the connection on the blocking pool: refused once a file was
+    /// replaced, and checked again after its commit, so nothing written into a file readers
+    /// will not find is reported as written (and acked).
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let store = self.clone();
+        self.with(move |conn| {
+            store.check_files()?;
+            let written = f(conn)?;
+            store.check_files()?;
+            Ok(written)
+        })
+        .await
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -166,7 +267,7 @@ impl SqliteStore {
         group: String,
         rows: Vec<InboxRow>,
     ) -> Result<Vec<bool>, DbError> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed("begin inbox batch"))?;
             let now = now_text(&tx)?;
             let mut inserted = Vec::with_capacity(rows.len());
@@ -199,7 +300,7 @@ impl SqliteStore {
         // A claim is only a lease: losing it to a power cut returns its rows, republished under
         // the same ids, which JetStream drops as duplicates. So its commit skips the fsync
         // (`synchronous=NORMAL` in WAL mode); the mark that follows syncs both.
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(failed("relax sync for the claim"))?;
             let claimed = claim(conn, owner, limit, lease);
@@ -211,7 +312,7 @@ impl SqliteStore {
     }
 
     pub async fn mark_published(&self, ids: Vec<String>) -> Result<(), DbError> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed("begin outbox mark"))?;
@@ -233,7 +334,7 @@ impl SqliteStore {
     }
 
     pub async fn mark_failed(&self, id: String, error: String) -> Result<(), DbError> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "UPDATE outbox SET failed_at = strftime('%Y-%m-%d %H:%M:%f', 'now'), last_error = ?2 WHERE id = ?1",
                 params![id, error],
@@ -258,7 +359,7 @@ impl SqliteStore {
     }
 
     pub async fn insert_outbox(&self, rows: Vec<NewOutboxRow>) -> Result<(), DbError> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed("begin outbox insert"))?;
@@ -316,7 +417,7 @@ impl SqliteStore {
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.with(|conn| {
+        self.write(|conn| {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .optional()
                 .map_err(failed("ping"))?;

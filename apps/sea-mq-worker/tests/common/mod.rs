@@ -64,6 +64,16 @@ impl Env {
 
     /// Starts a worker process of `group` on the shared database.
     pub fn worker(&self, group: &str, extra: &[(&str, &str)]) -> WorkerProc {
+        self.worker_on(&self.db(), group, extra)
+    }
+
+    /// Starts a worker process of `group` on the SQLite file `db`.
+    pub fn worker_on(
+        &self,
+        db: &std::path::Path,
+        group: &str,
+        extra: &[(&str, &str)],
+    ) -> WorkerProc {
         let n = std::fs::read_dir(self.dir.path())
             .map(|d| d.count())
             .unwrap_or(0);
@@ -71,7 +81,7 @@ impl Env {
         let launch = Launch::sqlite(
             std::path::Path::new(env!("CARGO_BIN_EXE_sea-mq-worker")),
             &self.cluster.server_urls(),
-            &self.db(),
+            db,
             group,
         )
         .set(ENV_CONSUMER_ACK_WAIT_MS, ACK_WAIT_MS)

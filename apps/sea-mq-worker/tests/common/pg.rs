@@ -5,6 +5,8 @@
 //! Without PostgreSQL binaries the tests are skipped (and say so), unless
 //! `SEA_REQUIRE_POSTGRES=1`, where they fail (`sea_infra::testing::require`).
 
+#![allow(dead_code)] // each test binary that includes this file uses a different part
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -81,6 +83,11 @@ impl PgServer {
     /// The worker's `DATABASE_URL` (with a password, to check it is never printed).
     pub fn url(&self) -> String {
         self.url_of(DATABASE)
+    }
+
+    /// Its loopback port (for connection strings of other forms than [`url`](Self::url)).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A direct client, for what only the server can tell (its sessions).
