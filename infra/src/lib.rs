@@ -12,7 +12,8 @@
 //! 6. [`deployment`]: running the model: the nats-server binary, the process and compose
 //!    backends, bring-up behind the health gate, teardown.
 //!
-//! [`testing`] (feature `testing`, for test code only) sits on top of all of them.
+//! [`service`] (what the long-running binaries share: logs, HTTP endpoint pieces) uses only
+//! [`env`]. [`testing`] (feature `testing`, for test code only) sits on top of all of them.
 //! `docs/architecture.md` maps the modules and states these rules.
 
 pub mod client;
@@ -21,6 +22,7 @@ pub mod env;
 pub mod model;
 pub mod probes;
 pub mod render;
+pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -194,3 +194,23 @@ pub fn assert_mentions(text: &str, needles: &[&str]) {
     let missing: Vec<&&str> = needles.iter().filter(|n| !text.contains(**n)).collect();
     assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
 }
+
+/// Every `.rs` file under `dir` (skipping `target` and hidden directories), sorted: what the
+/// checks of the code's own shape read.
+pub fn rust_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() && name != "target" && !name.to_string_lossy().starts_with('.') {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}

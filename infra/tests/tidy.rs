@@ -1,35 +1,20 @@
 //! Checks of the code's shape that a reviewer would otherwise have to remember: `sea-infra`'s
 //! layers only use the layers below them, and every source file says what it is for.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use sea_infra::testing::rust_files;
 
 /// `sea-infra`'s layers, lowest first, each with the layers it may use.
-const LAYERS: [(&str, &[&str]); 6] = [
+const LAYERS: [(&str, &[&str]); 7] = [
     ("env", &[]),
+    ("service", &["env"]),
     ("model", &["env"]),
     ("render", &["env", "model"]),
     ("probes", &["env", "model"]),
     ("client", &["env", "model"]),
     ("deployment", &["env", "model", "render", "probes"]),
 ];
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            if path.is_dir() && name != "target" && !name.to_string_lossy().starts_with('.') {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// The layer a file of `infra/src` belongs to (`env.rs` is a layer of one file).
 fn layer_of(src: &Path, file: &Path) -> Option<String> {

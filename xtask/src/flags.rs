@@ -322,22 +322,13 @@ mod tests {
     /// Names of every `pub const ENV_*` string in the workspace's Rust sources.
     fn env_vars_in_code(root: &std::path::Path) -> Vec<String> {
         let mut out = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let path = entry.path();
-                let name = entry.file_name();
-                if path.is_dir() && name != "target" && !name.to_string_lossy().starts_with('.') {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    for line in text
-                        .lines()
-                        .filter(|l| l.contains("const ENV_") && l.contains(": &str = \""))
-                    {
-                        out.extend(line.split('"').nth(1).map(str::to_owned));
-                    }
-                }
+        for path in sea_infra::testing::rust_files(root) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text
+                .lines()
+                .filter(|l| l.contains("const ENV_") && l.contains(": &str = \""))
+            {
+                out.extend(line.split('"').nth(1).map(str::to_owned));
             }
         }
         out.sort();

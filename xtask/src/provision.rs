@@ -161,7 +161,7 @@ impl Provision {
             let cluster = plan.target.cluster.as_deref().unwrap_or("unclustered");
             eprintln!(
                 "JetStream at {} ({cluster}, {} server(s))",
-                servers.join(","),
+                plan.target.servers.join(","),
                 plan.target.cluster_size
             );
             for note in &plan.notes {

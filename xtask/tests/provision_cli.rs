@@ -119,6 +119,27 @@ fn credentials_in_server_urls_are_not_printed() {
     }
 }
 
+/// Credentials in the server URLs of a reachable cluster appear neither in the plan nor in
+/// `--json`.
+#[tokio::test]
+async fn credentials_in_server_urls_stay_out_of_plans_and_json() {
+    let cluster = TestCluster::start(Profile::Single).await;
+    // No authentication on the server: credentials in the URL are ignored but must not show.
+    let url = cluster
+        .nats_servers()
+        .replace("nats://", "nats://svc:pw-s3cret@");
+    for args in [&["--dry-run"][..], &["--dry-run", "--json"]] {
+        let out = provision(args, &[("NATS_SERVERS", url.as_str())]);
+        assert_eq!(out.code, Some(0), "{}", out.all);
+        assert!(out.all.contains("svc:<redacted>@"), "{}", out.all);
+        assert!(
+            !out.all.contains("s3cret"),
+            "a secret was printed:\n{}",
+            out.all
+        );
+    }
+}
+
 /// A server URL that can never work is a configuration error (64), found before connecting.
 #[test]
 fn a_malformed_server_url_exits_64() {

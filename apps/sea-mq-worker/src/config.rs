@@ -9,6 +9,8 @@ use std::time::Duration;
 use sea_infra::client::connect::NatsConfig;
 use sea_infra::env::{self, ConfigErrors, EnvReader};
 use sea_infra::model::spec::{Spec, StreamSpec};
+use sea_infra::service::logs::Logs;
+pub use sea_infra::service::logs::{ENV_LOG_FORMAT, ENV_LOG_LEVEL};
 
 pub const ENV_NATS_RECONNECT_MAX: &str = "NATS_RECONNECT_MAX";
 pub const ENV_NATS_RECONNECT_DELAY_MS: &str = "NATS_RECONNECT_DELAY_MS";
@@ -26,8 +28,6 @@ pub const ENV_OUTBOX_BATCH_SIZE: &str = "OUTBOX_BATCH_SIZE";
 pub const ENV_OUTBOX_LEASE_MS: &str = "OUTBOX_LEASE_MS";
 pub const ENV_OUTBOX_RETRY_HORIZON: &str = "OUTBOX_RETRY_HORIZON";
 pub const ENV_HTTP_ADDR: &str = "HTTP_ADDR";
-pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
-pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
 pub const ENV_SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
 pub const ENV_WORKER_FAILPOINT: &str = "WORKER_FAILPOINT";
 
@@ -78,27 +78,6 @@ pub fn parse_database_url(s: &str) -> Result<Database, String> {
         format!("not a PostgreSQL connection string: {e}{cause}")
     })?;
     Ok(Database::Postgres(s.to_owned()))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    match s {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err("use text or json".into()),
-    }
-}
-
-/// A `tracing` filter such as `info` or `sea_mq_worker=debug,async_nats=warn`.
-fn parse_log_level(s: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(s)
-        .map(|_| s.to_owned())
-        .map_err(|e| format!("not a log filter ({e}); try info or debug"))
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -175,8 +154,7 @@ pub struct WorkerConfig {
     pub unready_after_failed_writes: u32,
     pub outbox: Outbox,
     pub http_addr: SocketAddr,
-    pub log_format: LogFormat,
-    pub log_level: String,
+    pub logs: Logs,
     pub shutdown_grace: Duration,
     pub failpoint: Option<Failpoint>,
 }
@@ -288,12 +266,7 @@ impl WorkerConfig {
             http_addr: env
                 .parse(ENV_HTTP_ADDR, parse_addr)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            log_format: env
-                .parse(ENV_LOG_FORMAT, parse_log_format)
-                .unwrap_or(LogFormat::Text),
-            log_level: env
-                .parse(ENV_LOG_LEVEL, parse_log_level)
-                .unwrap_or_else(|| "info".into()),
+            logs: Logs::from_env(&mut env),
             shutdown_grace: env
                 .parse(ENV_SHUTDOWN_GRACE_MS, env::parse_millis(0))
                 .unwrap_or(Duration::from_secs(10)),

@@ -15,6 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use sea_infra::service::http::{reply, TEXT};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -42,19 +43,11 @@ pub async fn serve(
     }
 }
 
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
 async fn handle(
     req: Request<Incoming>,
     worker: Arc<Worker>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let text = "text/plain; charset=utf-8";
+    let text = TEXT;
     Ok(match req.uri().path() {
         "/healthz" => match worker.health.halted() {
             None => reply(StatusCode::OK, text, "ok\n".into()),

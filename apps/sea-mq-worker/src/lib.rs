@@ -21,7 +21,6 @@ pub mod dlq;
 pub mod health;
 pub mod http;
 pub mod inbox;
-pub mod logs;
 pub mod metrics;
 pub mod outbox;
 pub mod run;

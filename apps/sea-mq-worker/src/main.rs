@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use sea_mq_worker::config::{LogFormat, WorkerConfig};
-use sea_mq_worker::logs::{eprint_redacted, RedactedStderr};
+use sea_infra::service::logs::eprint_redacted;
+use sea_mq_worker::config::WorkerConfig;
 use sea_mq_worker::run::{self, Stop};
 
 fn main() -> ExitCode {
@@ -14,17 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::from(sea_infra::env::EXIT_CONFIG as u8);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::new(&cfg.log_level);
-    // Colour only for a person at a terminal, never into files or collectors.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(RedactedStderr);
-    match cfg.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    cfg.logs.init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use sea_infra::env::{self, ConfigErrors, EnvReader};
 use sea_infra::model::Topology;
+use sea_infra::service::logs::{LogFormat, Logs};
 
 /// Comma-separated monitoring URLs (`http://host:8222`, `https://...`), one per server.
 pub const ENV_NATS_MONITOR_URLS: &str = "NATS_MONITOR_URLS";
@@ -20,8 +21,6 @@ pub const ENV_EXPORTER_ADDR: &str = "EXPORTER_ADDR";
 pub const ENV_EXPORTER_TIMEOUT_MS: &str = "EXPORTER_TIMEOUT_MS";
 /// `true` exports consumers without a durable name too (unbounded cardinality: off by default).
 pub const ENV_EXPORTER_EPHEMERAL_CONSUMERS: &str = "EXPORTER_EPHEMERAL_CONSUMERS";
-pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
-pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
 
 pub const DEFAULT_MONITOR_URL: &str = "http://127.0.0.1:8222";
 /// prometheus-nats-exporter's default port, so scrape configs carry over.
@@ -83,35 +82,6 @@ pub fn parse_monitor_urls(s: &str) -> Result<Vec<MonitorUrl>, String> {
     Ok(urls)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-fn parse_log_format(s: &str) -> Result<LogFormat, String> {
-    match s {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err("use text or json".into()),
-    }
-}
-
-/// A `tracing` filter such as `info` or `sea_nats_exporter=debug`.
-fn parse_log_level(s: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(s)
-        .map(|_| s.to_owned())
-        .map_err(|e| format!("not a log filter ({e}); try info or debug"))
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err("use true or false".into()),
-    }
-}
-
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse()
         .map_err(|_| "not a host:port address such as 0.0.0.0:7777".into())
@@ -133,8 +103,7 @@ pub struct ExporterConfig {
     pub addr: SocketAddr,
     pub timeout: Duration,
     pub ephemeral_consumers: bool,
-    pub log_level: String,
-    pub log_format: LogFormat,
+    pub logs: Logs,
 }
 
 impl Default for ExporterConfig {
@@ -145,8 +114,10 @@ impl Default for ExporterConfig {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
             timeout: Duration::from_secs(3),
             ephemeral_consumers: false,
-            log_level: "info".to_owned(),
-            log_format: LogFormat::Text,
+            logs: Logs {
+                level: "info".to_owned(),
+                format: LogFormat::Text,
+            },
         }
     }
 }
@@ -168,14 +139,9 @@ impl ExporterConfig {
                 .parse(ENV_EXPORTER_TIMEOUT_MS, env::parse_millis(100))
                 .unwrap_or(d.timeout),
             ephemeral_consumers: env
-                .parse(ENV_EXPORTER_EPHEMERAL_CONSUMERS, parse_bool)
+                .parse(ENV_EXPORTER_EPHEMERAL_CONSUMERS, env::parse_bool)
                 .unwrap_or(d.ephemeral_consumers),
-            log_level: env
-                .parse(ENV_LOG_LEVEL, parse_log_level)
-                .unwrap_or(d.log_level),
-            log_format: env
-                .parse(ENV_LOG_FORMAT, parse_log_format)
-                .unwrap_or(d.log_format),
+            logs: Logs::from_env(&mut env),
         };
         env.finish()?;
         Ok(config)

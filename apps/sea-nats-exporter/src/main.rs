@@ -2,25 +2,18 @@
 
 use std::process::ExitCode;
 
-use sea_nats_exporter::config::{ExporterConfig, LogFormat};
+use sea_infra::service::logs::eprint_redacted;
+use sea_nats_exporter::config::ExporterConfig;
 
 fn main() -> ExitCode {
     let cfg = match ExporterConfig::from_process_env() {
         Ok(cfg) => cfg,
         Err(errors) => {
-            eprintln!("sea-nats-exporter: {errors}");
+            eprint_redacted(&format!("sea-nats-exporter: {errors}"));
             return ExitCode::from(sea_infra::env::EXIT_CONFIG as u8);
         }
     };
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_level))
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    match cfg.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    cfg.logs.init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

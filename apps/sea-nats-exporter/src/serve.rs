@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+use sea_infra::service::http::{reply, TEXT};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -49,19 +50,11 @@ pub async fn serve(
     let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
 }
 
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
 async fn handle(
     req: Request<Incoming>,
     scraper: Arc<Scraper>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let text = "text/plain; charset=utf-8";
+    let text = TEXT;
     Ok(match req.uri().path() {
         "/metrics" => reply(
             StatusCode::OK,

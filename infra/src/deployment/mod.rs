@@ -15,6 +15,7 @@ pub mod image;
 pub mod nats_server;
 pub mod ports;
 mod process;
+pub mod procfs;
 pub mod state;
 mod throwaway;
 

@@ -35,15 +35,8 @@ pub fn holder(port: u16) -> Option<Holder> {
     if inodes.is_empty() {
         return None;
     }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+    for process in super::procfs::processes() {
+        let Ok(fds) = std::fs::read_dir(process.file("fd")) else {
             continue;
         };
         for fd in fds.flatten() {
@@ -55,9 +48,9 @@ pub fn holder(port: u16) -> Option<Holder> {
                 .strip_prefix("socket:[")
                 .and_then(|s| s.strip_suffix(']'));
             if inode.is_some_and(|i| inodes.contains(i)) {
-                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                let comm = std::fs::read_to_string(process.file("comm")).unwrap_or_default();
                 return Some(Holder {
-                    pid,
+                    pid: process.pid,
                     name: comm.trim().to_owned(),
                 });
             }

@@ -16,6 +16,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
 use super::error::ServerError;
+use super::procfs;
 use super::state::{StateDir, StateError};
 use crate::model::{Server, Topology};
 use crate::render::nats_conf;
@@ -177,33 +178,16 @@ impl Processes {
 /// Live processes whose command line is `... -c <conf>` with `conf` inside `dir`, by config
 /// path: this project's servers found by what they run, whatever their pid files say.
 pub(crate) fn servers_running(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, i32> {
-    let mut found = std::collections::BTreeMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let conf = args
-            .windows(2)
-            .find(|w| w[0] == b"-c")
-            .map(|w| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(w[1])));
-        if let Some(conf) = conf.filter(|c| c.starts_with(dir)) {
-            if is_alive(pid) {
-                found.insert(conf, pid);
-            }
-        }
-    }
-    found
+    procfs::processes()
+        .filter_map(|p| {
+            let args = p.args();
+            let conf = args
+                .windows(2)
+                .find(|w| w[0] == b"-c")
+                .map(|w| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&w[1])))?;
+            (conf.starts_with(dir) && p.is_alive()).then_some((conf, p.pid))
+        })
+        .collect()
 }
 
 /// True when `pid` is alive (not a zombie) and runs with `conf` as an argument.
@@ -220,23 +204,12 @@ fn is_server(pid: i32, conf: &Path) -> bool {
         if !cmdline.is_empty() {
             return cmdline.split(|b| *b == 0).any(|arg| arg == conf);
         }
-        if !is_alive(pid) {
+        if !procfs::is_alive(pid) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     false
-}
-
-/// Whether `pid` exists and has not exited (a zombie has exited).
-fn is_alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        // The state follows the parenthesised command name, which may itself contain spaces.
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, Some("Z" | "X") | None)
-    })
 }
 
 type SpawnJob = (Command, mpsc::Sender<std::io::Result<i32>>);

@@ -190,33 +190,19 @@ impl Drop for Running {
 /// Live processes whose command line or environment mentions `path` (what a run left behind).
 pub fn processes_mentioning(path: &std::path::Path) -> Vec<String> {
     let needle = path.as_os_str().as_encoded_bytes();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        if zombie || pid == std::process::id() {
-            continue;
-        }
-        let mentions = |file: &str| {
-            std::fs::read(entry.path().join(file))
-                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-        };
-        if mentions("cmdline") || mentions("environ") {
-            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            found.push(format!(
-                "{pid}: {}",
-                String::from_utf8_lossy(&cmd).replace('\0', " ")
-            ));
-        }
-    }
-    found
+    let mentions = |file: std::path::PathBuf| {
+        std::fs::read(file).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+    };
+    sea_infra::deployment::procfs::processes()
+        .filter(|p| p.pid != std::process::id() as i32 && p.is_alive())
+        .filter(|p| mentions(p.file("cmdline")) || mentions(p.file("environ")))
+        .map(|p| {
+            let args: Vec<String> = p
+                .args()
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            format!("{}: {}", p.pid, args.join(" "))
+        })
+        .collect()
 }

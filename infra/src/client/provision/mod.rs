@@ -81,7 +81,11 @@ impl ConnectedCluster {
             1
         };
         ConnectedCluster {
-            servers: servers.to_vec(),
+            // Shown in plans and `--json`: never with the credentials a URL may carry.
+            servers: servers
+                .iter()
+                .map(|s| crate::env::redact_credentials(s))
+                .collect(),
             cluster,
             cluster_size,
         }
