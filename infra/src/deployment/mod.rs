@@ -113,7 +113,7 @@ impl Operation {
 #[derive(Clone, Debug)]
 enum Backend {
     Process(Processes),
-    Compose(Compose),
+    Compose(Box<Compose>),
 }
 
 /// The recorded deployment of a profile could not be built.
@@ -186,7 +186,7 @@ impl Deployment {
         Deployment {
             topology,
             state: StateDir::new(dir),
-            backend: Backend::Compose(compose),
+            backend: Backend::Compose(Box::new(compose)),
         }
     }
 
@@ -257,7 +257,7 @@ impl Deployment {
     pub fn compose(&self) -> Option<&Compose> {
         match &self.backend {
             Backend::Process(_) => None,
-            Backend::Compose(c) => Some(c),
+            Backend::Compose(c) => Some(c.as_ref()),
         }
     }
 
