@@ -1,8 +1,11 @@
-//! The local nats-server image for machines that cannot pull: `FROM scratch`, holding the
-//! resolved static `nats-server` and Debian's `busybox-static` (whose `wget` the compose health
-//! check runs). Built without pulling anything, from a context made in `context.rs`.
+//! The local images for machines that cannot pull, built without pulling anything. Here the
+//! nats-server one: `FROM scratch`, holding the resolved static `nats-server` and Debian's
+//! `busybox-static` (whose `wget` the compose health check runs); the worker's is in
+//! [`worker`], what both are built from in `context.rs`.
 
 mod context;
+mod ldd;
+pub mod worker;
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +26,8 @@ pub enum ImageError {
     Busybox(String),
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    #[error("cannot list the shared libraries of {bin} with ldd: {reason}")]
+    Ldd { bin: String, reason: String },
     #[error("{ENV_NATS_IMAGE}={image} is not present and cannot be pulled ({reason}); load it with `docker load`, or unset {ENV_NATS_IMAGE} to use the local image `cargo xtask image` builds")]
     Missing { image: String, reason: String },
 }

@@ -45,6 +45,12 @@ impl BuildContext {
         Ok(())
     }
 
+    /// Creates the directory `to` in the context.
+    pub(super) fn mkdir(&self, to: &str) -> Result<(), ImageError> {
+        let dir = self.dir.path().join(to);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))
+    }
+
     /// `docker build` of the context with `dockerfile`, tagged `tag`.
     pub(super) fn build(&self, dockerfile: &str, tag: &str) -> Result<(), ImageError> {
         let path = self.dir.path().join("Dockerfile");
