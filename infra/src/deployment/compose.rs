@@ -134,7 +134,8 @@ impl Compose {
     }
 
     /// `<tool> -p <project> -f <file> --profile <profile> --profile worker args…`, run in the
-    /// file's directory with `envs` added (both profiles, so that `down` takes the workers too).
+    /// file's directory with `envs` added. Both profiles, so that every service of the file is in
+    /// scope (`config` checks the workers, `down` removes them) whatever the Compose version.
     fn compose(&self, args: &[&str], envs: &[(&str, &str)]) -> Result<String, DockerError> {
         let mut all = vec![
             "-p",
