@@ -21,9 +21,10 @@ ci-quick:
 up profile="ha" *args:
     cargo xtask up --profile {{profile}} {{args}}
 
-# Build the local nats-server image FROM scratch (no registry needed) for the compose files.
-image:
-    cargo xtask image
+# Build the local nats-server image FROM scratch (no registry needed) for the compose files;
+# `just image --worker` also builds the worker's.
+image *args:
+    cargo xtask image {{args}}
 
 # Regenerate the committed configs, compose files and Kubernetes manifests from the model.
 render *args:

@@ -1,7 +1,7 @@
 # The nats-server image for machines without a registry: nothing is pulled.
 # Built by `cargo xtask image` from the resolved static nats-server and Debian's
 # busybox-static (its `wget` serves the compose health check). Not edited by hand
-# elsewhere: infra/src/image.rs embeds this file.
+# elsewhere: infra/src/deployment/image.rs embeds this file.
 FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]

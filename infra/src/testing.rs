@@ -1,14 +1,19 @@
 //! The test kit (feature `testing`, enabled only from `[dev-dependencies]`): real nats-server
-//! deployments on free ports that panic with the cause instead of returning errors, the binary
-//! resolved once per test process, scratch directories, and the skip-or-fail rule for tools a
-//! machine may lack.
+//! deployments on free ports that panic with the cause instead of returning errors (in
+//! containers, with the worker's too), the binary resolved once per test process, a worker image
+//! per test, scratch directories, and the skip-or-fail rule for tools a machine may lack.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use async_nats::jetstream;
+
+use crate::client::{crosscheck, observe};
 use crate::deployment::nats_server::{NatsServer, Resolver};
 use crate::deployment::{cache_dir, BackendKind, Deployment, Throwaway, UpOptions, UpReport};
 use crate::model::{Profile, Topology};
+use crate::render::compose_worker::WorkerService;
 
 /// The nats-server binary, resolved (and installed if needed) once per test process.
 pub fn nats_server() -> &'static NatsServer {
@@ -181,11 +186,95 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("kill {name}: {e}"));
     }
 
+    /// SIGKILLs the leader of `stream` and waits until another server leads it: the killed
+    /// server and how long the election took. Panics when no new leader comes within 30 s.
+    pub async fn kill_stream_leader(
+        &self,
+        js: &jetstream::Context,
+        stream: &str,
+    ) -> (String, Duration) {
+        let leader = observe::stream_leader(js, stream)
+            .await
+            .unwrap_or_else(|| panic!("{stream} has no leader"));
+        self.kill(&leader);
+        let elected = observe::time_until(Duration::from_secs(30), || async {
+            observe::stream_leader(js, stream)
+                .await
+                .is_some_and(|l| l != leader)
+        })
+        .await;
+        let elected = elected
+            .unwrap_or_else(|| panic!("no new {stream} leader within 30 s of killing {leader}"));
+        (leader, elected)
+    }
+
     /// Starts one server again (not waiting for readiness); panics when it cannot.
     pub fn start_server(&self, name: &str) {
         self.deployment()
             .start_server(&nats_server().path, name)
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    }
+
+    /// The worker services of a compose cluster ([`TestCluster::compose`]): each on a free
+    /// host port, its database in a host directory ([`WorkerService::host_database`]).
+    pub fn workers(&self) -> &[WorkerService] {
+        &self.compose_project().workers
+    }
+
+    /// Starts every worker container of a compose cluster with `image`; panics when it cannot.
+    pub fn start_workers(&self, image: &TestImage) {
+        self.compose_project()
+            .up_workers(&image.tag)
+            .unwrap_or_else(|e| panic!("start the workers: {e}"));
+    }
+
+    /// The last lines a container of this cluster logged (a server's or a worker's service).
+    pub fn container_log(&self, service: &str) -> String {
+        self.compose_project().log_tail(service, 40)
+    }
+
+    fn compose_project(&self) -> &crate::deployment::Compose {
+        self.deployment()
+            .compose()
+            .expect("a compose cluster (TestCluster::compose)")
+    }
+}
+
+/// Publishes `n` events with ids `prefix-i` on `subject` again and again until every one is
+/// acked (the ids make the repeats no-ops); panics after 30 s.
+pub async fn publish_until_acked(js: &jetstream::Context, subject: &str, prefix: &str, n: usize) {
+    let acked = observe::time_until(Duration::from_secs(30), || async {
+        crosscheck::publish_acked(js, subject, prefix, n)
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(acked.is_some(), "{prefix}: events not acked within 30 s");
+}
+
+/// An image built for one test under a tag of its own, removed on drop.
+pub struct TestImage {
+    pub tag: String,
+}
+
+impl TestImage {
+    /// The worker image ([`crate::deployment::image::worker`]) of the binary `bin`.
+    pub fn worker(bin: &Path) -> TestImage {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let tag = format!("sea-mq-worker:test-{}-{millis}", std::process::id());
+        crate::deployment::image::worker::build(bin, &cache_dir(), &tag, &|_| {})
+            .unwrap_or_else(|e| panic!("build the worker image {tag}: {e}"));
+        TestImage { tag }
+    }
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        if let Err(e) = crate::deployment::docker::docker(&["rmi", "--force", &self.tag]) {
+            eprintln!("warning: image {} not removed: {e}", self.tag);
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use async_nats::jetstream;
 use sea_infra::client::{crosscheck, observe, provision};
 use sea_infra::deployment::Compose;
 use sea_infra::model::{Profile, Spec};
-use sea_infra::testing::{require, Prerequisite, TestCluster};
+use sea_infra::testing::{publish_until_acked, require, Prerequisite, TestCluster};
+
+const SUBJECT: &str = "sea.event.compose";
 
 #[test]
 fn committed_compose_files_validate() {
@@ -21,18 +23,6 @@ fn committed_compose_files_validate() {
             .validate()
             .unwrap_or_else(|e| panic!("{}: {e}", compose.file));
     }
-}
-
-/// Publishes `n` events with ids `prefix-i`, again and again until every one is acked (ids
-/// make the repeats no-ops), for at most 30 s.
-async fn publish_until_acked(js: &jetstream::Context, prefix: &str, n: usize) {
-    let acked = observe::time_until(Duration::from_secs(30), || async {
-        crosscheck::publish_acked(js, "sea.event.compose", prefix, n)
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(acked.is_some(), "{prefix}: events not acked within 30 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,33 +46,15 @@ async fn ha_in_containers_survives_losing_the_stream_leader() {
     assert!(!plan.is_unchanged(), "a fresh cluster gets the streams");
     let client = crosscheck::connect(&servers).await.expect("connect");
     let js = jetstream::new(client);
-    publish_until_acked(&js, "before", 10).await;
+    publish_until_acked(&js, SUBJECT, "before", 10).await;
 
-    let leader = observe::stream_leader(&js, "SEA_EVENTS")
-        .await
-        .expect("SEA_EVENTS has a leader");
-    assert!(dep.kill_server(&leader).unwrap(), "{leader} was running");
+    let (leader, _) = cluster.kill_stream_leader(&js, "SEA_EVENTS").await;
     assert!(dep.pid(&leader).is_none(), "{leader} is down");
-    let new_leader = observe::time_until(Duration::from_secs(30), || async {
-        observe::stream_leader(&js, "SEA_EVENTS")
-            .await
-            .is_some_and(|l| l != leader)
-    })
-    .await;
-    assert!(
-        new_leader.is_some(),
-        "no new leader within 30 s of killing {leader}"
-    );
-    publish_until_acked(&js, "after", 10).await;
+    publish_until_acked(&js, SUBJECT, "after", 10).await;
 
-    let messages = observe::read_stream(
-        &js,
-        "SEA_EVENTS",
-        "sea.event.compose",
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("read back");
+    let messages = observe::read_stream(&js, "SEA_EVENTS", SUBJECT, Duration::from_secs(10))
+        .await
+        .expect("read back");
     let counts = observe::msg_id_counts(&messages);
     assert_eq!(
         counts.len(),

@@ -39,7 +39,8 @@ pub enum Command {
     Verify(Verify),
     /// Rewrite the committed rendered files (configs, compose files, Kubernetes manifests).
     Render(Render),
-    /// Build the local nats-server image FROM scratch (for machines without a registry).
+    /// Build the local nats-server image (and with --worker the worker's) FROM scratch, for
+    /// machines without a registry.
     Image(Image),
     /// The whole check: nats-server, fmt, clippy and the test suite.
     Test(Test),
@@ -257,7 +258,12 @@ pub struct Verify {
 }
 
 #[derive(Debug, Args)]
-pub struct Image {}
+pub struct Image {
+    /// Also build the worker image `sea-mq-worker:dev` FROM scratch from a release build of
+    /// sea-mq-worker: what the compose files' `worker` profile runs.
+    #[arg(long)]
+    pub worker: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct Render {

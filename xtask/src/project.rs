@@ -1,9 +1,10 @@
 //! What several commands share: the project root, which profile a command means, the
-//! nats-server binary, the async runtime, and nested `cargo` commands.
+//! nats-server binary, the async runtime, and nested `cargo` commands (the worker's build).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
 
 use sea_infra::deployment::nats_server::{NatsServer, Resolver, Source};
 use sea_infra::deployment::{cache_dir, Deployment};
@@ -85,4 +86,20 @@ pub fn cargo<'a>(cmd: xshell::Cmd<'a>) -> xshell::Cmd<'a> {
         .filter_map(|(k, _)| k.into_string().ok())
         .filter(|k| inherited.iter().any(|p| k.starts_with(p)) || k == "CARGO_PRIMARY_PACKAGE")
         .fold(cmd, |cmd, k| cmd.env_remove(k))
+}
+
+/// Builds `sea-mq-worker` (debug, like the quick start, or `release`) and returns its path.
+pub fn build_worker(sh: &Shell, release: bool) -> anyhow::Result<PathBuf> {
+    let flag = release.then_some("--release");
+    cargo(cmd!(
+        sh,
+        "cargo build --quiet {flag...} -p sea-mq-worker --bin sea-mq-worker"
+    ))
+    .run()
+    .context("build sea-mq-worker")?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(project_root()
+        .join("target")
+        .join(profile)
+        .join("sea-mq-worker"))
 }

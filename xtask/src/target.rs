@@ -12,7 +12,7 @@ use sea_infra::deployment::{BackendKind, Deployment, Throwaway, UpOptions};
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::Spec;
 use sea_infra::model::topology::Profile;
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
 use crate::project;
 
@@ -130,11 +130,5 @@ pub fn worker_bin(sh: &Shell) -> anyhow::Result<PathBuf> {
         );
         return Ok(path);
     }
-    project::cargo(cmd!(
-        sh,
-        "cargo build --quiet -p sea-mq-worker --bin sea-mq-worker"
-    ))
-    .run()
-    .context("build sea-mq-worker")?;
-    Ok(project::project_root().join("target/debug/sea-mq-worker"))
+    project::build_worker(sh, false)
 }

@@ -201,13 +201,7 @@ impl WorkerProcess {
     /// `GET path` on its HTTP port: status and body, `None` when it does not answer within a
     /// second.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let resp = http()
-            .get(format!("{}{path}", self.http))
-            .send()
-            .await
-            .ok()?;
-        let status = resp.status().as_u16();
-        Some((status, resp.text().await.ok()?))
+        get(&format!("{}{path}", self.http)).await
     }
 
     /// One sample of its `/metrics`, named with its labels as printed
@@ -262,6 +256,14 @@ pub async fn wait_all_ready(
             .await?;
     }
     Ok(())
+}
+
+/// `GET url` (a worker's endpoint, wherever it runs): status and body, `None` when it does not
+/// answer within a second.
+pub async fn get(url: &str) -> Option<(u16, String)> {
+    let resp = http().get(url).send().await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.text().await.ok()?))
 }
 
 /// A sample's value in Prometheus text: the line `<name> <value>`.

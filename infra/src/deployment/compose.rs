@@ -3,6 +3,7 @@
 //! (health gate, provisioning, drills) is the same as for processes, since compose publishes
 //! the topology's own ports on the host. Nothing here knows about processes.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,8 +12,12 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 
 use super::docker::{self, DockerError};
+use super::ports;
 use crate::model::{Profile, Topology};
 use crate::render::compose_file::{self, ComposeNames, ENV_NATS_IMAGE};
+use crate::render::compose_worker::{
+    self, WorkerHosting, WorkerService, ENV_WORKER_IMAGE, WORKER_PROFILE,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -44,6 +49,8 @@ pub struct Compose {
     pub names: ComposeNames,
     /// The project's network (what a partition disconnects a container from).
     pub network: String,
+    /// The worker services (compose profile `worker`), one per cluster.
+    pub workers: Vec<WorkerService>,
     tool: Vec<String>,
 }
 
@@ -53,14 +60,14 @@ impl Compose {
     pub fn committed(profile: Profile) -> Result<Compose, ComposeError> {
         let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames::default();
+        let first = Topology::for_profile(profile);
         let mut compose = Compose::new(
             crate::project_root().join(compose_file::COMPOSE_DIR),
             file,
             format!("sea-{profile}"),
-            profile,
+            &first,
             names,
         )?;
-        let first = Topology::for_profile(profile);
         if let Some((_, server)) = first.servers().next() {
             if let Some(project) = compose.label(&server.name, "com.docker.compose.project") {
                 compose.project = project;
@@ -69,7 +76,9 @@ impl Compose {
         Ok(compose)
     }
 
-    /// A throw-away rendering of `topology` into `dir`, every name starting with `prefix`.
+    /// A throw-away rendering of `topology` into `dir`, every name starting with `prefix`. Its
+    /// workers publish HTTP on free host ports and keep their databases in `dir/worker/<cluster>`,
+    /// run as that directory's owner, so the caller reads and writes them on the host.
     pub(crate) fn private(
         topology: &Topology,
         dir: &Path,
@@ -80,6 +89,7 @@ impl Compose {
         let names = ComposeNames {
             prefix: prefix.to_owned(),
             throwaway: true,
+            workers: workers_on_host(topology, &dir.join("worker"))?,
         };
         for f in compose_file::files(topology, &names) {
             let path = dir.join(&f.path);
@@ -92,14 +102,14 @@ impl Compose {
                 source,
             })?;
         }
-        Compose::new(dir.to_path_buf(), file, prefix.to_owned(), profile, names)
+        Compose::new(dir.to_path_buf(), file, prefix.to_owned(), topology, names)
     }
 
     fn new(
         dir: PathBuf,
         file: &str,
         project: String,
-        profile: Profile,
+        topology: &Topology,
         names: ComposeNames,
     ) -> Result<Compose, ComposeError> {
         docker::engine().map_err(|e| ComposeError::NoEngine(e.reason))?;
@@ -107,8 +117,9 @@ impl Compose {
             dir,
             file: file.to_owned(),
             project,
-            profile: compose_file::compose_profile(profile),
-            network: names.network(profile),
+            profile: compose_file::compose_profile(topology.profile),
+            network: names.network(topology.profile),
+            workers: compose_worker::services(topology, &names),
             names,
             tool: docker::compose_tool()?,
         })
@@ -122,8 +133,10 @@ impl Compose {
         self.names.container(node)
     }
 
-    /// `<tool> -p <project> -f <file> --profile <profile> args…`, run in the file's directory.
-    fn compose(&self, args: &[&str], image: Option<&str>) -> Result<String, DockerError> {
+    /// `<tool> -p <project> -f <file> --profile <profile> --profile worker args…`, run in the
+    /// file's directory with `envs` added. Both profiles, so that every service of the file is in
+    /// scope (`config` checks the workers, `down` removes them) whatever the Compose version.
+    fn compose(&self, args: &[&str], envs: &[(&str, &str)]) -> Result<String, DockerError> {
         let mut all = vec![
             "-p",
             &self.project,
@@ -131,11 +144,14 @@ impl Compose {
             &self.file,
             "--profile",
             &self.profile,
+            "--profile",
+            WORKER_PROFILE,
         ];
         all.extend_from_slice(args);
-        let envs: Vec<(String, String)> = image
-            .map(|i| vec![(ENV_NATS_IMAGE.to_owned(), i.to_owned())])
-            .unwrap_or_default();
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         docker::run(
             &self.tool,
             &all,
@@ -147,14 +163,22 @@ impl Compose {
 
     /// `config --quiet`: the file parses and validates with this Compose tool.
     pub fn validate(&self) -> Result<(), DockerError> {
-        self.compose(&["config", "--quiet"], None).map(drop)
+        self.compose(&["config", "--quiet"], &[]).map(drop)
     }
 
     /// Creates and starts the servers of `nodes` with `image`.
     pub(crate) fn up(&self, servers: &[String], image: &str) -> Result<(), DockerError> {
         let mut args = vec!["up", "--detach"];
         args.extend(servers.iter().map(String::as_str));
-        self.compose(&args, Some(image)).map(drop)
+        self.compose(&args, &[(ENV_NATS_IMAGE, image)]).map(drop)
+    }
+
+    /// Creates and starts every worker with `image` (which must be present: nothing is built or
+    /// pulled), leaving the servers as they are.
+    pub fn up_workers(&self, image: &str) -> Result<(), DockerError> {
+        let mut args = vec!["up", "--detach", "--no-deps", "--no-build"];
+        args.extend(self.workers.iter().map(|w| w.service.as_str()));
+        self.compose(&args, &[(ENV_WORKER_IMAGE, image)]).map(drop)
     }
 
     /// Removes the project's containers (SIGTERM, SIGKILL after `grace`) and network, and its
@@ -165,7 +189,7 @@ impl Compose {
         if purge {
             args.push("--volumes");
         }
-        self.compose(&args, None).map(drop)
+        self.compose(&args, &[]).map(drop)
     }
 
     fn label(&self, node: &str, label: &str) -> Option<String> {
@@ -276,4 +300,27 @@ impl Compose {
         .map(|(out, err)| format!("{out}{err}").trim_end().to_owned())
         .unwrap_or_else(|e| e.to_string())
     }
+}
+
+/// The private rendering's workers: a free host port and a data directory under `data_dir` for
+/// each cluster, run as the owner of `data_dir` (who created it: this process).
+fn workers_on_host(topology: &Topology, data_dir: &Path) -> Result<WorkerHosting, ComposeError> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ComposeError::Write { path, source }
+    };
+    for cluster in &topology.clusters {
+        let dir = data_dir.join(&cluster.name);
+        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    }
+    let owner = std::fs::metadata(data_dir).map_err(write_err(data_dir))?;
+    Ok(WorkerHosting::OnHost {
+        http_ports: topology
+            .clusters
+            .iter()
+            .map(|_| ports::free_port())
+            .collect(),
+        data_dir: data_dir.to_path_buf(),
+        user: format!("{}:{}", owner.uid(), owner.gid()),
+    })
 }

@@ -1,9 +1,16 @@
-//! The local nats-server image for machines that cannot pull: `FROM scratch`, holding the
-//! resolved static `nats-server` and Debian's `busybox-static` (whose `wget` the compose health
-//! check runs). Built without pulling anything.
+//! The local images for machines that cannot pull, built without pulling anything. Here the
+//! nats-server one: `FROM scratch`, holding the resolved static `nats-server` and Debian's
+//! `busybox-static` (whose `wget` the compose health check runs); the worker's is in
+//! [`worker`], what both are built from in `context.rs`.
 
-use std::path::{Path, PathBuf};
+mod context;
+mod ldd;
+pub mod worker;
+
+use std::path::Path;
 use std::time::Duration;
+
+use context::BuildContext;
 
 use crate::deployment::docker::{self, DockerError};
 use crate::deployment::nats_server::PINNED_VERSION;
@@ -19,6 +26,8 @@ pub enum ImageError {
     Busybox(String),
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    #[error("cannot list the shared libraries of {bin} with ldd: {reason}")]
+    Ldd { bin: String, reason: String },
     #[error("{ENV_NATS_IMAGE}={image} is not present and cannot be pulled ({reason}); load it with `docker load`, or unset {ENV_NATS_IMAGE} to use the local image `cargo xtask image` builds")]
     Missing { image: String, reason: String },
 }
@@ -28,85 +37,19 @@ pub(crate) fn local_tag() -> String {
     format!("sea-nats:{PINNED_VERSION}")
 }
 
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ImageError + '_ {
-    move |e| ImageError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
-}
-
-/// Debian's static busybox, downloaded once into `cache` (no root needed).
-fn busybox(cache: &Path) -> Result<PathBuf, ImageError> {
-    let bin = cache.join("busybox-static/busybox");
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    let work = cache.join("busybox-static/download");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
-    let apt = ["apt-get".to_owned()];
-    docker::run(
-        &apt,
-        &["download", "busybox-static"],
-        Some(&work),
-        &[],
-        docker::COMMAND_TIMEOUT,
-    )
-    .map_err(|e| ImageError::Busybox(e.to_string()))?;
-    let deb = std::fs::read_dir(&work)
-        .map_err(io_err(&work))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| ImageError::Busybox("apt-get download left no .deb".into()))?;
-    let root = work.join("root");
-    let dpkg = ["dpkg-deb".to_owned()];
-    let (deb_s, root_s) = (deb.display().to_string(), root.display().to_string());
-    docker::run(
-        &dpkg,
-        &["-x", &deb_s, &root_s],
-        None,
-        &[],
-        docker::COMMAND_TIMEOUT,
-    )
-    .map_err(|e| ImageError::Busybox(e.to_string()))?;
-    // bookworm ships /bin/busybox; releases with the merged /usr ship /usr/bin/busybox.
-    let extracted = ["bin/busybox", "usr/bin/busybox"]
-        .iter()
-        .map(|p| root.join(p))
-        .find(|p| p.is_file())
-        .ok_or_else(|| ImageError::Busybox("no busybox binary in the package".into()))?;
-    std::fs::rename(&extracted, &bin).map_err(io_err(&bin))?;
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(bin)
-}
-
 /// Builds [`local_tag`] from `nats_server`; the tag.
 pub(crate) fn build(
     nats_server: &Path,
     cache: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<String, ImageError> {
-    let busybox = busybox(cache)?;
-    let ctx = cache.join("image-context");
-    let _ = std::fs::remove_dir_all(&ctx);
-    std::fs::create_dir_all(&ctx).map_err(io_err(&ctx))?;
-    for (from, to) in [(nats_server, "nats-server"), (busybox.as_path(), "busybox")] {
-        let dest = ctx.join(to);
-        std::fs::copy(from, &dest).map_err(io_err(&dest))?;
-    }
-    let dockerfile = ctx.join("Dockerfile");
-    std::fs::write(&dockerfile, DOCKERFILE).map_err(io_err(&dockerfile))?;
+    let ctx = BuildContext::with_busybox(cache)?;
+    ctx.copy(nats_server, "nats-server")?;
     let tag = local_tag();
     progress(&format!(
         "building {tag} FROM scratch (nats-server {PINNED_VERSION} + busybox-static)"
     ));
-    let ctx_s = ctx.display().to_string();
-    docker::docker_within(
-        &["build", "--quiet", "--tag", &tag, &ctx_s],
-        Duration::from_secs(300),
-    )?;
-    let _ = std::fs::remove_dir_all(&ctx);
+    ctx.build(DOCKERFILE, &tag)?;
     Ok(tag)
 }
 

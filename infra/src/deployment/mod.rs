@@ -114,7 +114,7 @@ impl Operation {
 #[derive(Clone, Debug)]
 enum Backend {
     Process(Processes),
-    Compose(Compose),
+    Compose(Box<Compose>),
 }
 
 /// The recorded deployment of a profile could not be built.
@@ -187,7 +187,7 @@ impl Deployment {
         Deployment {
             topology,
             state: StateDir::new(dir),
-            backend: Backend::Compose(compose),
+            backend: Backend::Compose(Box::new(compose)),
         }
     }
 
@@ -258,7 +258,7 @@ impl Deployment {
     pub fn compose(&self) -> Option<&Compose> {
         match &self.backend {
             Backend::Process(_) => None,
-            Backend::Compose(c) => Some(c),
+            Backend::Compose(c) => Some(c.as_ref()),
         }
     }
 

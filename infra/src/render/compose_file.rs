@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::model::PINNED_VERSION;
 use crate::model::{Profile, Topology, CONTAINER_PORTS};
+use crate::render::compose_worker::{self, WorkerHosting};
 use crate::render::{self, RenderedFile};
 
 /// The image every server runs unless `NATS_IMAGE` says otherwise.
@@ -20,9 +21,6 @@ pub fn default_nats_image() -> String {
 /// The variable that overrides the server image in the compose files.
 pub const ENV_NATS_IMAGE: &str = "NATS_IMAGE";
 
-/// Host port of the first worker's HTTP endpoint (`/healthz`, `/readyz`, `/metrics`).
-const WORKER_HTTP_BASE: u16 = 8080;
-
 /// What a rendering is called: container, network and volume names all start with `prefix`,
 /// so a throw-away copy (tests) never collides with the committed one.
 #[derive(Clone, Debug)]
@@ -31,6 +29,8 @@ pub struct ComposeNames {
     /// A throw-away copy: its containers are never restarted by the daemon, so a test killed
     /// before its cleanup leaves stopped containers, not running ones.
     pub throwaway: bool,
+    /// Where the workers' HTTP ports and databases are on the host.
+    pub workers: WorkerHosting,
 }
 
 impl Default for ComposeNames {
@@ -38,6 +38,7 @@ impl Default for ComposeNames {
         ComposeNames {
             prefix: "sea".to_owned(),
             throwaway: false,
+            workers: WorkerHosting::Committed,
         }
     }
 }
@@ -68,7 +69,7 @@ impl ComposeNames {
         }
     }
 
-    fn worker_volume(&self, cluster: &str) -> String {
+    pub(crate) fn worker_volume(&self, cluster: &str) -> String {
         format!("{}_worker_{}", self.prefix, cluster.replace('-', "_"))
     }
 }
@@ -88,10 +89,6 @@ pub fn file_name(profile: Profile) -> Option<&'static str> {
 pub(crate) fn compose_profile(profile: Profile) -> String {
     format!("nats-{profile}")
 }
-
-/// The compose profile of the workers (they need an image built from the multi-stage
-/// Dockerfile, so they are not started with the servers by default).
-pub(crate) const WORKER_PROFILE: &str = "worker";
 
 /// The compose file and the configs it mounts, relative to the directory of the compose file.
 pub(crate) fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
@@ -208,75 +205,19 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(w, "    stop_grace_period: {grace}");
         let _ = writeln!(w, "    restart: {restart}");
     }
-    for (i, cluster) in host.clusters.iter().enumerate() {
-        let service = worker_service(host, &cluster.name);
-        let inner_cluster = &inner.clusters[i];
-        let port = WORKER_HTTP_BASE + i as u16;
-        let _ = writeln!(w, "  {service}:");
-        let _ = writeln!(
-            w,
-            "    # Built by the multi-stage Dockerfile: needs a registry for its base images."
-        );
-        let _ = writeln!(w, "    build:");
-        let _ = writeln!(w, "      context: ../..");
-        let _ = writeln!(w, "      dockerfile: apps/sea-mq-worker/Dockerfile");
-        let _ = writeln!(w, "    image: sea-mq-worker:dev");
-        let _ = writeln!(w, "    container_name: {}", names.container(&service));
-        let _ = writeln!(w, "    profiles: [\"{WORKER_PROFILE}\"]");
-        let _ = writeln!(w, "    environment:");
-        let _ = writeln!(
-            w,
-            "      NATS_SERVERS: \"{}\"",
-            inner.cluster_servers(inner_cluster)
-        );
-        let _ = writeln!(w, "      DATABASE_URL: \"sqlite:///data/sea.db\"");
-        let _ = writeln!(w, "      HTTP_ADDR: \"0.0.0.0:8080\"");
-        let _ = writeln!(w, "      CONSUMER_GROUP: \"{}\"", cluster.name);
-        let _ = writeln!(w, "    ports:");
-        let _ = writeln!(w, "      - \"127.0.0.1:{port}:8080\"");
-        let _ = writeln!(w, "    volumes:");
-        let _ = writeln!(
-            w,
-            "      - \"{}:/data\"",
-            names.worker_volume(&cluster.name)
-        );
-        let _ = writeln!(w, "    networks: [\"{network}\"]");
-        let _ = writeln!(w, "    depends_on:");
-        for node in &cluster.servers {
-            let _ = writeln!(w, "      - {}", node.name);
-        }
-        let _ = writeln!(w, "    healthcheck:");
-        let _ = writeln!(
-            w,
-            "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/healthz\"]"
-        );
-        let _ = writeln!(w, "      interval: 10s");
-        let _ = writeln!(w, "    restart: {restart}");
-    }
+    let workers = compose_worker::services(host, names);
+    compose_worker::write_services(w, &workers, inner, &network, restart);
     let _ = writeln!(w, "volumes:");
     for (_, node) in host.servers() {
         let v = names.volume(&node.name);
         let _ = writeln!(w, "  {v}:");
         let _ = writeln!(w, "    name: {v}");
     }
-    for cluster in &host.clusters {
-        let v = names.worker_volume(&cluster.name);
-        let _ = writeln!(w, "  {v}:");
-        let _ = writeln!(w, "    name: {v}");
-    }
+    compose_worker::write_volumes(w, &workers);
     let _ = writeln!(w, "networks:");
     let _ = writeln!(w, "  {network}:");
     let _ = writeln!(w, "    name: {network}");
     out
-}
-
-/// `sea-mq-worker` for a one-cluster profile, `sea-mq-worker-<cluster>` otherwise.
-pub(crate) fn worker_service(topology: &Topology, cluster: &str) -> String {
-    if topology.clusters.len() == 1 {
-        "sea-mq-worker".to_owned()
-    } else {
-        format!("sea-mq-worker-{cluster}")
-    }
 }
 
 #[cfg(test)]

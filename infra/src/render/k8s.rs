@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::compose_file::default_nats_image;
+use super::compose_worker::{CONTAINER_HTTP_PORT, DEFAULT_WORKER_IMAGE};
 use crate::model::{Profile, Topology, CONTAINER_PORTS};
 use crate::render::{self, RenderedFile};
 
@@ -15,7 +16,7 @@ pub const STATEFULSET: &str = "nats";
 pub const HEADLESS: &str = "nats-headless";
 pub const CONFIGMAP: &str = "nats-config";
 pub const WORKER: &str = "sea-mq-worker";
-const WORKER_PORT: u16 = 8080;
+const WORKER_PORT: u16 = CONTAINER_HTTP_PORT;
 /// Servers in the cell: a three-member Raft group survives the loss of one.
 pub const REPLICAS: usize = 3;
 
@@ -344,7 +345,7 @@ fn worker(t: &Topology) -> String {
     let _ = writeln!(w, "      terminationGracePeriodSeconds: 40");
     let _ = writeln!(w, "      containers:");
     let _ = writeln!(w, "        - name: worker");
-    let _ = writeln!(w, "          image: sea-mq-worker:dev");
+    let _ = writeln!(w, "          image: {DEFAULT_WORKER_IMAGE}");
     let _ = writeln!(w, "          env:");
     let _ = writeln!(w, "            - name: NATS_SERVERS");
     let _ = writeln!(w, "              value: \"{servers}\"");

@@ -1,11 +1,13 @@
 //! Text rendered from the model: nats-server configs ([`nats_conf`]), compose files and the
-//! configs they mount ([`compose_file`]), Kubernetes manifests ([`k8s`]).
+//! configs they mount ([`compose_file`]) with their worker services ([`compose_worker`]),
+//! Kubernetes manifests ([`k8s`]).
 //!
 //! Output is deterministic (same model, byte-identical text): the files committed to the
 //! repository are checked against it by a test, and `cargo xtask render` rewrites them.
 
 pub mod auth;
 pub mod compose_file;
+pub mod compose_worker;
 pub mod k8s;
 pub mod nats_conf;
 
