@@ -13,6 +13,7 @@ pub mod docker;
 mod error;
 pub mod image;
 pub mod nats_server;
+pub mod pinned;
 pub mod ports;
 mod process;
 pub mod state;
