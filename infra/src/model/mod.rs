@@ -1,10 +1,13 @@
-//! The model: what a deployment is ([`topology`]), what it holds ([`spec`]) and which
-//! nats-server release it runs ([`version`]). Pure data: no I/O beyond reading env variables.
+//! The model: what a deployment is ([`topology`]), what it holds ([`spec`]), which
+//! nats-server release it runs ([`version`]) and who may connect to it ([`security`]). Pure
+//! data: no I/O beyond reading env variables.
 
+pub mod security;
 pub mod spec;
 pub mod topology;
 pub mod version;
 
+pub use security::Role;
 pub use spec::{ConsumerSpec, MirrorSpec, Spec, StreamSpec};
 pub use topology::{
     Cluster, PortRole, PortUse, Profile, Server, ServerSettings, Topology, TopologyError,
