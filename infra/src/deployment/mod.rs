@@ -8,9 +8,11 @@
 //! Docker CLI ([`docker`]), ports ([`ports`]), the state directory ([`state`]) and throw-away
 //! deployments on free ports ([`Throwaway`]).
 
+pub mod certs;
 mod compose;
 pub mod docker;
 mod error;
+pub mod files;
 pub mod image;
 pub mod nats_server;
 pub mod pinned;
