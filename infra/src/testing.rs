@@ -1,12 +1,13 @@
 //! The test kit (feature `testing`, enabled only from `[dev-dependencies]`): real nats-server
-//! deployments on free ports that panic with the cause instead of returning errors, the binary
-//! resolved once per test process, scratch directories, and the skip-or-fail rule for tools a
-//! machine may lack.
+//! deployments on free ports that panic with the cause instead of returning errors, the
+//! nats-server and sops binaries resolved once per test process, scratch directories, and the
+//! skip-or-fail rule for tools a machine may lack.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use crate::deployment::nats_server::{NatsServer, Resolver};
+use crate::deployment::sops::{self, Sops};
 use crate::deployment::{cache_dir, BackendKind, Deployment, Throwaway, UpOptions, UpReport};
 use crate::model::{Profile, Topology};
 
@@ -24,6 +25,14 @@ pub fn nats_server() -> &'static NatsServer {
     })
 }
 
+/// The sops binary, resolved (and installed if needed, like nats-server) once per test process.
+pub fn sops() -> &'static Sops {
+    static BIN: OnceLock<Sops> = OnceLock::new();
+    BIN.get_or_init(|| {
+        sops::resolve(&cache_dir(), true).unwrap_or_else(|e| panic!("test harness needs sops: {e}"))
+    })
+}
+
 /// Something a test needs that a machine may not have.
 #[derive(Clone, Copy, Debug)]
 pub enum Prerequisite {
@@ -31,6 +40,8 @@ pub enum Prerequisite {
     Postgres,
     Kubectl,
     Prometheus,
+    /// Debian's `age` (`age-keygen`), for the secrets file's development key.
+    Age,
 }
 
 impl Prerequisite {
@@ -42,6 +53,7 @@ impl Prerequisite {
             Prerequisite::Postgres => "SEA_REQUIRE_POSTGRES",
             Prerequisite::Kubectl => "SEA_REQUIRE_KUBECTL",
             Prerequisite::Prometheus => "SEA_REQUIRE_PROMETHEUS",
+            Prerequisite::Age => "SEA_REQUIRE_AGE",
         }
     }
 
@@ -67,6 +79,7 @@ impl Prerequisite {
             }
             Prerequisite::Kubectl => tool("kubectl", "apt-get install kubernetes-client"),
             Prerequisite::Prometheus => tool("promtool", "apt-get install prometheus"),
+            Prerequisite::Age => tool("age-keygen", "apt-get install age"),
         }
     }
 }
