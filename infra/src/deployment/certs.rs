@@ -166,6 +166,43 @@ pub fn requests(namespace: &str) -> Vec<CertRequest> {
     out
 }
 
+/// The server certificates one deployment needs, for [`check`] before it starts: per server,
+/// loopback and the name its peers dial ([`Topology::dial_host`]: loopback for processes, the
+/// service name in containers); with `shared` (one certificate for every server, given by the
+/// operator), a single `server` request holding every server's names. The development
+/// certificates of [`requests`] cover these for every profile, on the host and in containers.
+pub fn requests_for(topology: &Topology, shared: bool) -> Vec<CertRequest> {
+    let per_server: Vec<CertRequest> = topology
+        .servers()
+        .map(|(_, server)| {
+            let mut sans: Vec<String> = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            let dialled = topology.dial_host(server);
+            if !sans.contains(&dialled) {
+                sans.push(dialled);
+            }
+            CertRequest {
+                name: server.name.clone(),
+                sans,
+                usage: Usage::Server,
+            }
+        })
+        .collect();
+    if !shared {
+        return per_server;
+    }
+    let mut sans: Vec<String> = Vec::new();
+    for san in per_server.into_iter().flat_map(|r| r.sans) {
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    vec![CertRequest {
+        name: crate::model::security::SHARED_SERVER_CERT.to_owned(),
+        sans,
+        usage: Usage::Server,
+    }]
+}
+
 /// Something wrong with one certificate, its key or the CA.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertProblem {

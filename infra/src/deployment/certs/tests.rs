@@ -93,6 +93,30 @@ fn requests_hold_every_name_a_peer_or_client_dials() {
 }
 
 #[test]
+fn the_development_certificates_cover_what_every_deployment_checks() {
+    let dev = requests(DEFAULT_NAMESPACE);
+    for profile in Profile::ALL {
+        let host = Topology::for_profile(profile);
+        for view in [host.clone(), host.in_containers(), k8s::topology()] {
+            for needed in requests_for(&view, false) {
+                let have = by_name(&dev, &needed.name);
+                for san in &needed.sans {
+                    assert!(have.sans.contains(san), "{} lacks {san}", needed.name);
+                }
+            }
+        }
+    }
+    let shared = requests_for(&Topology::for_profile(Profile::Mesh).in_containers(), true);
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].name, "server");
+    assert_eq!(shared[0].sans.len(), 2 + 6, "{:?}", shared[0].sans);
+    assert_eq!(
+        requests_for(&Topology::for_profile(Profile::Ha), false)[2].sans,
+        ["localhost", "127.0.0.1"]
+    );
+}
+
+#[test]
 fn issued_certificates_have_the_names_usages_and_modes_they_need() {
     let dir = tempfile::tempdir().unwrap();
     let tls = dir.path().join("tls");
