@@ -76,12 +76,9 @@ pub enum ResolveError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} has sha256 {actual}, expected {expected}: the download is not the pinned build; delete {path} and retry")]
-    Checksum {
-        path: String,
-        actual: String,
-        expected: &'static str,
-    },
+    /// The cached or downloaded binary is not the pinned build ([`InstallError::Checksum`]).
+    #[error(transparent)]
+    Checksum(InstallError),
 }
 
 fn skipped_suffix(skipped: &[String]) -> String {
@@ -202,15 +199,7 @@ impl From<InstallError> for ResolveError {
         match e {
             InstallError::Pip(message) => ResolveError::Install(message),
             InstallError::CacheDir { dir, source } => ResolveError::CacheDir { dir, source },
-            InstallError::Checksum {
-                path,
-                actual,
-                expected,
-            } => ResolveError::Checksum {
-                path,
-                actual,
-                expected,
-            },
+            checksum @ InstallError::Checksum { .. } => ResolveError::Checksum(checksum),
         }
     }
 }
