@@ -10,7 +10,7 @@
 //! 5. [`client`]: the NATS client side: connection settings, provisioning, federation, and what
 //!    the cluster reports through the JetStream API.
 //! 6. [`deployment`]: running the model: the nats-server binary, the process and compose
-//!    backends, bring-up behind the health gate, teardown.
+//!    backends, bring-up behind the health gate, teardown; certificates and secrets.
 //!
 //! [`service`] (what the long-running binaries share: logs, HTTP endpoint pieces) uses only
 //! [`env`]. [`testing`] (feature `testing`, for test code only) sits on top of all of them.

@@ -1,7 +1,8 @@
 //! The test kit (feature `testing`, enabled only from `[dev-dependencies]`): real nats-server
 //! deployments on free ports that panic with the cause instead of returning errors (in
-//! containers, with the worker's too), the binary resolved once per test process, a worker image
-//! per test, scratch directories, and the skip-or-fail rule for tools a machine may lack.
+//! containers, with the worker's too), the nats-server and sops binaries resolved once per test
+//! process, a worker image per test, scratch directories, and the skip-or-fail rule for tools a
+//! machine may lack.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -11,6 +12,7 @@ use async_nats::jetstream;
 
 use crate::client::{crosscheck, observe};
 use crate::deployment::nats_server::{NatsServer, Resolver};
+use crate::deployment::sops::{self, Sops};
 use crate::deployment::{cache_dir, BackendKind, Deployment, Throwaway, UpOptions, UpReport};
 use crate::model::{Profile, Topology};
 use crate::render::compose_worker::WorkerService;
@@ -29,6 +31,14 @@ pub fn nats_server() -> &'static NatsServer {
     })
 }
 
+/// The sops binary, resolved (and installed if needed, like nats-server) once per test process.
+pub fn sops() -> &'static Sops {
+    static BIN: OnceLock<Sops> = OnceLock::new();
+    BIN.get_or_init(|| {
+        sops::resolve(&cache_dir(), true).unwrap_or_else(|e| panic!("test harness needs sops: {e}"))
+    })
+}
+
 /// Something a test needs that a machine may not have.
 #[derive(Clone, Copy, Debug)]
 pub enum Prerequisite {
@@ -36,6 +46,8 @@ pub enum Prerequisite {
     Postgres,
     Kubectl,
     Prometheus,
+    /// Debian's `age` (`age-keygen`), for the secrets file's development key.
+    Age,
 }
 
 impl Prerequisite {
@@ -47,6 +59,7 @@ impl Prerequisite {
             Prerequisite::Postgres => "SEA_REQUIRE_POSTGRES",
             Prerequisite::Kubectl => "SEA_REQUIRE_KUBECTL",
             Prerequisite::Prometheus => "SEA_REQUIRE_PROMETHEUS",
+            Prerequisite::Age => "SEA_REQUIRE_AGE",
         }
     }
 
@@ -72,6 +85,7 @@ impl Prerequisite {
             }
             Prerequisite::Kubectl => tool("kubectl", "apt-get install kubernetes-client"),
             Prerequisite::Prometheus => tool("promtool", "apt-get install prometheus"),
+            Prerequisite::Age => tool("age-keygen", "apt-get install age"),
         }
     }
 }

@@ -42,6 +42,11 @@ pub enum Command {
     /// Build the local nats-server image (and with --worker the worker's) FROM scratch, for
     /// machines without a registry.
     Image(Image),
+    /// Ensure the development TLS certificates: a CA, one per server name, one per client role.
+    Certs(Certs),
+    /// The encrypted secrets file: create development secrets, or show what it holds.
+    #[command(subcommand)]
+    Secrets(Secrets),
     /// The whole check: nats-server, fmt, clippy and the test suite.
     Test(Test),
 }
@@ -266,6 +271,38 @@ pub struct Image {
 }
 
 #[derive(Debug, Args)]
+pub struct Certs {
+    /// Reissue every server and client certificate (new keys and serials, same CA).
+    #[arg(long)]
+    pub rotate: bool,
+    /// Print the certificates as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Kubernetes namespace the pods' and Service's DNS names are qualified with.
+    #[arg(long, value_name = "NS", default_value = sea_infra::deployment::certs::DEFAULT_NAMESPACE, value_parser = sea_infra::deployment::certs::parse_namespace)]
+    pub namespace: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Secrets {
+    /// Create a development age key (when missing) and development secrets encrypted for it.
+    Init(SecretsInit),
+    /// Print the keys (never the values) and recipients of the secrets file, and whether it
+    /// decrypts.
+    Show(SecretsShow),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsInit {
+    /// Replace an existing secrets file with new development secrets (the age key is kept).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsShow {}
+
+#[derive(Debug, Args)]
 pub struct Render {
     /// Only check that the committed files are up to date (exit 1 if stale).
     #[arg(long)]
@@ -313,7 +350,11 @@ mod tests {
             };
             let body = &docs[start + section.len()..];
             let body = &body[..body.find("\n### ").unwrap_or(body.len())];
-            for arg in sub.get_arguments().filter_map(|a| a.get_long()) {
+            // A command with subcommands (`secrets init`) documents their flags in its section.
+            let args = sub
+                .get_arguments()
+                .chain(sub.get_subcommands().flat_map(|s| s.get_arguments()));
+            for arg in args.filter_map(|a| a.get_long()) {
                 if !body.contains(&format!("`--{arg}")) {
                     missing.push(format!("{section} --{arg}"));
                 }

@@ -3,6 +3,7 @@
 //! One module per command, each with `run(self, sh)`; flags live in `flags.rs`.
 
 mod bench;
+mod certs;
 mod doctor;
 mod down;
 mod drill;
@@ -13,6 +14,7 @@ mod interrupt;
 mod project;
 mod provision;
 mod render;
+mod secrets;
 mod status;
 mod target;
 mod test;
@@ -41,6 +43,8 @@ fn main() {
         flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
         flags::Command::Image(cmd) => cmd.run(&sh),
+        flags::Command::Certs(cmd) => cmd.run(&sh),
+        flags::Command::Secrets(cmd) => cmd.run(&sh),
         flags::Command::Test(cmd) => cmd.run(&sh),
     };
     if let Err(e) = result {

@@ -1,5 +1,6 @@
 //! What several commands share: the project root, which profile a command means, the
-//! nats-server binary, the async runtime, and nested `cargo` commands (the worker's build).
+//! nats-server and sops binaries, the async runtime, and nested `cargo` commands (the worker's
+//! build).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use sea_infra::deployment::nats_server::{NatsServer, Resolver, Source};
+use sea_infra::deployment::sops::{self, Sops};
 use sea_infra::deployment::{cache_dir, Deployment};
 use sea_infra::model::topology::Profile;
 
@@ -40,6 +42,24 @@ pub fn nats_server() -> anyhow::Result<NatsServer> {
             found.path.display()
         );
     }
+    Ok(found)
+}
+
+/// Resolves sops, installing the pinned build into the cache when missing (with a note).
+pub fn sops() -> anyhow::Result<Sops> {
+    if let Ok(found) = sops::resolve(&cache_dir(), false) {
+        return Ok(found);
+    }
+    eprintln!(
+        "sops not found: installing the pinned build into {} ...",
+        cache_dir().display()
+    );
+    let found = sops::resolve(&cache_dir(), true)?;
+    eprintln!(
+        "installed sops {} at {}",
+        found.version,
+        found.path.display()
+    );
     Ok(found)
 }
 

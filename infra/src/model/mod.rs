@@ -1,5 +1,6 @@
-//! The model: what a deployment is ([`topology`]), what it holds ([`spec`]) and which
-//! nats-server release it runs ([`version`]). Pure data: no I/O beyond reading env variables.
+//! The model: what a deployment is ([`topology`]), what it holds ([`spec`]), which
+//! nats-server release it runs ([`version`]) and who may connect to it ([`security`]). Pure
+//! data: no I/O beyond reading env variables.
 
 pub mod security;
 pub mod spec;

@@ -85,7 +85,7 @@ pub fn auth_conf(
                 creds
                     .passwords
                     .get(&role)
-                    .ok_or(AuthError::MissingPassword(role.user(), role.account()))
+                    .ok_or(AuthError::MissingPassword(role.as_str(), role.account()))
             };
             let user = |w: &mut String,
                         role: Role,
@@ -111,18 +111,18 @@ pub fn auth_conf(
             let _ = writeln!(w, "accounts {{");
             let _ = writeln!(w, "  {SYS_ACCOUNT}: {{");
             let _ = writeln!(w, "    users: [");
-            user(w, Role::Sys, Role::Sys.user(), None)?;
+            user(w, Role::Sys, Role::Sys.as_str(), None)?;
             let monitor = permissions(Role::Monitor, spec);
-            user(w, Role::Monitor, Role::Monitor.user(), Some(&monitor))?;
+            user(w, Role::Monitor, Role::Monitor.as_str(), Some(&monitor))?;
             let _ = writeln!(w, "    ]");
             let _ = writeln!(w, "  }}");
             let _ = writeln!(w, "  {APP_ACCOUNT}: {{");
             let _ = writeln!(w, "    jetstream: enabled");
             let _ = writeln!(w, "    users: [");
             for role in [Role::Admin, Role::Worker, Role::Publisher] {
-                user(w, role, role.user(), Some(&permissions(role, spec)))?;
+                user(w, role, role.as_str(), Some(&permissions(role, spec)))?;
             }
-            user(w, Role::Ops, Role::Ops.user(), None)?;
+            user(w, Role::Ops, Role::Ops.as_str(), None)?;
             // Each cell dialling another logs in there as its own leafnode user.
             for dialer in topology
                 .clusters
@@ -175,7 +175,7 @@ mod tests {
     fn passwords() -> BTreeMap<Role, Secret> {
         Role::ALL
             .into_iter()
-            .map(|r| (r, Secret::new(format!("pw-{}-s3cret:@/", r.user()))))
+            .map(|r| (r, Secret::new(format!("pw-{}-s3cret:@/", r.as_str()))))
             .collect()
     }
 

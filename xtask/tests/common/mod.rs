@@ -16,8 +16,8 @@ pub struct Run {
     pub stdout: String,
     /// stdout then stderr, for assertion messages.
     pub all: String,
-    // Removed after the run, with anything the command left in it.
-    _state: tempfile::TempDir,
+    // Removed after the run, with anything the command left in it (none when the caller owns it).
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Run {
@@ -65,16 +65,21 @@ pub fn xtask(args: &[&str], vars: &[(&str, &str)]) -> Run {
 
 /// [`xtask`] with a given state directory (removed after the run).
 pub fn xtask_in(state: tempfile::TempDir, args: &[&str], vars: &[(&str, &str)]) -> Run {
-    let out = command(state.path(), args, vars)
-        .output()
-        .expect("run xtask");
+    let mut run = xtask_at(state.path(), args, vars);
+    run._state = Some(state);
+    run
+}
+
+/// [`xtask`] with a state directory the caller keeps (several runs on one state).
+pub fn xtask_at(state: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let out = command(state, args, vars).output().expect("run xtask");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     Run {
         code: out.status.code(),
         stdout,
         all,
-        _state: state,
+        _state: None,
     }
 }
 

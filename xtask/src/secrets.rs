@@ -1,0 +1,120 @@
+//! `cargo xtask secrets init | show`: the sops-encrypted secrets file of secure deployments.
+//! `init` creates a development age key when missing and development secrets encrypted for it
+//! (the plaintext goes to sops on stdin, never to disk); `show` prints the keys and recipients,
+//! never a value, and whether the file decrypts with the age key.
+
+use std::path::Path;
+
+use anyhow::Context;
+use sea_infra::deployment::files::create_private_dir;
+use sea_infra::deployment::secrets::{age_key_file, secrets_file, Secrets as SecretMaterial};
+use sea_infra::deployment::{age, sops};
+use xshell::Shell;
+
+use crate::flags::{Secrets, SecretsInit, SecretsShow};
+use crate::{project, Exit};
+
+impl Secrets {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        match self {
+            Secrets::Init(cmd) => cmd.run(sh),
+            Secrets::Show(cmd) => cmd.run(sh),
+        }
+    }
+}
+
+/// Creates the directory of `file` (0700) when it does not exist yet.
+fn private_parent(file: &Path) -> anyhow::Result<()> {
+    match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.exists() => create_private_dir(dir).with_context(|| {
+            format!(
+                "create {} (set SEA_STATE_DIR to a writable directory)",
+                dir.display()
+            )
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl SecretsInit {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let (file, key) = (secrets_file(), age_key_file());
+        let existed = file.exists();
+        if existed && !self.force {
+            return Err(Exit {
+                code: 1,
+                message: format!(
+                    "{} exists; `cargo xtask secrets init --force` replaces it with new development secrets (the age key is kept), `sops edit {}` changes it",
+                    file.display(),
+                    file.display()
+                ),
+            }
+            .into());
+        }
+        age::keygen()?;
+        let sops = project::sops()?;
+        private_parent(&key)?;
+        let (recipient, key_state) = if key.exists() {
+            (age::recipient(&key)?, "kept")
+        } else {
+            (age::generate(&key)?, "created")
+        };
+        println!(
+            "age key {} ({key_state}), recipient {recipient}",
+            key.display()
+        );
+        private_parent(&file)?;
+        let secrets = SecretMaterial::generate_dev();
+        sops.encrypt(&secrets.to_dotenv(), &recipient, &file)?;
+        let back = sops.decrypt(&file, &key)?;
+        let read = SecretMaterial::from_dotenv(&back)
+            .context("the file just written does not read back")?;
+        anyhow::ensure!(
+            read == secrets,
+            "{} does not decrypt to what was written",
+            file.display()
+        );
+        let keys: Vec<String> = back.into_iter().map(|(k, _)| k).collect();
+        println!(
+            "secrets file {} ({}), encrypted for {recipient}: {}",
+            file.display(),
+            if existed { "replaced" } else { "created" },
+            keys.join(", ")
+        );
+        Ok(())
+    }
+}
+
+impl SecretsShow {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let (file, key) = (secrets_file(), age_key_file());
+        let meta = sops::metadata(&file)?;
+        println!("file {}", file.display());
+        for recipient in &meta.recipients {
+            println!("recipient {recipient}");
+        }
+        for name in &meta.keys {
+            println!("key {name}");
+        }
+        if !key.is_file() {
+            println!(
+                "not decrypted: no age key at {} (set SEA_AGE_KEY_FILE or SOPS_AGE_KEY_FILE)",
+                key.display()
+            );
+            return Ok(());
+        }
+        let pairs = project::sops()?.decrypt(&file, &key)?;
+        let secrets = SecretMaterial::from_dotenv(&pairs)
+            .with_context(|| format!("{} decrypts, but its keys are not right", file.display()))?;
+        let mode = match &secrets.token {
+            Some(_) => "token mode".to_owned(),
+            None => format!("accounts mode, {} passwords", secrets.passwords.len()),
+        };
+        println!(
+            "decrypts with {}: ok ({mode}; TLS: {})",
+            key.display(),
+            secrets.tls
+        );
+        Ok(())
+    }
+}
