@@ -25,6 +25,7 @@ impl Up {
         let opts = UpOptions {
             servers: (!self.servers.is_empty()).then_some(self.servers),
             timeout: Duration::from_secs(self.timeout),
+            ..UpOptions::default()
         };
         let progress = |line: &str| eprintln!("  {line}");
         let cancel = async {

@@ -17,6 +17,7 @@ pub const ENV_NATS_TLS_CERT: &str = "NATS_TLS_CERT";
 pub const ENV_NATS_TLS_KEY: &str = "NATS_TLS_KEY";
 pub const ENV_JETSTREAM_DOMAIN: &str = "JETSTREAM_DOMAIN";
 pub const ENV_NATS_CONNECT_TIMEOUT_MS: &str = "NATS_CONNECT_TIMEOUT_MS";
+pub const ENV_NATS_INBOX_PREFIX: &str = "NATS_INBOX_PREFIX";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
@@ -41,6 +42,9 @@ pub struct NatsConfig {
     pub tls: Tls,
     pub domain: Option<String>,
     pub connect_timeout: Duration,
+    /// Reply subjects under this prefix instead of `_INBOX`: a user of a secured deployment may
+    /// only subscribe under its own (`_INBOX_<user>`).
+    pub inbox_prefix: Option<String>,
 }
 
 impl Default for NatsConfig {
@@ -51,6 +55,7 @@ impl Default for NatsConfig {
             tls: Tls::default(),
             domain: None,
             connect_timeout: Duration::from_secs(5),
+            inbox_prefix: None,
         }
     }
 }
@@ -145,6 +150,7 @@ impl NatsConfig {
             connect_timeout: env
                 .parse(ENV_NATS_CONNECT_TIMEOUT_MS, env::parse_millis(100))
                 .unwrap_or(defaults.connect_timeout),
+            inbox_prefix: env.parse(ENV_NATS_INBOX_PREFIX, parse_inbox_prefix),
         }
     }
 
@@ -159,6 +165,9 @@ impl NatsConfig {
             }
             Auth::CredsFile(path) => opts.credentials_file(path).await?,
         };
+        if let Some(prefix) = &self.inbox_prefix {
+            opts = opts.custom_inbox_prefix(prefix.clone());
+        }
         if let Some(ca) = &self.tls.ca {
             opts = opts.add_root_certificates(ca.clone()).require_tls(true);
         }
@@ -207,6 +216,19 @@ impl NatsConfig {
             Some(domain) => async_nats::jetstream::with_domain(client, domain),
             None => async_nats::jetstream::new(client),
         }
+    }
+}
+
+/// One or more subject tokens without wildcards (the client appends `.<id>`).
+fn parse_inbox_prefix(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.split('.').all(|t| {
+            !t.is_empty() && !t.contains(['*', '>']) && !t.chars().any(char::is_whitespace)
+        });
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err("not a subject prefix: dot-separated tokens without `*`, `>` or spaces, e.g. _INBOX_worker".to_owned())
     }
 }
 
@@ -325,5 +347,11 @@ mod tests {
         assert_eq!(cfg.connect_timeout, Duration::from_millis(1500));
         let (_, errs) = parse(&[("JETSTREAM_DOMAIN", "cell.a")]);
         assert!(errs.is_err());
+        let (cfg, ok) = parse(&[("NATS_INBOX_PREFIX", "_INBOX_worker")]);
+        ok.unwrap();
+        assert_eq!(cfg.inbox_prefix.as_deref(), Some("_INBOX_worker"));
+        for bad in ["_INBOX.>", "a..b", "a b", ""] {
+            assert!(parse(&[("NATS_INBOX_PREFIX", bad)]).1.is_err(), "{bad}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::access::AccessError;
 use super::docker::DockerError;
 use super::image::ImageError;
 use super::state::StateError;
@@ -62,6 +63,10 @@ pub enum UpError {
     UnknownServer(#[from] UnknownServer),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("the secrets of this secured deployment: {0}")]
+    Access(#[from] AccessError),
+    #[error("this deployment is secured ({0}) but was given no secrets; run it with `--secure` (the secrets file is SEA_SECRETS_FILE, created by `cargo xtask secrets init`)")]
+    NoSecrets(&'static str),
     #[error("port {usage} is already in use{}; {}", holder_suffix(.holder), port_hint(.ours))]
     PortBusy {
         usage: PortUse,

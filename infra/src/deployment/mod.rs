@@ -11,6 +11,7 @@
 //! ([`sops`], with age keys from [`age`]), the secrets a deployment holds and the private
 //! directory servers read ([`secrets`]), written atomically with private modes ([`files`]).
 
+pub mod access;
 pub mod age;
 pub mod certs;
 mod compose;
@@ -41,9 +42,11 @@ pub use error::{DownError, ServerError, ServerFailure, UnknownServer, Unsupporte
 pub use state::{cache_dir, state_root, CorruptState, StateDir, StateError, ENV_STATE_DIR};
 pub use throwaway::{Throwaway, ThrowawayError};
 
-use crate::model::{Profile, Server, Topology};
+use crate::client::connect::NatsConfig;
+use crate::model::{Profile, Role, Server, Spec, Topology};
 use crate::probes::health::{self, HealthReport};
 use crate::probes::monitor::Monitor;
+pub use access::{Access, AccessError};
 use process::Processes;
 
 /// Which runtime runs the servers.
@@ -142,6 +145,9 @@ pub struct UpOptions {
     pub servers: Option<Vec<String>>,
     /// Bound on waiting for the health gate.
     pub timeout: Duration,
+    /// The streams and consumer the users' permissions of a secured deployment are derived
+    /// from.
+    pub spec: Spec,
 }
 
 impl Default for UpOptions {
@@ -149,6 +155,7 @@ impl Default for UpOptions {
         UpOptions {
             servers: None,
             timeout: Duration::from_secs(60),
+            spec: Spec::builtin(),
         }
     }
 }
@@ -179,6 +186,8 @@ pub struct Deployment {
     pub topology: Topology,
     pub state: StateDir,
     backend: Backend,
+    /// The secrets of a secured topology.
+    access: Option<Access>,
 }
 
 impl Deployment {
@@ -188,6 +197,7 @@ impl Deployment {
             topology,
             state: StateDir::new(dir),
             backend: Backend::Process(Processes::default()),
+            access: None,
         }
     }
 
@@ -197,6 +207,7 @@ impl Deployment {
             topology,
             state: StateDir::new(dir),
             backend: Backend::Compose(Box::new(compose)),
+            access: None,
         }
     }
 
@@ -246,6 +257,76 @@ impl Deployment {
                     || !process::servers_running(&dir).is_empty()
             })
             .collect()
+    }
+
+    /// The deployment secured with `access`: its listeners take TLS and the mode the secrets
+    /// make (accounts, or a token), and its clients and monitoring use them.
+    pub fn with_access(mut self, access: Access) -> Deployment {
+        self.topology = self.topology.secured(access.security());
+        self.access = Some(access);
+        self
+    }
+
+    pub fn access(&self) -> Option<&Access> {
+        self.access.as_ref()
+    }
+
+    /// How a client of `role` connects (no auth, no TLS on a plaintext deployment; the server
+    /// list is the caller's).
+    pub fn nats(&self, role: Role) -> NatsConfig {
+        self.access
+            .as_ref()
+            .map_or_else(NatsConfig::default, |a| a.nats(role))
+    }
+
+    /// The monitoring client: `https://` with the deployment's CA when secured.
+    pub fn monitor(&self) -> Monitor {
+        self.access
+            .as_ref()
+            .map_or_else(Monitor::default, |a| a.monitor().clone())
+    }
+
+    /// The directory of decrypted secrets the servers include (`secrets/` in the state
+    /// directory; containers mount it).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.state.dir.join("secrets")
+    }
+
+    /// The topology as the servers see it: service names and standard ports in containers.
+    pub fn served_topology(&self) -> Topology {
+        match &self.backend {
+            Backend::Process(_) => self.topology.clone(),
+            Backend::Compose(_) => self.topology.in_containers(),
+        }
+    }
+
+    /// Writes the secrets directory of a secured deployment from its secrets, every certificate
+    /// checked first; a plaintext one has none.
+    pub fn write_secrets(&self, spec: &Spec) -> Result<(), UpError> {
+        let security = self.topology.settings.security;
+        if !security.is_secure() {
+            return Ok(());
+        }
+        let access = self
+            .access
+            .as_ref()
+            .ok_or(UpError::NoSecrets(security.as_str()))?;
+        access.materialize(&self.served_topology(), spec, &self.secrets_dir())?;
+        Ok(())
+    }
+
+    /// Rewrites the secrets directory (new certificates, passwords) and reloads every running
+    /// server (SIGHUP): new handshakes use the new files, open connections stay. Nothing is
+    /// signalled when a certificate fails its check. Returns the servers reloaded.
+    pub fn reload(&self, spec: &Spec) -> Result<Vec<String>, UpError> {
+        self.write_secrets(spec)?;
+        let mut reloaded = Vec::new();
+        for name in self.server_names() {
+            if self.signal_server(&name, Signal::SIGHUP)? {
+                reloaded.push(name);
+            }
+        }
+        Ok(reloaded)
     }
 
     /// Servers started from now on are SIGKILLed when this process dies (test deployments).
@@ -479,7 +560,7 @@ impl Deployment {
         let (already_running, to_start): (Vec<String>, Vec<String>) =
             selected.iter().cloned().partition(|n| running.contains(n));
         self.check_ports(&to_start)?;
-        self.prepare()?;
+        self.prepare(&opts.spec)?;
 
         let started = self.start_all(bin, to_start, progress, &mut cancel).await?;
         let expected: BTreeSet<String> = running.into_iter().chain(selected).collect();
@@ -502,14 +583,18 @@ impl Deployment {
         }
     }
 
-    /// Records the topology (and writes the configs the process backend runs).
-    fn prepare(&self) -> Result<(), StateError> {
+    /// Writes the secrets a secured deployment's servers include (refused before anything is
+    /// recorded when one is wrong), records the topology, and writes the configs the process
+    /// backend runs.
+    fn prepare(&self, spec: &Spec) -> Result<(), UpError> {
+        self.write_secrets(spec)?;
         let project = self.compose().map(|c| c.project.as_str());
         self.state.record(&self.topology, project)?;
         match &self.backend {
-            Backend::Process(p) => p.prepare(&self.state, &self.topology),
-            Backend::Compose(_) => Ok(()),
+            Backend::Process(p) => p.prepare(&self.state, &self.topology)?,
+            Backend::Compose(_) => {}
         }
+        Ok(())
     }
 
     /// Fails on the first port of these servers that something else holds (both backends
@@ -638,7 +723,7 @@ impl Deployment {
         timeout: Duration,
         progress: &dyn Fn(&str),
     ) -> Result<HealthReport, UpError> {
-        let monitor = Monitor::new(Duration::from_secs(1));
+        let monitor = self.monitor().with_timeout(Duration::from_secs(1));
         let began = Instant::now();
         let mut last_progress = began;
         loop {

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::{compose::Compose, ports, BackendKind, ComposeError, Deployment};
-use crate::model::{Profile, Topology};
+use super::{compose::Compose, ports, Access, AccessError, BackendKind, ComposeError, Deployment};
+use crate::model::{Profile, Security, Topology};
 
 pub struct Throwaway {
     pub deployment: Deployment,
@@ -19,6 +19,8 @@ pub enum ThrowawayError {
     TempDir(#[source] std::io::Error),
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl Throwaway {
@@ -47,6 +49,16 @@ impl Throwaway {
             }
         };
         Ok(Throwaway { deployment, dir })
+    }
+
+    /// The same, secured: TLS on every listener and `security`'s authentication, with fresh
+    /// development secrets held in memory and certificates issued under this directory.
+    pub fn secured(mut self, security: Security) -> Result<Throwaway, ThrowawayError> {
+        if security.is_secure() {
+            let access = Access::generate(security, self.dir.path().join("tls"))?;
+            self.deployment = self.deployment.clone().with_access(access);
+        }
+        Ok(self)
     }
 
     pub fn path(&self) -> &std::path::Path {

@@ -2,6 +2,7 @@
 //!
 //! Only the fields the project uses are typed; unknown fields are ignored so newer servers parse.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -112,10 +113,45 @@ pub struct Leafz {
     pub leafnodes: usize,
 }
 
+/// A CA file that cannot be used to verify the monitoring endpoints.
+#[derive(Debug, thiserror::Error)]
+#[error("the CA file {} cannot be used: {reason}; point it at the PEM CA bundle the servers' certificates were issued by", .path.display())]
+pub struct CaError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// An HTTP client builder bounded by `timeout`, trusting only the CAs in the PEM bundle `ca`
+/// when given (the servers of a secured deployment serve `https://` with certificates of the
+/// deployment's own CA; nats-server asks no client certificate there).
+pub fn http_client(timeout: Duration, ca: Option<&Path>) -> Result<reqwest::ClientBuilder, CaError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout);
+    if let Some(path) = ca {
+        let err = |reason: String| CaError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("no certificate in it".to_owned()));
+        }
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
+}
+
 /// HTTP client with short timeouts: a gate polls, it must never hang on one request.
 #[derive(Clone, Debug)]
 pub struct Monitor {
     http: reqwest::Client,
+    /// Bound on each request, connecting included.
+    timeout: Duration,
 }
 
 impl Default for Monitor {
@@ -125,13 +161,26 @@ impl Default for Monitor {
 }
 
 impl Monitor {
+    /// Plain `http://` endpoints.
     pub fn new(timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .expect("a reqwest client without TLS always builds");
-        Monitor { http }
+        Monitor::trusting(timeout, None).expect("a client without a CA file always builds")
+    }
+
+    /// `https://` endpoints verified against the PEM bundle `ca` (and `http://` ones).
+    pub fn trusting(timeout: Duration, ca: Option<&Path>) -> Result<Self, CaError> {
+        let http = http_client(timeout, ca)?.build().map_err(|e| CaError {
+            path: ca.map(Path::to_path_buf).unwrap_or_default(),
+            reason: root_cause(&e),
+        })?;
+        Ok(Monitor { http, timeout })
+    }
+
+    /// The same client (and trust) with another bound on each request.
+    pub fn with_timeout(&self, timeout: Duration) -> Monitor {
+        Monitor {
+            http: self.http.clone(),
+            timeout,
+        }
     }
 
     /// `/healthz`; the body is read whatever the status code (503 carries the reason).
@@ -163,6 +212,7 @@ impl Monitor {
         let body = self
             .http
             .get(url)
+            .timeout(self.timeout)
             .send()
             .await
             .map_err(unreachable)?
