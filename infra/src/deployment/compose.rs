@@ -262,6 +262,26 @@ impl Compose {
         .map(drop)
     }
 
+    /// `docker pause`: the container's processes are frozen (cgroup freezer).
+    pub(crate) fn pause(&self, node: &str) -> Result<(), DockerError> {
+        docker::docker(&["pause", &self.container(node)]).map(drop)
+    }
+
+    /// `docker unpause`, when it is paused.
+    pub(crate) fn resume(&self, node: &str) -> Result<(), DockerError> {
+        let paused = docker::docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Paused}}",
+            &self.container(node),
+        ])
+        .is_ok_and(|s| s.trim() == "true");
+        if !paused {
+            return Ok(());
+        }
+        docker::docker(&["unpause", &self.container(node)]).map(drop)
+    }
+
     /// The last `lines` lines the server logged.
     pub(crate) fn log_tail(&self, node: &str, lines: usize) -> String {
         let n = lines.to_string();

@@ -374,13 +374,15 @@ impl Deployment {
         self.stop_server(name, Signal::SIGKILL, Duration::ZERO)
     }
 
-    /// Cuts the server off its peers and clients while it keeps running (a process is frozen
-    /// with SIGSTOP, a container leaves the compose network); [`Self::heal_server`] undoes it.
+    /// Cuts the server off its peers while it keeps running: a process's routes are removed
+    /// from its config and its peers' and reloaded (its clients stay connected to it, as on the
+    /// minority side of a partition); a container leaves the compose network (which also cuts
+    /// its host clients). [`Self::heal_server`] undoes it.
     pub fn partition_server(&self, name: &str) -> Result<bool, ServerError> {
         self.supports(Operation::Partition)?;
         let server = self.server(name)?;
         Ok(match &self.backend {
-            Backend::Process(p) => p.partition(&self.state, server),
+            Backend::Process(p) => p.partition(&self.state, &self.topology, server)?,
             Backend::Compose(c) => c.partition(&server.name).is_ok(),
         })
     }
@@ -388,8 +390,26 @@ impl Deployment {
     pub fn heal_server(&self, name: &str) -> Result<bool, ServerError> {
         let server = self.server(name)?;
         Ok(match &self.backend {
-            Backend::Process(p) => p.heal(&self.state, server),
+            Backend::Process(p) => p.heal(&self.state, &self.topology, server)?,
             Backend::Compose(c) => c.heal(&server.name).is_ok(),
+        })
+    }
+
+    /// Freezes the server (a process gets SIGSTOP, a container `docker pause`): its sockets stay
+    /// open and nothing answers, as a stalled machine. [`Self::resume_server`] undoes it.
+    pub fn pause_server(&self, name: &str) -> Result<bool, ServerError> {
+        let server = self.server(name)?;
+        Ok(match &self.backend {
+            Backend::Process(p) => p.pause(&self.state, server),
+            Backend::Compose(c) => c.pause(&server.name).is_ok(),
+        })
+    }
+
+    pub fn resume_server(&self, name: &str) -> Result<bool, ServerError> {
+        let server = self.server(name)?;
+        Ok(match &self.backend {
+            Backend::Process(p) => p.resume(&self.state, server),
+            Backend::Compose(c) => c.resume(&server.name).is_ok(),
         })
     }
 

@@ -163,6 +163,11 @@ pub struct Cluster {
     /// `leaf-partition` drill); a running server picks it up on reload.
     #[serde(default)]
     pub leaf_links_disabled: bool,
+    /// Servers of this cluster cut off from their peers on purpose (the process backend's
+    /// partition): they dial no route and no peer dials them; running servers pick it up on
+    /// reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut_off: Vec<String>,
 }
 
 impl Cluster {
@@ -232,6 +237,7 @@ impl Topology {
                 gateways: Vec::new(),
                 leaf_remotes: Vec::new(),
                 leaf_links_disabled: false,
+                cut_off: Vec::new(),
             }],
             Profile::Ha => vec![routed_cluster(
                 CLUSTER_NAME,
@@ -557,6 +563,7 @@ fn routed_cluster(name: &str, prefix: &str, ports: Ports) -> Cluster {
         gateways: Vec::new(),
         leaf_remotes: Vec::new(),
         leaf_links_disabled: false,
+        cut_off: Vec::new(),
     }
 }
 
