@@ -157,6 +157,12 @@ impl Compose {
         self.compose(&args, Some(image)).map(drop)
     }
 
+    /// Re-creates one server's container with `image` (its volume stays): an upgrade.
+    pub(crate) fn recreate(&self, server: &str, image: &str) -> Result<(), DockerError> {
+        let args = ["up", "--detach", "--no-deps", "--force-recreate", server];
+        self.compose(&args, Some(image)).map(drop)
+    }
+
     /// Removes the project's containers (SIGTERM, SIGKILL after `grace`) and network, and its
     /// volumes when `purge`.
     pub fn down(&self, purge: bool, grace: Duration) -> Result<(), DockerError> {

@@ -342,6 +342,21 @@ impl Deployment {
         }
     }
 
+    /// Runs one stopped server again on the release of `bin` (an upgrade or a downgrade): a
+    /// process is started with `bin`; a container is re-created, keeping its volume, from the
+    /// image of that release (built locally from `bin` when missing). Does not wait for
+    /// readiness.
+    pub fn replace_server(&self, bin: &Path, name: &str) -> Result<(), ServerError> {
+        let server = self.server(name)?;
+        match &self.backend {
+            Backend::Process(p) => p.start(&self.state, bin, server).map(drop),
+            Backend::Compose(c) => {
+                let image = image::resolve(bin, &cache_dir(), &|_| {})?;
+                Ok(c.recreate(&server.name, &image)?)
+            }
+        }
+    }
+
     /// Sends `signal` when the server runs; whether it did.
     pub fn signal_server(&self, name: &str, signal: Signal) -> Result<bool, ServerError> {
         let server = self.server(name)?;

@@ -47,6 +47,15 @@ pub struct MetaCluster {
     pub cluster_size: Option<usize>,
 }
 
+/// The parts of `/varz` the project reads: which server, which release.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Varz {
+    #[serde(default)]
+    pub server_name: String,
+    #[serde(default)]
+    pub version: String,
+}
+
 /// The parts of `/routez` the gate reads. With route pooling a peer appears several times.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Routez {
@@ -141,6 +150,10 @@ impl Monitor {
 
     pub async fn jsz(&self, base: &str) -> Result<Jsz, MonitorError> {
         self.get_json(&format!("{base}/jsz")).await
+    }
+
+    pub async fn varz(&self, base: &str) -> Result<Varz, MonitorError> {
+        self.get_json(&format!("{base}/varz")).await
     }
 
     pub async fn routez(&self, base: &str) -> Result<Routez, MonitorError> {
