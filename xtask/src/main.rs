@@ -3,6 +3,7 @@
 //! One module per command, each with `run(self, sh)`; flags live in `flags.rs`.
 
 mod bench;
+mod chaos;
 mod doctor;
 mod down;
 mod drill;
@@ -38,6 +39,7 @@ fn main() {
         flags::Command::Provision(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Drill(cmd) => cmd.run(&sh),
+        flags::Command::Chaos(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
         flags::Command::Image(cmd) => cmd.run(&sh),

@@ -86,6 +86,8 @@ pub enum Operation {
     CutLeafLinks,
     /// Delete one server's data while the others keep theirs.
     PurgeServer,
+    /// Change a running server's config and reload it (its store limit).
+    ReloadConfig,
 }
 
 impl Operation {
@@ -96,13 +98,16 @@ impl Operation {
                 "cut leafnode links (the compose files mount read-only configs)"
             }
             Operation::PurgeServer => "delete the data of single servers (--purge with --server)",
+            Operation::ReloadConfig => {
+                "change a running server's config (the compose files mount read-only configs)"
+            }
         }
     }
 
     /// What the operator can do instead.
     pub fn alternative(self) -> &'static str {
         match self {
-            Operation::Partition | Operation::CutLeafLinks => {
+            Operation::Partition | Operation::CutLeafLinks | Operation::ReloadConfig => {
                 "use the process backend (the default)"
             }
             Operation::PurgeServer => "purge the whole profile (`down --purge` without --server)",
@@ -266,7 +271,10 @@ impl Deployment {
         let supported = match (&self.backend, op) {
             (Backend::Process(_), _) => true,
             (Backend::Compose(_), Operation::Partition) => true,
-            (Backend::Compose(_), Operation::CutLeafLinks | Operation::PurgeServer) => false,
+            (
+                Backend::Compose(_),
+                Operation::CutLeafLinks | Operation::PurgeServer | Operation::ReloadConfig,
+            ) => false,
         };
         if supported {
             Ok(())
@@ -434,6 +442,16 @@ impl Deployment {
         self.supports(Operation::CutLeafLinks)?;
         match &self.backend {
             Backend::Process(p) => Ok(p.set_leaf_links(&self.state, &self.topology, enabled)?),
+            Backend::Compose(_) => unreachable!("refused by supports()"),
+        }
+    }
+
+    /// Sets every server's JetStream store limit (`max_file_store`, e.g. `256MB`) and reloads
+    /// the running ones, which apply it at once: raising it lets a full server store again.
+    pub fn set_max_file_store(&self, size: &str) -> Result<bool, ServerError> {
+        self.supports(Operation::ReloadConfig)?;
+        match &self.backend {
+            Backend::Process(p) => Ok(p.set_max_file_store(&self.state, &self.topology, size)?),
             Backend::Compose(_) => unreachable!("refused by supports()"),
         }
     }

@@ -32,6 +32,7 @@ impl Processes {
     pub fn prepare(&self, state: &StateDir, topology: &Topology) -> Result<(), StateError> {
         state.create_dirs(&["data", "logs", "pids"])?;
         let _ = fs::remove_file(state.dir.join(CUT_OFF_FILE));
+        let _ = fs::remove_file(state.dir.join(MAX_FILE_STORE_FILE));
         for file in nats_conf::server_configs(topology) {
             state.write(&state.dir.join(&file.path), &file.contents)?;
         }
@@ -168,9 +169,38 @@ impl Processes {
         } else {
             state.write(&path, &format!("{}\n", cut.join("\n")))?;
         }
+        self.rewrite_and_reload(state, topology)
+    }
+
+    /// Sets every server's JetStream `max_file_store` to `size` (nats-server size syntax) and
+    /// reloads the running ones: the server applies a new limit without a restart. True when
+    /// every running server was reloaded.
+    pub fn set_max_file_store(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+        size: &str,
+    ) -> Result<bool, StateError> {
         let mut topology = topology.clone();
+        topology.settings.max_file_store = size.to_owned();
+        state.write(&state.dir.join(MAX_FILE_STORE_FILE), size)?;
+        self.rewrite_and_reload(state, &topology)
+    }
+
+    /// Renders every config from `topology` with the cut-off set and store limit in force, and
+    /// reloads the running servers (SIGHUP).
+    fn rewrite_and_reload(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+    ) -> Result<bool, StateError> {
+        let mut topology = topology.clone();
+        let cut = read_cut_off(state);
         for c in &mut topology.clusters {
             c.cut_off = cut.clone();
+        }
+        if let Ok(size) = fs::read_to_string(state.dir.join(MAX_FILE_STORE_FILE)) {
+            topology.settings.max_file_store = size.trim().to_owned();
         }
         let mut all = true;
         for (cluster, server) in topology.servers() {
@@ -237,6 +267,8 @@ impl Processes {
 
 /// The servers cut off from their peers right now, one name per line (absent: none).
 const CUT_OFF_FILE: &str = "cut-off";
+/// The JetStream `max_file_store` set on the running servers, when not the topology's.
+const MAX_FILE_STORE_FILE: &str = "max-file-store";
 
 fn read_cut_off(state: &StateDir) -> Vec<String> {
     fs::read_to_string(state.dir.join(CUT_OFF_FILE))
