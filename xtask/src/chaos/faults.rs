@@ -122,19 +122,35 @@ async fn server_step(s: &mut Session<'_>, step: &Step, row: &mut FaultRow) -> an
     let mut exited_at = None;
     loop {
         let waited = began.elapsed();
-        if row.new_leader_ms.is_none() && fault.kind != FaultKind::QuorumLoss {
-            if let Some(l) = observe::stream_leader(&observer, STREAM).await {
-                if !victims.contains(&l) {
-                    row.new_leader_ms = Some(began.elapsed().as_millis() as u64);
-                    row.stream_leader_after = Some(l);
+        if fault.kind != FaultKind::QuorumLoss {
+            // Both polled at once, so one's timeout does not delay the other's measurement.
+            let want_leader = row.new_leader_ms.is_none();
+            let want_meta = row.meta_leader_ms.is_none();
+            let ms = || began.elapsed().as_millis() as u64;
+            let (leader, meta) = tokio::join!(
+                async {
+                    match want_leader {
+                        true => observe::stream_leader(&observer, STREAM)
+                            .await
+                            .filter(|l| !victims.contains(l))
+                            .map(|l| (l, ms())),
+                        false => None,
+                    }
+                },
+                async {
+                    match want_meta {
+                        true => s.meta_leader(&victims).await.map(|_| ms()),
+                        false => None,
+                    }
                 }
+            );
+            if let Some((l, at)) = leader {
+                row.new_leader_ms = Some(at);
+                row.stream_leader_after = Some(l);
             }
-        }
-        if row.meta_leader_ms.is_none()
-            && fault.kind != FaultKind::QuorumLoss
-            && s.meta_leader(&victims).await.is_some()
-        {
-            row.meta_leader_ms = Some(began.elapsed().as_millis() as u64);
+            if let Some(at) = meta {
+                row.meta_leader_ms = Some(at);
+            }
         }
         if !exited {
             let v = victims[0].clone();
