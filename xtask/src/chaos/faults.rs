@@ -48,21 +48,51 @@ pub async fn run_step(s: &mut Session<'_>, step: &Step, row: &mut FaultRow, trac
     row.done_ms = s.now_ms();
 }
 
-/// The check after a fault: the records so far against what the stream holds.
+/// The check after a fault: the records so far against what the stream holds. Right after a
+/// heal the JetStream API can refuse for a moment (`no responders` while a stale leader steps
+/// down), so a failed read is tried again for up to [`CHECK_BOUND`].
 async fn audit_now(
     s: &Session<'_>,
     tracker: &mut Tracker,
 ) -> anyhow::Result<super::tracker::Check> {
-    let acked = s.load().snapshot().acked;
-    let outbox = s.outbox_snapshot();
-    let now = s.load().now();
-    let js = s.observer_except(&[]).await?;
-    let inbox = s.inbox_ids().await;
-    let relay = s.relay_inbox_ids().await;
-    let filter = format!("{}.>", s.subject);
-    tracker
-        .check(&js, &filter, &acked, &outbox, now, &[&inbox, &relay])
-        .await
+    let began = Instant::now();
+    loop {
+        let acked = s.load().snapshot().acked;
+        let outbox = s.outbox_snapshot();
+        let now = s.load().now();
+        let attempt = async {
+            let js = s.observer_except(&[]).await?;
+            let inbox = s.inbox_ids().await;
+            let relay = s.relay_inbox_ids().await;
+            let filter = format!("{}.>", s.subject);
+            tracker
+                .check(&js, &filter, &acked, &outbox, now, &[&inbox, &relay])
+                .await
+        };
+        match attempt.await {
+            Ok(check) => return Ok(check),
+            Err(e) if began.elapsed() >= CHECK_BOUND => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// How long the check after a fault keeps trying to read the stream.
+const CHECK_BOUND: Duration = Duration::from_secs(30);
+
+/// Whether every server answers and names the same meta leader: the cluster has settled (a
+/// server healed from a partition can still believe it leads until it hears a higher term).
+async fn meta_agreed(s: &Session<'_>) -> bool {
+    let monitor = sea_infra::probes::Monitor::new(Duration::from_millis(500));
+    let topology = &s.dep.topology;
+    let mut leaders = Vec::new();
+    for (_, server) in topology.servers() {
+        let Ok(jsz) = monitor.jsz(&topology.monitor_url(server)).await else {
+            return false;
+        };
+        leaders.push(jsz.meta_cluster.and_then(|m| m.leader).unwrap_or_default());
+    }
+    leaders.first().is_some_and(|l| !l.is_empty()) && leaders.windows(2).all(|w| w[0] == w[1])
 }
 
 /// Which servers a server fault hits.
@@ -220,6 +250,14 @@ async fn server_step(s: &mut Session<'_>, step: &Step, row: &mut FaultRow) -> an
     match s.wait_gate(RECOVERY_BOUND).await {
         Ok(_) => row.gate_ms = Some(healed.elapsed().as_millis() as u64),
         Err(e) => row.problems.push(format!("{e:#}")),
+    }
+    if observe::time_until(RECOVERY_BOUND, || meta_agreed(s))
+        .await
+        .is_none()
+    {
+        row.problems.push(format!(
+            "the servers do not name one meta leader within {RECOVERY_BOUND:?}"
+        ));
     }
     let current = observe::time_until(RECOVERY_BOUND, || {
         observe::all_replicas_current(&everyone, STREAM)
