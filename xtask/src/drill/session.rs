@@ -774,8 +774,16 @@ impl<'a> Session<'a> {
         }
         self.say("reading the stream back ...");
         let filter = format!("{}.>", self.subject);
-        let msgs =
-            observe::read_stream(&self.js, STREAM, &filter, Duration::from_secs(180)).await?;
+        // Right after a fault the JetStream API can refuse for a moment (a stale leader stepping
+        // down): a failed read is tried again for up to 30 s.
+        let began = std::time::Instant::now();
+        let msgs = loop {
+            match observe::read_stream(&self.js, STREAM, &filter, Duration::from_secs(180)).await {
+                Ok(msgs) => break msgs,
+                Err(e) if began.elapsed() >= Duration::from_secs(30) => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        };
         evidence.in_stream = observe::msg_id_counts(&msgs);
         drop(msgs);
 
