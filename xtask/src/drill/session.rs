@@ -794,8 +794,17 @@ impl<'a> Session<'a> {
             .iter()
             .filter(|id| evidence.in_stream.contains_key(*id))
             .count();
+        // Every event of the stream in the inbox, not only as many rows: an inbox can hold an
+        // event the stream lost, and a count would then call it drained one event early.
         let drained = observe::time_until(Duration::from_secs(120), || async {
-            self.inbox_ids().await.len() >= want && self.relay_inbox_ids().await.len() >= relay_want
+            covers(self.inbox_ids().await, want, evidence.in_stream.keys())
+                && covers(
+                    self.relay_inbox_ids().await,
+                    relay_want,
+                    outbox_ids
+                        .iter()
+                        .filter(|id| evidence.in_stream.contains_key(*id)),
+                )
         })
         .await;
         let mut redelivered = 0.0;
@@ -882,6 +891,15 @@ impl Drop for Session<'_> {
             super::stream::clean_up_blocking(topology, &self.servers, &groups, &self.subject);
         }
     }
+}
+
+/// Whether `rows` hold every one of `ids` (`want` of them: the count is checked first, cheaply).
+fn covers<'a>(rows: Vec<String>, want: usize, ids: impl IntoIterator<Item = &'a String>) -> bool {
+    if rows.len() < want {
+        return false;
+    }
+    let rows: std::collections::HashSet<String> = rows.into_iter().collect();
+    ids.into_iter().all(|id| rows.contains(id))
 }
 
 fn unix_ms() -> u128 {
