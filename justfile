@@ -13,6 +13,10 @@ verify *args:
 drill name *args:
     cargo xtask drill {{name}} {{args}}
 
+# A seeded random schedule of faults under load, audited per fault (`just chaos --duration 3m --seed 7`).
+chaos *args:
+    cargo xtask chaos {{args}}
+
 # What CI runs: nats-server, fmt, clippy and the whole test suite.
 ci-quick:
     cargo xtask test

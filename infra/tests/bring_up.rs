@@ -334,3 +334,74 @@ async fn down_stops_servers_whose_pid_files_or_state_directory_are_gone() {
         assert_process_gone(pid);
     }
 }
+
+/// The peers each server has a route to, from its own `/routez`.
+async fn route_peers(monitor: &Monitor, d: &Deployment, name: &str) -> BTreeSet<String> {
+    let server = d.server(name).unwrap();
+    match monitor.routez(&d.topology.monitor_url(server)).await {
+        Ok(r) => r.peer_names().into_iter().collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// Polls until every server has exactly the route peers `want` gives it.
+async fn wait_routes(monitor: &Monitor, d: &Deployment, want: &[(&str, &[&str])]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut seen = Vec::new();
+        for (name, peers) in want {
+            let got = route_peers(monitor, d, name).await;
+            seen.push((name.to_string(), got.clone(), set(peers)));
+        }
+        if seen.iter().all(|(_, got, want)| got == want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "routes never became what was asked: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A partition on processes is a real cut of the routes (configs rendered again and reloaded),
+/// not a frozen process: the cut-off server keeps running and answering its clients, it has no
+/// route and nobody has one to it; a server started while cut off stays cut off; healing brings
+/// every route back.
+#[tokio::test]
+async fn a_partition_cuts_the_routes_and_healing_restores_them() {
+    let cluster = TestCluster::start(Profile::Ha).await;
+    let d = cluster.deployment();
+    let monitor = Monitor::default();
+    let all: &[(&str, &[&str])] = &[
+        ("nats-1", &["nats-2", "nats-3"]),
+        ("nats-2", &["nats-1", "nats-3"]),
+        ("nats-3", &["nats-1", "nats-2"]),
+    ];
+    let cut: &[(&str, &[&str])] = &[
+        ("nats-1", &["nats-3"]),
+        ("nats-2", &[]),
+        ("nats-3", &["nats-1"]),
+    ];
+    let pid = d.pid("nats-2");
+    assert!(
+        d.partition_server("nats-2").unwrap(),
+        "every server reloaded"
+    );
+    wait_routes(&monitor, d, cut).await;
+    assert_eq!(d.pid("nats-2"), pid, "the cut-off server keeps running");
+    let healthz = monitor
+        .healthz(&d.topology.monitor_url(d.server("nats-2").unwrap()))
+        .await;
+    assert!(healthz.is_ok(), "it still answers: {healthz:?}");
+
+    // Restarted while cut off, it comes back cut off.
+    assert!(d.kill_server("nats-2").unwrap());
+    d.start_server(&nats_server().path, "nats-2").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_routes(&monitor, d, cut).await;
+
+    assert!(d.heal_server("nats-2").unwrap());
+    wait_routes(&monitor, d, all).await;
+    message_crosses(&cluster.client_url("nats-2"), &cluster.client_url("nats-3")).await;
+}

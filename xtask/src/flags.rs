@@ -35,6 +35,8 @@ pub enum Command {
     Bench(Bench),
     /// Inject one fault under load and judge the outcome: figures and PASS/FAIL per criterion.
     Drill(Drill),
+    /// A seeded, time-bounded random schedule of faults under load, audited per fault and at the end.
+    Chaos(Chaos),
     /// The whole verification sequence, from prerequisites to teardown, PASS/FAIL per step.
     Verify(Verify),
     /// Rewrite the committed rendered files (configs, compose files, Kubernetes manifests).
@@ -61,6 +63,32 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 fn parse_backend(s: &str) -> Result<BackendKind, String> {
     s.parse()
         .map_err(|e: sea_infra::deployment::UnknownBackend| e.to_string())
+}
+
+/// `--sync-interval`, parsed into the value rendered into every server's config.
+fn parse_sync_interval(s: &str) -> Result<String, String> {
+    sea_infra::model::topology::parse_sync_interval(s)
+}
+
+/// `--duration`: `10m`, `90s`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    sea_infra::env::parse_duration(s)
+}
+
+/// `--from` and `--to`: a nats-server release.
+fn parse_version(s: &str) -> Result<sea_infra::model::Version, String> {
+    s.parse()
+        .map_err(|e: sea_infra::model::version::BadVersion| e.to_string())
+}
+
+/// How often the servers a command starts fsync.
+#[derive(Debug, Args)]
+pub struct Durability {
+    /// JetStream `sync_interval` of the servers this command starts: `default` (the server's own,
+    /// 2m), `always` (fsync before every acknowledgement: the durable variant) or a duration.
+    /// Default: what the running cluster was started with, else the server's own.
+    #[arg(long, value_name = "default|always|DURATION", value_parser = parse_sync_interval)]
+    pub sync_interval: Option<String>,
 }
 
 /// The default profile of every command that takes `--profile` (the flag wins): `ha`, or the
@@ -142,6 +170,8 @@ pub struct Up {
     /// Provision streams and consumers once the gate passes.
     #[arg(long)]
     pub provision: bool,
+    #[command(flatten)]
+    pub durability: Durability,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +275,42 @@ pub struct Drill {
     /// Use a throw-away cluster on free ports instead of the profile's own.
     #[arg(long)]
     pub private: bool,
+    #[command(flatten)]
+    pub durability: Durability,
+    /// `upgrade`: the release the cluster runs before (a pinned one, 2.10.25 through 2.15.1).
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    pub from: Option<sea_infra::model::Version>,
+    /// `upgrade`: the release every server runs after.
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    pub to: Option<sea_infra::model::Version>,
+}
+
+#[derive(Debug, Args)]
+pub struct Chaos {
+    /// How long faults are injected (`10m`, `90s`); the final audit comes after.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Seed of the schedule: the same seed gives the same schedule. Default: a fresh one, printed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The fault kinds to draw from, comma-separated; default: every kind.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND,...")]
+    pub faults: Vec<crate::chaos::schedule::FaultKind>,
+    /// The most faults in place at once: 2 lets the schedule combine a server fault with a
+    /// worker or relay fault, 1 never.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub max_at_once: u8,
+    // Default: the running `ha` (with its backend), else `ha` on processes, started and stopped.
+    #[command(flatten)]
+    pub deployment: Existing,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Use a throw-away cluster on free ports instead of the profile's own.
+    #[arg(long)]
+    pub private: bool,
+    #[command(flatten)]
+    pub durability: Durability,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +326,8 @@ pub struct Verify {
     /// Use a throw-away cluster on free ports instead of the profile's own.
     #[arg(long)]
     pub private: bool,
+    #[command(flatten)]
+    pub durability: Durability,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod bench;
 mod certs;
+mod chaos;
 mod doctor;
 mod down;
 mod drill;
@@ -40,6 +41,7 @@ fn main() {
         flags::Command::Provision(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Drill(cmd) => cmd.run(&sh),
+        flags::Command::Chaos(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
         flags::Command::Render(cmd) => cmd.run(&sh),
         flags::Command::Image(cmd) => cmd.run(&sh),

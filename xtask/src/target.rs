@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sea_infra::client::federation;
 use sea_infra::client::provision::Plan;
-use sea_infra::deployment::{BackendKind, Deployment, Throwaway, UpOptions};
+use sea_infra::deployment::{ports, BackendKind, Deployment, Throwaway, UpOptions};
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::Spec;
-use sea_infra::model::topology::Profile;
+use sea_infra::model::topology::{Profile, Topology, DEFAULT_SYNC_INTERVAL};
 use xshell::Shell;
 
 use crate::project;
@@ -31,20 +31,37 @@ pub struct Target {
 }
 
 impl Target {
-    /// The profile's deployment run by `bin` on `backend`.
+    /// The profile's deployment run by `bin` on `backend`, its servers fsyncing every
+    /// `sync_interval` (`None`: what it runs with, else the server's default).
     pub fn new(
         profile: Profile,
         private: bool,
         bin: PathBuf,
         backend: BackendKind,
+        sync_interval: Option<&str>,
     ) -> anyhow::Result<Target> {
         let held = if private {
-            Held::Private(Throwaway::new(profile, backend)?)
+            let mut topology = Topology::for_profile(profile).remap_ports(ports::free_port);
+            if let Some(v) = sync_interval {
+                topology.settings.sync_interval = v.to_owned();
+            }
+            Held::Private(Throwaway::with_topology(topology, backend)?)
         } else {
-            Held::Fixed(Deployment::for_profile(profile, backend)?)
+            Held::Fixed(fixed_deployment(profile, backend, sync_interval)?)
         };
         Ok(Target {
             held,
+            bin,
+            started: Vec::new(),
+            keep: false,
+        })
+    }
+
+    /// A throw-away deployment of `topology` (ports already free), whatever runs here: for a
+    /// drill that needs servers configured its own way.
+    pub fn own(topology: Topology, bin: PathBuf, backend: BackendKind) -> anyhow::Result<Target> {
+        Ok(Target {
+            held: Held::Private(Throwaway::with_topology(topology, backend)?),
             bin,
             started: Vec::new(),
             keep: false,
@@ -115,6 +132,38 @@ impl Drop for Target {
             self.stop();
         }
     }
+}
+
+/// The profile on its fixed ports, its servers fsyncing every `sync_interval`: the running
+/// cluster's setting when it runs (a different one is refused: it needs a restart), else the
+/// server's default. The committed compose files mount configs rendered with the default, so
+/// another value needs `--private` or the process backend.
+pub fn fixed_deployment(
+    profile: Profile,
+    backend: BackendKind,
+    sync_interval: Option<&str>,
+) -> anyhow::Result<Deployment> {
+    let mut dep = Deployment::for_profile(profile, backend)?;
+    let recorded = Deployment::recorded(profile, Some(backend))?;
+    let running = !recorded.running_servers().is_empty();
+    let current = recorded.topology.settings.sync_interval.clone();
+    let wanted = match (sync_interval, running) {
+        (Some(v), _) => v.to_owned(),
+        (None, true) => current.clone(),
+        (None, false) => DEFAULT_SYNC_INTERVAL.to_owned(),
+    };
+    if running && wanted != current {
+        anyhow::bail!(
+            "profile {profile} runs with sync_interval {current}: stop it first (`cargo xtask down --profile {profile}`) to run it with {wanted}, or use --private"
+        );
+    }
+    if backend == BackendKind::Compose && wanted != DEFAULT_SYNC_INTERVAL {
+        anyhow::bail!(
+            "the committed compose files mount configs with the server's default sync_interval ({DEFAULT_SYNC_INTERVAL}); for {wanted} use --private (its compose files are rendered with it) or the process backend"
+        );
+    }
+    dep.topology.settings.sync_interval = wanted;
+    Ok(dep)
 }
 
 /// A prebuilt worker to use instead of building one (the test suite passes the one it built).

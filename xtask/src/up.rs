@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::deployment::{BackendKind, Deployment, UpOptions};
-use sea_infra::model::topology::Profile;
+use sea_infra::deployment::{BackendKind, UpOptions};
+use sea_infra::model::topology::{Profile, DEFAULT_SYNC_INTERVAL};
 use xshell::Shell;
 
 use crate::flags::{Existing, Fresh, MeshUp, Provision, Up};
@@ -21,7 +21,14 @@ impl Up {
             bin.path.display(),
             bin.source
         );
-        let deployment = Deployment::for_profile(profile, backend)?;
+        let sync = self.durability.sync_interval.as_deref();
+        let deployment = crate::target::fixed_deployment(profile, backend, sync)?;
+        if deployment.topology.settings.sync_interval != DEFAULT_SYNC_INTERVAL {
+            eprintln!(
+                "servers fsync with sync_interval {}",
+                deployment.topology.settings.sync_interval
+            );
+        }
         let opts = UpOptions {
             servers: (!self.servers.is_empty()).then_some(self.servers),
             timeout: Duration::from_secs(self.timeout),
@@ -87,6 +94,9 @@ impl MeshUp {
             servers: Vec::new(),
             timeout: self.timeout,
             provision: self.provision,
+            durability: crate::flags::Durability {
+                sync_interval: None,
+            },
         };
         up.run(sh)
     }

@@ -101,7 +101,8 @@ impl Verify {
                     let backend = self.deployment.backend;
                     let version = bin.version;
                     let source = bin.source;
-                    target = Some(Target::new(profile, self.private, bin.path, backend)?);
+                    let sync = self.durability.sync_interval.as_deref();
+                    target = Some(Target::new(profile, self.private, bin.path, backend, sync)?);
                     Ok((
                         true,
                         format!("nats-server {version} ({source}), sea-mq-worker built"),
@@ -392,7 +393,13 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     let once = msgs.len() == N && ids.len() == N;
     let inbox_rows = store.inbox_ids(&group).await.map_or(0, |ids| ids.len());
     drop(worker);
-    drill::stream::clean_up(&t.dep().topology, &servers, &group, &base).await;
+    drill::stream::clean_up(
+        &t.dep().topology,
+        &servers,
+        std::slice::from_ref(&group),
+        &base,
+    )
+    .await;
     let pass = inbox.is_some() && inbox_rows == N && relayed.is_some() && once;
     Ok((
         pass,

@@ -46,4 +46,13 @@ fn bench_json_reports_every_rate_ratio_and_goal() {
         );
     }
     assert_eq!(report["goals"].as_array().map(Vec::len), Some(3));
+    // The durability setting's cost, measured on a second cluster in the same run.
+    for rate in ["raw_publish", "raw_consume", "outbox"] {
+        let always = &report["sync_interval_always"];
+        assert!(
+            always["rates"][rate].as_f64().unwrap_or(0.0) > 0.0,
+            "sync_interval always: {rate}:\n{all}"
+        );
+        assert!(always["vs_default"][rate].as_f64().is_some(), "{all}");
+    }
 }

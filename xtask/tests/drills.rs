@@ -63,6 +63,71 @@ fn quorum_loss_fails_fast_and_recovers_by_itself() {
     assert!(outcome["figures"]["failed_attempts"].as_u64().unwrap() >= 20);
 }
 
+/// A stream at its byte limit, then a server at `max_file_store`: fast clear refusals, no retry
+/// storm, the drill stream and the workers going on, publishing resuming once the limit is
+/// raised or space freed, nothing acknowledged lost.
+#[test]
+fn storage_full_refuses_fast_and_resumes() {
+    let outcome = assert_drill_passes(
+        "storage-full",
+        &[
+            "stream limit: publishes are refused fast with a clear error",
+            "stream limit: no retry storm, every refusal fast",
+            "stream limit: publishing resumes once the limit is raised",
+            "server store: publishes are refused fast with a clear error",
+            "server store: the drill stream keeps accepting writes",
+            "server store: publishing resumes once the limit is raised",
+            "server store: publishing resumes once space is freed",
+            "server store: nothing acknowledged lost",
+        ],
+    );
+    assert!(
+        outcome["figures"]["stream_limit_error_ms"]
+            .as_u64()
+            .unwrap()
+            <= 1000
+    );
+    assert!(
+        outcome["figures"]["server_store_error_ms"]
+            .as_u64()
+            .unwrap()
+            <= 1000
+    );
+}
+
+/// A rolling upgrade 2.14.6 -> 2.15.1 under load on processes: every server reports the new
+/// release afterwards, nothing lost. Both releases are installed into the state directory's
+/// cache, which this test shares with the suite's (a symlink), so they are downloaded once.
+#[test]
+fn upgrade_moves_every_server_to_the_new_release_under_load() {
+    let state = sea_infra::testing::scratch_dir("xtask-state");
+    let cache = sea_infra::deployment::cache_dir();
+    std::fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(&cache, state.path().join("cache")).unwrap();
+    let run = common::xtask_in(
+        state,
+        &[
+            "drill",
+            "upgrade",
+            "--from",
+            "2.14.6",
+            "--to",
+            "2.15.1",
+            "--private",
+            "--json",
+        ],
+        &[],
+    );
+    let all = &run.all;
+    let outcome = run.json();
+    assert_eq!(run.code, Some(0), "{all}");
+    assert!(failed(&outcome).is_empty(), "{all}");
+    let after = outcome["figures"]["versions_after"].as_object().unwrap();
+    assert_eq!(after.len(), 3);
+    assert!(after.values().all(|v| v == "2.15.1"), "{after:?}");
+    assert_eq!(outcome["figures"]["acked_lost"], 0);
+}
+
 #[test]
 fn worker_crash_keeps_the_inbox_exactly_once() {
     assert_drill_passes(

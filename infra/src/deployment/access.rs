@@ -65,8 +65,7 @@ impl Access {
         tls_dir: PathBuf,
     ) -> Result<Access, AccessError> {
         let pairs = sops.decrypt(file, age_key)?;
-        let secrets =
-            Secrets::from_dotenv(&pairs).map_err(|errors| AccessError::Keys {
+        let secrets = Secrets::from_dotenv(&pairs).map_err(|errors| AccessError::Keys {
             errors,
             file: file.to_path_buf(),
         })?;
@@ -169,7 +168,10 @@ impl Access {
             Auth::None | Auth::CredsFile(_) => {}
         }
         if let Some(prefix) = nats.inbox_prefix {
-            env.push((connect::ENV_NATS_INBOX_PREFIX.to_owned(), Secret::new(prefix)));
+            env.push((
+                connect::ENV_NATS_INBOX_PREFIX.to_owned(),
+                Secret::new(prefix),
+            ));
         }
         env
     }
@@ -184,7 +186,12 @@ impl Access {
     /// and the server certificates. Every certificate is checked first (missing, expired, a
     /// name a peer dials absent, another CA, a key that does not match): nothing is written
     /// when one fails, so a running server's files stay as they were.
-    pub fn materialize(&self, served: &Topology, spec: &Spec, dir: &Path) -> Result<(), AccessError> {
+    pub fn materialize(
+        &self,
+        served: &Topology,
+        spec: &Spec,
+        dir: &Path,
+    ) -> Result<(), AccessError> {
         let shared = self.secrets.tls.server.is_some();
         let servers: Vec<String> = served.servers().map(|(_, s)| s.name.clone()).collect();
         // The sources, checked where they are: the files a server will read, and the

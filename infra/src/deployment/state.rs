@@ -9,6 +9,8 @@
 //! data/nats-1/         JetStream store
 //! logs/nats-1.log      stdout and stderr of the server
 //! pids/nats-1.pid      pid, checked against /proc/<pid>/cmdline before any signal is sent
+//! cut-off              present while servers are partitioned: their names, one per line
+//! max-file-store       present when the store limit was changed on running servers
 //! ```
 //!
 //! The compose backend writes only `topology.json` and `compose-project`; its servers' files live in

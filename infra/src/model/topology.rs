@@ -117,6 +117,29 @@ impl ServerSettings {
     }
 }
 
+/// The server's own `sync_interval` (nats-server fsyncs every 2 minutes unless told otherwise):
+/// what `default` selects.
+pub const DEFAULT_SYNC_INTERVAL: &str = "2m";
+
+/// A `sync_interval` as a command line gives it: `default` (the server's own, 2 minutes),
+/// `always` (fsync before every acknowledgement: the durable variant) or a duration the server
+/// parses (`500ms`, `10s`, `1m`, `1h`). The value to render.
+pub fn parse_sync_interval(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "default" => Ok(DEFAULT_SYNC_INTERVAL.to_owned()),
+        "always" => Ok("always".to_owned()),
+        d if d.ends_with('d') => Err(format!(
+            "`{d}`: the server takes ms, s, m or h; use default, always or e.g. 10s"
+        )),
+        d => match crate::env::parse_duration(d) {
+            Ok(x) if !x.is_zero() => Ok(d.to_owned()),
+            _ => Err(format!(
+                "`{d}` is not a sync interval: use default (the server's 2m), always, or a duration such as 10s"
+            )),
+        },
+    }
+}
+
 fn default_store_root() -> String {
     "data".to_owned()
 }
@@ -127,7 +150,7 @@ impl Default for ServerSettings {
             host: "127.0.0.1".to_owned(),
             max_mem_store: "256MB".to_owned(),
             max_file_store: "8GB".to_owned(),
-            sync_interval: "2m".to_owned(),
+            sync_interval: DEFAULT_SYNC_INTERVAL.to_owned(),
             lame_duck_duration: "30s".to_owned(),
             lame_duck_grace_period: "10s".to_owned(),
             peer_host: None,
@@ -177,6 +200,11 @@ pub struct Cluster {
     /// `leaf-partition` drill); a running server picks it up on reload.
     #[serde(default)]
     pub leaf_links_disabled: bool,
+    /// Servers of this cluster cut off from their peers on purpose (the process backend's
+    /// partition): they dial no route and no peer dials them; running servers pick it up on
+    /// reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut_off: Vec<String>,
 }
 
 impl Cluster {
@@ -246,6 +274,7 @@ impl Topology {
                 gateways: Vec::new(),
                 leaf_remotes: Vec::new(),
                 leaf_links_disabled: false,
+                cut_off: Vec::new(),
             }],
             Profile::Ha => vec![routed_cluster(
                 CLUSTER_NAME,
@@ -598,6 +627,7 @@ fn routed_cluster(name: &str, prefix: &str, ports: Ports) -> Cluster {
         gateways: Vec::new(),
         leaf_remotes: Vec::new(),
         leaf_links_disabled: false,
+        cut_off: Vec::new(),
     }
 }
 
@@ -790,6 +820,21 @@ mod tests {
         assert_eq!(
             leaf.validate().unwrap_err().to_string(),
             "cluster `cell-b` has a leafnode link to `cell-z`, which is not a cluster of this topology"
+        );
+    }
+
+    #[test]
+    fn sync_intervals_parse_as_the_server_takes_them() {
+        assert_eq!(parse_sync_interval("default").unwrap(), "2m");
+        assert_eq!(parse_sync_interval("always").unwrap(), "always");
+        assert_eq!(parse_sync_interval("10s").unwrap(), "10s");
+        assert_eq!(parse_sync_interval("500ms").unwrap(), "500ms");
+        for bad in ["1d", "0s", "often", ""] {
+            assert!(parse_sync_interval(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            ServerSettings::default().sync_interval,
+            DEFAULT_SYNC_INTERVAL
         );
     }
 

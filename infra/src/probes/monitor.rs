@@ -48,6 +48,15 @@ pub struct MetaCluster {
     pub cluster_size: Option<usize>,
 }
 
+/// The parts of `/varz` the project reads: which server, which release.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Varz {
+    #[serde(default)]
+    pub server_name: String,
+    #[serde(default)]
+    pub version: String,
+}
+
 /// The parts of `/routez` the gate reads. With route pooling a peer appears several times.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Routez {
@@ -124,7 +133,10 @@ pub struct CaError {
 /// An HTTP client builder bounded by `timeout`, trusting only the CAs in the PEM bundle `ca`
 /// when given (the servers of a secured deployment serve `https://` with certificates of the
 /// deployment's own CA; nats-server asks no client certificate there).
-pub fn http_client(timeout: Duration, ca: Option<&Path>) -> Result<reqwest::ClientBuilder, CaError> {
+pub fn http_client(
+    timeout: Duration,
+    ca: Option<&Path>,
+) -> Result<reqwest::ClientBuilder, CaError> {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout);
@@ -190,6 +202,10 @@ impl Monitor {
 
     pub async fn jsz(&self, base: &str) -> Result<Jsz, MonitorError> {
         self.get_json(&format!("{base}/jsz")).await
+    }
+
+    pub async fn varz(&self, base: &str) -> Result<Varz, MonitorError> {
+        self.get_json(&format!("{base}/varz")).await
     }
 
     pub async fn routez(&self, base: &str) -> Result<Routez, MonitorError> {

@@ -101,7 +101,16 @@ pub(crate) fn server_config(topology: &Topology, cluster: &Cluster, node: &Serve
             tls_block(w, topology, node, "  ", Verify::Implied);
         }
         let _ = writeln!(w, "  routes: [");
-        for peer in node.routes.iter().filter_map(|p| cluster.server(p)) {
+        // A server cut off from its peers dials none of them, and none of them dials it. It
+        // keeps one route, to itself: a clustered JetStream server refuses to start without a
+        // configured route, and ignores a route to itself.
+        let cut = |name: &String| cluster.cut_off.contains(name);
+        let dialled: Vec<&String> = if cut(&node.name) {
+            vec![&node.name]
+        } else {
+            node.routes.iter().filter(|p| !cut(p)).collect()
+        };
+        for peer in dialled.into_iter().filter_map(|p| cluster.server(p)) {
             if let Some(port) = peer.route_port {
                 let _ = writeln!(
                     w,
@@ -342,6 +351,25 @@ mod tests {
         assert!(
             !conf.contains("nats-route://127.0.0.1:6222"),
             "a node does not route to itself:\n{conf}"
+        );
+    }
+
+    #[test]
+    fn a_cut_off_server_dials_no_peer_and_no_peer_dials_it() {
+        let mut t = Topology::for_profile(Profile::Ha);
+        t.clusters[0].cut_off = vec!["nats-2".into()];
+        let confs = server_configs(&t);
+        let own: Vec<&str> = confs[1].contents.matches("nats-route://").collect();
+        assert_eq!(own.len(), 1, "{}", confs[1].contents);
+        assert!(confs[1].contents.contains("nats-route://127.0.0.1:6223\""));
+        for conf in [&confs[0].contents, &confs[2].contents] {
+            assert!(!conf.contains(":6223\""), "{conf}");
+            assert_eq!(conf.matches("nats-route://").count(), 1, "{conf}");
+        }
+        t.clusters[0].cut_off.clear();
+        assert_eq!(
+            server_configs(&t),
+            server_configs(&Topology::for_profile(Profile::Ha))
         );
     }
 

@@ -4,6 +4,10 @@
 //! The raw client runs from the release-built `sea-mq-bench` probe and the worker from its
 //! release build, so both sides are compiled alike; both connect to the same kind of server
 //! (see `placement`), so a ratio compares like with like.
+//!
+//! Then the durability setting's cost: a second private cluster whose servers fsync before every
+//! acknowledgement (`sync_interval: always`), measured the same way for the paths a disk write
+//! is on (raw publish, raw consume with its acks, the outbox relay), next to the default's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sea_infra::client::provision;
-use sea_infra::deployment::{BackendKind, Throwaway, UpOptions};
+use sea_infra::deployment::{ports, BackendKind, Throwaway, UpOptions};
 use sea_infra::model::spec::Spec;
+use sea_infra::model::topology::Topology;
 use sea_mq_worker::child::{Launch, WorkerProcess};
 use sea_mq_worker::config::{
     ENV_LOG_LEVEL, ENV_OUTBOX_ENABLED, ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME,
@@ -218,29 +223,52 @@ impl Bench {
         }
 
         step("outbox relay, 1 worker");
-        let db = dir.path().join("outbox.db");
-        let db_arg = db.display().to_string();
-        bins.probe(&[
-            "fill-outbox",
-            &db_arg,
-            "outbox",
+        let outbox = bins.outbox(&rt, &place, &dir.path().join("outbox.db"), n)?;
+        drop(place);
+        drop(cluster);
+
+        // The durable variant: the same paths on servers that fsync every write.
+        eprintln!("starting a second private {profile} cluster with sync_interval: always ...");
+        let mut topology = Topology::for_profile(profile).remap_ports(ports::free_port);
+        topology.settings.sync_interval = "always".to_owned();
+        let cluster = Throwaway::with_topology(topology, BackendKind::Process)?;
+        rt.block_on(cluster.deployment.up(
+            &bin.path,
+            &UpOptions::default(),
+            &progress,
+            std::future::pending(),
+        ))
+        .context("start the sync_interval: always cluster")?;
+        let topology = &cluster.deployment.topology;
+        let list: Vec<String> = topology
+            .servers()
+            .map(|(_, s)| topology.client_url(s))
+            .collect();
+        rt.block_on(provision::provision_servers(&list, &mut Spec::builtin()))?;
+        let place = rt.block_on(Placement::connect(topology))?;
+        step("raw publish, sync_interval always");
+        let publish_always = bins.probe(&[
+            "publish",
+            &rt.block_on(place.publisher())?,
+            "raw",
             &count,
             &PAYLOAD_BYTES.to_string(),
+            &PUBLISH_WINDOW.to_string(),
         ])?;
-        // The relay's worker consumes an empty stream, so its inbox side stays idle.
-        let mut relay = bins.workers(
-            1,
-            &rt.block_on(place.publisher())?,
-            &db,
-            "bench-outbox",
-            &[
-                (ENV_STREAM_NAME, "VIBESPRO_EVENTS"),
-                (ENV_OUTBOX_POLL_INTERVAL_MS, "10"),
-            ],
-        )?;
-        rt.block_on(wait_for(&mut relay, PUBLISHED, n))?;
-        drop(relay);
-        let outbox = bins.probe(&["outbox-span", &db_arg])?;
+        step("raw pull consume + ack, sync_interval always");
+        let server = rt.block_on(place.durable("bench-raw-always"))?;
+        let consume_always = bins.probe(&[
+            "consume",
+            &server,
+            placement::STREAM,
+            "bench-raw-always",
+            &count,
+            &batch,
+            "1",
+        ])?;
+        rt.block_on(place.remove("bench-raw-always"))?;
+        step("outbox relay, 1 worker, sync_interval always");
+        let outbox_always = bins.outbox(&rt, &place, &dir.path().join("outbox-always.db"), n)?;
         drop(place);
         drop(cluster);
 
@@ -251,7 +279,42 @@ impl Bench {
             [consume, consume_4],
             &inbox,
             outbox,
+            [publish_always, consume_always, outbox_always],
         )
+    }
+}
+
+impl Bins {
+    /// The outbox relay's rate: one release worker relaying `n` rows pre-inserted into `db`.
+    fn outbox(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        place: &Placement<'_>,
+        db: &Path,
+        n: u64,
+    ) -> anyhow::Result<Span> {
+        let db_arg = db.display().to_string();
+        self.probe(&[
+            "fill-outbox",
+            &db_arg,
+            "outbox",
+            &n.to_string(),
+            &PAYLOAD_BYTES.to_string(),
+        ])?;
+        // The relay's worker consumes an empty stream, so its inbox side stays idle.
+        let mut relay = self.workers(
+            1,
+            &rt.block_on(place.publisher())?,
+            db,
+            "bench-outbox",
+            &[
+                (ENV_STREAM_NAME, "VIBESPRO_EVENTS"),
+                (ENV_OUTBOX_POLL_INTERVAL_MS, "10"),
+            ],
+        )?;
+        rt.block_on(wait_for(&mut relay, PUBLISHED, n))?;
+        drop(relay);
+        self.probe(&["outbox-span", &db_arg])
     }
 }
 
@@ -285,6 +348,7 @@ fn report(
     [consume, consume_4]: [Span; 2],
     inbox: &[(usize, Span)],
     outbox: Span,
+    [publish_always, consume_always, outbox_always]: [Span; 3],
 ) -> anyhow::Result<()> {
     let one = inbox[0].1.rate();
     let four = inbox
@@ -308,6 +372,16 @@ fn report(
         ),
         ("inbox, 4 workers >= 1.5 x 1 worker", four / one >= 1.5),
     ];
+    let always = json!({
+        "raw_publish": publish_always.rate(),
+        "raw_consume": consume_always.rate(),
+        "outbox": outbox_always.rate(),
+    });
+    let always_ratios = json!({
+        "raw_publish": publish_always.rate() / publish.rate(),
+        "raw_consume": consume_always.rate() / consume.rate(),
+        "outbox": outbox_always.rate() / outbox.rate(),
+    });
     if b.json {
         let out = json!({
             "profile": profile.as_str(),
@@ -322,6 +396,7 @@ fn report(
                 "outbox": outbox.rate(),
             },
             "ratios": ratios,
+            "sync_interval_always": { "rates": always, "vs_default": always_ratios },
             "goals": goals.iter().map(|(g, ok)| json!({"goal": g, "met": ok})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -365,6 +440,21 @@ fn report(
         outbox.rate(),
         format!("{:.2} x raw publish", outbox.rate() / publish.rate()),
     );
+    println!("sync_interval: always (fsync before every ack), a second cluster:");
+    for (label, always, default) in [
+        ("raw publish", publish_always, publish),
+        ("raw pull consume + ack", consume_always, consume),
+        ("outbox relay, 1 worker", outbox_always, outbox),
+    ] {
+        line(
+            &format!("  {label}, always"),
+            always.rate(),
+            format!(
+                "{:.2} x the default sync_interval",
+                always.rate() / default.rate()
+            ),
+        );
+    }
     for (goal, ok) in goals {
         println!("{} {goal}", if ok { "met   " } else { "MISSED" });
     }

@@ -115,6 +115,101 @@ impl Audit {
     }
 }
 
+/// One consumer group's inbox against the events it should hold: every event once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupAudit {
+    pub group: String,
+    pub events: usize,
+    pub rows: usize,
+    /// Events without a row.
+    pub missing: usize,
+    /// Rows beyond one per event.
+    pub doubled: usize,
+}
+
+impl GroupAudit {
+    pub fn of<'a>(
+        group: &str,
+        events: impl IntoIterator<Item = &'a String>,
+        rows: &[String],
+    ) -> GroupAudit {
+        let distinct: BTreeSet<&String> = rows.iter().collect();
+        let events: BTreeSet<&String> = events.into_iter().collect();
+        GroupAudit {
+            group: group.to_owned(),
+            events: events.len(),
+            rows: rows.len(),
+            missing: events.iter().filter(|id| !distinct.contains(*id)).count(),
+            doubled: rows.len() - distinct.len(),
+        }
+    }
+
+    pub fn criterion(&self) -> Criterion {
+        Criterion {
+            name: format!("inbox exactly once (group {})", self.group),
+            pass: self.missing == 0 && self.doubled == 0,
+            detail: format!(
+                "{} rows for {} events: {} missing, {} doubled",
+                self.rows, self.events, self.missing, self.doubled
+            ),
+        }
+    }
+}
+
+/// Outbox rows a service committed against the stream: each must be published exactly once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxAudit {
+    pub rows: usize,
+    pub published_once: usize,
+    /// Rows not in the stream at all (one example kept).
+    pub unpublished: usize,
+    pub unpublished_example: Option<String>,
+    /// Rows in the stream more than once, and the extra copies.
+    pub doubled: usize,
+    pub extra_copies: u64,
+}
+
+impl OutboxAudit {
+    pub fn of(inserted: &[String], in_stream: &BTreeMap<String, u64>) -> OutboxAudit {
+        let count = |id: &String| in_stream.get(id).copied().unwrap_or(0);
+        let unpublished: Vec<&String> = inserted.iter().filter(|id| count(id) == 0).collect();
+        let doubled: Vec<u64> = inserted.iter().map(count).filter(|n| *n > 1).collect();
+        OutboxAudit {
+            rows: inserted.len(),
+            published_once: inserted.iter().filter(|id| count(id) == 1).count(),
+            unpublished: unpublished.len(),
+            unpublished_example: unpublished.first().map(|id| id.to_string()),
+            doubled: doubled.len(),
+            extra_copies: doubled.iter().map(|n| n - 1).sum(),
+        }
+    }
+
+    pub fn figures(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("outbox_rows", self.rows.into()),
+            ("outbox_unpublished", self.unpublished.into()),
+            ("outbox_doubled", self.doubled.into()),
+        ]
+    }
+
+    pub fn criterion(&self) -> Criterion {
+        Criterion {
+            name: "every outbox row published exactly once".to_owned(),
+            pass: self.unpublished == 0 && self.doubled == 0,
+            detail: match &self.unpublished_example {
+                None => format!(
+                    "{} of {} rows once, {} twice or more",
+                    self.published_once, self.rows, self.doubled
+                ),
+                Some(id) => format!(
+                    "{} of {} rows never published (e.g. {id}), {} twice or more",
+                    self.unpublished, self.rows, self.doubled
+                ),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +268,31 @@ mod tests {
         );
         assert_eq!(failed(&a), ["no acknowledged event lost"]);
         assert_eq!((a.acked_lost, a.lost_example.as_deref()), (1, Some("b")));
+    }
+
+    #[test]
+    fn outbox_rows_unpublished_or_doubled_fail() {
+        let inserted = rows(&["o1", "o2", "o3"]);
+        let clean = OutboxAudit::of(&inserted, &stream(&[("o1", 1), ("o2", 1), ("o3", 1)]));
+        assert!(clean.criterion().pass, "{clean:?}");
+        let bad = OutboxAudit::of(&inserted, &stream(&[("o1", 1), ("o3", 3)]));
+        assert!(!bad.criterion().pass);
+        assert_eq!((bad.unpublished, bad.doubled, bad.extra_copies), (1, 1, 2));
+        assert_eq!(bad.unpublished_example.as_deref(), Some("o2"));
+    }
+
+    #[test]
+    fn a_group_must_hold_each_of_its_events_once() {
+        let events = rows(&["a", "b", "c"]);
+        assert!(
+            GroupAudit::of("g", &events, &rows(&["c", "b", "a"]))
+                .criterion()
+                .pass
+        );
+        let g = GroupAudit::of("g", &events, &rows(&["a", "a", "b"]));
+        assert_eq!((g.missing, g.doubled), (1, 1));
+        assert_eq!(g.criterion().name, "inbox exactly once (group g)");
+        assert!(!g.criterion().pass);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! A steady publisher for drills: one event at a time at a fixed pace, each with a unique
 //! `Nats-Msg-Id`, retried with the same id until acknowledged or `retry_for` runs out. Every
 //! acknowledgement and every failed attempt is recorded with its time, so what a fault did is
-//! computed from records, not read from logs.
+//! computed from records, not read from logs. The records can be read while it runs (chaos
+//! audits after every fault).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -23,6 +24,10 @@ pub struct LoadConfig {
     pub ack_timeout: Duration,
     /// How long an event is retried before the publisher gives it up.
     pub retry_for: Duration,
+    /// After this many failed attempts in a row, the client reconnects (to another server of
+    /// its list, at random): a client connected to a server on the minority side of a
+    /// partition keeps its connection and fails until it moves. `None`: never.
+    pub failover_after: Option<u32>,
 }
 
 impl LoadConfig {
@@ -33,6 +38,7 @@ impl LoadConfig {
             interval: Duration::from_millis(5),
             ack_timeout: Duration::from_secs(2),
             retry_for: Duration::from_secs(30),
+            failover_after: None,
         }
     }
 }
@@ -87,8 +93,9 @@ pub struct Load {
     started: Instant,
     acked: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    records: Arc<Mutex<LoadRecords>>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<LoadRecords>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Load {
@@ -96,19 +103,32 @@ impl Load {
         let started = Instant::now();
         let acked = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
+        let records = Arc::new(Mutex::new(LoadRecords::default()));
         let (stop, stopped) = watch::channel(false);
         let counters = Counters {
             acked: acked.clone(),
             failed: failed.clone(),
+            records: records.clone(),
         };
         let task = tokio::spawn(publish(js, cfg, started, counters, stopped));
         Load {
             started,
             acked,
             failed,
+            records,
             stop,
             task,
         }
+    }
+
+    /// The instant the load's clock counts from.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// A copy of the records so far.
+    pub fn snapshot(&self) -> LoadRecords {
+        lock(&self.records).clone()
     }
 
     /// Time since the load started (the clock every record uses).
@@ -128,8 +148,13 @@ impl Load {
 
     pub async fn stop(self) -> LoadRecords {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or_default()
+        let _ = self.task.await;
+        std::mem::take(&mut *lock(&self.records))
     }
+}
+
+fn lock(records: &Mutex<LoadRecords>) -> std::sync::MutexGuard<'_, LoadRecords> {
+    records.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) -> bool {
@@ -141,10 +166,11 @@ async fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) -> bool {
     .is_some()
 }
 
-/// Live counts the publisher keeps while its records are private to it.
+/// Live counts, and the records the publisher appends to.
 struct Counters {
     acked: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    records: Arc<Mutex<LoadRecords>>,
 }
 
 async fn publish(
@@ -153,8 +179,8 @@ async fn publish(
     started: Instant,
     counters: Counters,
     mut stop: watch::Receiver<bool>,
-) -> LoadRecords {
-    let mut records = LoadRecords::default();
+) {
+    let mut in_a_row = 0u32;
     let mut pace = tokio::time::interval(cfg.interval);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u64.. {
@@ -173,32 +199,36 @@ async fn publish(
             let at = started.elapsed();
             match attempt(&js, &subject, &id, &payload, cfg.ack_timeout).await {
                 Ok(seq) => {
-                    records.acked.push(Acked {
+                    lock(&counters.records).acked.push(Acked {
                         id: id.clone(),
                         seq,
                         at: started.elapsed(),
                     });
                     counters.acked.fetch_add(1, Ordering::Relaxed);
+                    in_a_row = 0;
                     break;
                 }
                 Err(error) => {
                     counters.failed.fetch_add(1, Ordering::Relaxed);
-                    records.failed_attempts.push(FailedAttempt {
+                    lock(&counters.records).failed_attempts.push(FailedAttempt {
                         id: id.clone(),
                         at,
                         took: started.elapsed().saturating_sub(at),
                         error,
                     });
+                    in_a_row += 1;
+                    if cfg.failover_after.is_some_and(|n| in_a_row % n == 0) {
+                        let _ = js.client().force_reconnect().await;
+                    }
                 }
             }
             if first.elapsed() >= cfg.retry_for || *stop.borrow() {
-                records.given_up.push(id.clone());
+                lock(&counters.records).given_up.push(id.clone());
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    records
 }
 
 /// One publish with its ack awaited; the error text is what a client would see.

@@ -3,7 +3,7 @@
 //!
 //! One module per drill; `session` holds the load, the workers and the audit they share.
 
-mod audit;
+pub mod audit;
 mod cluster_loss;
 mod leaf_partition;
 pub mod load;
@@ -11,8 +11,11 @@ mod node_kill;
 mod partition;
 mod quorum_loss;
 mod rolling_restart;
+pub mod service;
 pub mod session;
+mod storage_full;
 pub mod stream;
+pub mod upgrade;
 mod worker_crash;
 
 use std::collections::BTreeMap;
@@ -42,6 +45,10 @@ pub enum DrillName {
     ClusterLoss,
     /// Leaf: cut the leafnode link between the cells, then heal it.
     LeafPartition,
+    /// Rolling upgrade --from VERSION --to VERSION, one server at a time in lame-duck mode.
+    Upgrade,
+    /// A stream at its byte limit (discard new), then a server at max_file_store.
+    StorageFull,
 }
 
 impl DrillName {
@@ -54,6 +61,8 @@ impl DrillName {
             DrillName::WorkerCrash => "worker-crash",
             DrillName::ClusterLoss => "cluster-loss",
             DrillName::LeafPartition => "leaf-partition",
+            DrillName::Upgrade => "upgrade",
+            DrillName::StorageFull => "storage-full",
         }
     }
 
@@ -65,9 +74,11 @@ impl DrillName {
             // Judged against one cluster of three: every server restarted in turn with the
             // stream's replicas current after each, the leader cut off from the two others, two
             // of three stopped.
-            DrillName::RollingRestart | DrillName::Partition | DrillName::QuorumLoss => {
-                &[Profile::Ha]
-            }
+            DrillName::RollingRestart
+            | DrillName::Partition
+            | DrillName::QuorumLoss
+            | DrillName::Upgrade
+            | DrillName::StorageFull => &[Profile::Ha],
             DrillName::ClusterLoss => &[Profile::Mesh],
             DrillName::LeafPartition => &[Profile::Leaf],
         }
@@ -78,6 +89,7 @@ impl DrillName {
         match self {
             DrillName::Partition => &[Operation::Partition],
             DrillName::LeafPartition => &[Operation::CutLeafLinks],
+            DrillName::StorageFull => &[Operation::ReloadConfig],
             _ => &[],
         }
     }
@@ -199,6 +211,8 @@ pub async fn run(
         progress,
     };
     match name {
+        DrillName::Upgrade => anyhow::bail!("drill upgrade needs --from VERSION and --to VERSION"),
+        DrillName::StorageFull => storage_full::run(ctx).await,
         DrillName::NodeKill => node_kill::run(ctx).await,
         DrillName::RollingRestart => rolling_restart::run(ctx).await,
         DrillName::Partition => partition::run(ctx).await,
@@ -211,10 +225,19 @@ pub async fn run(
 
 impl crate::flags::Drill {
     pub fn run(self, sh: &xshell::Shell) -> anyhow::Result<()> {
-        // A private drill brings up its own deployment whatever runs here.
+        let upgrade = self.name == DrillName::Upgrade;
+        let versions = match (upgrade, self.from, self.to) {
+            (true, Some(from), Some(to)) => Some((from, to)),
+            (true, _, _) => return Err(usage("drill upgrade needs --from VERSION and --to VERSION, e.g. --from 2.14.6 --to 2.15.1")),
+            (false, None, None) => None,
+            (false, _, _) => return Err(usage("--from and --to are for drill upgrade only")),
+        };
+        // A private drill, or one that needs servers of its own, brings up its own deployment
+        // whatever runs here.
+        let own = self.private || self.name == DrillName::StorageFull;
         let running: Vec<(Profile, BackendKind)> = Deployment::recorded_profiles()
             .into_iter()
-            .filter(|_| !self.private)
+            .filter(|_| !own)
             .filter_map(|p| {
                 let dep = Deployment::recorded(p, self.deployment.backend).ok()?;
                 (!dep.running_servers().is_empty()).then(|| (p, dep.kind()))
@@ -226,8 +249,35 @@ impl crate::flags::Drill {
             &running,
         )?;
         let worker = crate::target::worker_bin(sh)?;
-        let bin = crate::project::nats_server()?;
-        let mut target = crate::target::Target::new(profile, self.private, bin.path, backend)?;
+        let releases = match versions {
+            Some((from, to)) => {
+                let resolver = crate::project::resolver(true);
+                let get = |v| {
+                    eprintln!("nats-server {v}: the pinned build (installed into the cache when missing) ...");
+                    resolver.release(v)
+                };
+                Some((get(from)?, get(to)?))
+            }
+            None => None,
+        };
+        let bin = match &releases {
+            Some((from, _)) => from.clone(),
+            None => crate::project::nats_server()?,
+        };
+        let sync = self.durability.sync_interval.as_deref();
+        let mut target = if self.name == DrillName::StorageFull {
+            eprintln!(
+                "drill storage-full runs on a throw-away ha cluster of its own (max_file_store {} per server), on free ports",
+                storage_full::SERVER_STORE
+            );
+            let mut topology = storage_full::topology();
+            if let Some(v) = sync {
+                topology.settings.sync_interval = v.to_owned();
+            }
+            crate::target::Target::own(topology, bin.path, backend)?
+        } else {
+            crate::target::Target::new(profile, self.private, bin.path, backend, sync)?
+        };
         for op in self.name.operations() {
             target.dep().supports(*op)?;
         }
@@ -235,6 +285,23 @@ impl crate::flags::Drill {
         let rt = crate::project::runtime()?;
         let undone = "injected faults undone, workers stopped, servers this run started stopped";
         let outcome = rt.block_on(crate::interrupt::until_interrupted(undone, async {
+            if let Some((from, _)) = &releases {
+                let running = target.dep().running_servers();
+                if !running.is_empty() {
+                    let found = upgrade::versions(target.dep()).await;
+                    let other: Vec<String> = found
+                        .iter()
+                        .filter(|(n, v)| running.contains(*n) && **v != from.version.to_string())
+                        .map(|(n, v)| format!("{n} runs {v}"))
+                        .collect();
+                    anyhow::ensure!(
+                        other.is_empty(),
+                        "drill upgrade --from {}: {}; stop the profile first (`cargo xtask down --profile {profile}`) or use --private",
+                        from.version,
+                        other.join(", ")
+                    );
+                }
+            }
             target.up(&progress).await?;
             if !target.started.is_empty() {
                 eprintln!(
@@ -242,15 +309,30 @@ impl crate::flags::Drill {
                     target.started.join(", ")
                 );
             }
-            target
-                .provision()
-                .await
-                .context("provision the spec before the drill")?;
+            // The production streams reserve 1 GiB each: the storage-full cluster has no room
+            // for them, and the drill needs only its own streams.
+            if self.name != DrillName::StorageFull {
+                target
+                    .provision()
+                    .await
+                    .context("provision the spec before the drill")?;
+            }
             eprintln!(
                 "drill {} on profile {profile} ({backend}) ...",
                 self.name.as_str()
             );
-            run(self.name, target.dep(), &target.bin, &worker, &progress).await
+            match &releases {
+                Some((from, to)) => {
+                    let ctx = session::Ctx {
+                        dep: target.dep(),
+                        nats_server: &target.bin,
+                        worker_bin: &worker,
+                        progress: &progress,
+                    };
+                    upgrade::run(ctx, upgrade::Releases { from, to }).await
+                }
+                None => run(self.name, target.dep(), &target.bin, &worker, &progress).await,
+            }
         }))?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -260,6 +342,15 @@ impl crate::flags::Drill {
         anyhow::ensure!(outcome.passed, "drill {} failed", self.name.as_str());
         Ok(())
     }
+}
+
+/// A flag combination that makes no sense: exit 64, like a bad variable.
+fn usage(message: &str) -> anyhow::Error {
+    crate::Exit {
+        code: sea_infra::env::EXIT_CONFIG,
+        message: message.to_owned(),
+    }
+    .into()
 }
 
 #[cfg(test)]

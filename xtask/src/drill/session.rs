@@ -1,6 +1,7 @@
 //! What every drill shares: a steady publisher and a worker group scoped to the drill's own
-//! subject, the faults it injected (undone on drop, so Ctrl-C or a failure never leaves a
-//! server frozen or stopped), and the audit that turns records into PASS/FAIL criteria.
+//! subject (with, for chaos, an outbox relay of its own group fed by a service), the faults it
+//! injected (undone on drop, so Ctrl-C or a failure never leaves a server frozen, cut off or
+//! stopped), and the audit that turns records into PASS/FAIL criteria.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,18 +17,74 @@ use sea_infra::model::spec::{ENV_CONSUMER_ACK_WAIT_MS, ENV_CONSUMER_FILTER_SUBJE
 use sea_infra::probes::monitor::Monitor;
 use sea_mq_worker::child::{self, Launch, WorkerProcess};
 use sea_mq_worker::config::{
-    Database, ENV_LOG_LEVEL, ENV_NATS_RECONNECT_MAX, ENV_OUTBOX_ENABLED, ENV_STREAM_NAME,
+    Database, ENV_LOG_LEVEL, ENV_NATS_RECONNECT_MAX, ENV_OUTBOX_ENABLED, ENV_OUTBOX_LEASE_MS,
+    ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME,
 };
 use sea_mq_worker::db::Store;
 use serde_json::{json, Value};
 
-use super::audit::Audit;
+use super::audit::{Audit, GroupAudit, OutboxAudit};
 use super::load::{Load, LoadConfig, LoadRecords};
+use super::service::{Inserted, OutboxService};
 use super::{Criterion, Outcome};
 
 pub use super::stream::STREAM;
 /// Redelivery after a killed worker must not take the spec's 30 s in a drill.
 pub const DRILL_ACK_WAIT_MS: &str = "3000";
+/// A killed relay's rows are taken over this soon (the worker's default is 10 s).
+const RELAY_LEASE_MS: &str = "2000";
+
+/// What a session runs besides the publisher.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Workers of the drill's group.
+    pub workers: usize,
+    /// A service inserting outbox rows and a relay worker publishing them (its own group
+    /// consumes what it published).
+    pub outbox: bool,
+    /// The publisher reconnects elsewhere after this many failed attempts in a row, and its
+    /// client pings every 2 s (so a frozen server is noticed within seconds).
+    pub failover_after: Option<u32>,
+    /// The drill stream's `max_bytes`, when not the spec's (servers with little storage).
+    pub stream_max_bytes: Option<i64>,
+}
+
+impl Options {
+    pub fn workers(workers: usize) -> Options {
+        Options {
+            workers,
+            outbox: false,
+            failover_after: None,
+            stream_max_bytes: None,
+        }
+    }
+}
+
+/// The outbox side: a service writing rows into the relay's database and the relay worker.
+struct Relay {
+    launch: Launch,
+    process: Option<WorkerProcess>,
+    group: String,
+    store: Store,
+    service: Option<OutboxService>,
+    /// Rows' ids start with this.
+    id_prefix: String,
+    spawned: usize,
+}
+
+/// What the audit read, for audits of their own (chaos attributes it to faults).
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    pub records: LoadRecords,
+    /// How often each `Nats-Msg-Id` of the drill's subject is in the stream.
+    pub in_stream: BTreeMap<String, u64>,
+    /// The worker group's inbox.
+    pub inbox: Vec<String>,
+    /// The relay group's inbox (the outbox events it consumed back), when there is a relay.
+    pub relay_inbox: Vec<String>,
+    /// Every outbox row the service committed.
+    pub outbox: Vec<Inserted>,
+}
 
 pub struct Session<'a> {
     pub dep: &'a Deployment,
@@ -40,8 +97,16 @@ pub struct Session<'a> {
     /// The workers' inbox, as the audit reads it.
     store: Store,
     pub workers: Vec<WorkerProcess>,
+    /// How a worker of the group is started (again).
+    launch: Launch,
+    /// Workers frozen with SIGSTOP, by index.
+    paused_workers: Vec<usize>,
+    /// Workers started so far (each logs to a file of its own).
+    spawned: usize,
+    relay: Option<Relay>,
     load: Option<Load>,
     partitioned: Vec<String>,
+    paused: Vec<String>,
     stopped: Vec<String>,
     leaf_links_cut: bool,
     pub figures: BTreeMap<String, Value>,
@@ -98,12 +163,27 @@ impl<'a> Session<'a> {
         servers: Vec<String>,
         workers: usize,
     ) -> anyhow::Result<Session<'a>> {
+        Session::start_with(ctx, name, servers, Options::workers(workers)).await
+    }
+
+    /// [`Self::start`] with the outbox side and the publisher's failover as `opts` say.
+    pub async fn start_with(
+        ctx: Ctx<'a>,
+        name: &str,
+        servers: Vec<String>,
+        opts: Options,
+    ) -> anyhow::Result<Session<'a>> {
         let run = format!("{name}-{}", unix_ms());
-        super::stream::ensure(&ctx.dep.topology).await?;
-        let client = NatsConfig::default()
-            .connect(&servers)
-            .await
-            .context("connect the drill's publisher")?;
+        super::stream::ensure_with(&ctx.dep.topology, opts.stream_max_bytes).await?;
+        let nats = NatsConfig::default();
+        let client = match opts.failover_after {
+            None => nats.connect(&servers).await,
+            Some(_) => {
+                nats.connect_tuned(&servers, |o| o.ping_interval(Duration::from_secs(2)))
+                    .await
+            }
+        }
+        .context("connect the drill's publisher")?;
         let js = jetstream::new(client);
         let scratch = tempfile::Builder::new()
             .prefix("sea-drill-")
@@ -113,16 +193,56 @@ impl<'a> Session<'a> {
         let store = Store::open(&Database::Sqlite(db.clone()), Duration::from_secs(5))
             .await
             .context("open the drill's inbox")?;
+        let subject = super::stream::subject(&run);
+        let group = format!("drill-{run}");
+        let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &group)
+            .set(ENV_STREAM_NAME, STREAM)
+            .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{subject}.>"))
+            .set(ENV_CONSUMER_ACK_WAIT_MS, DRILL_ACK_WAIT_MS)
+            .set(ENV_NATS_RECONNECT_MAX, 0)
+            .set(ENV_OUTBOX_ENABLED, false)
+            .set(ENV_LOG_LEVEL, "warn");
+        let relay = if opts.outbox {
+            let db = scratch.path().join("outbox.db");
+            let store = Store::open(&Database::Sqlite(db.clone()), Duration::from_secs(5))
+                .await
+                .context("open the relay's database")?;
+            let relay_group = format!("{group}-relay");
+            let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &relay_group)
+                .set(ENV_STREAM_NAME, STREAM)
+                .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{subject}.outbox.>"))
+                .set(ENV_CONSUMER_ACK_WAIT_MS, DRILL_ACK_WAIT_MS)
+                .set(ENV_NATS_RECONNECT_MAX, 0)
+                .set(ENV_OUTBOX_LEASE_MS, RELAY_LEASE_MS)
+                .set(ENV_OUTBOX_POLL_INTERVAL_MS, 50)
+                .set(ENV_LOG_LEVEL, "warn");
+            Some(Relay {
+                launch,
+                process: None,
+                group: relay_group,
+                store,
+                service: None,
+                id_prefix: format!("{run}-out-"),
+                spawned: 0,
+            })
+        } else {
+            None
+        };
         let mut session = Session {
             dep: ctx.dep,
             bin: ctx.nats_server,
             js,
-            subject: super::stream::subject(&run),
-            group: format!("drill-{run}"),
+            subject,
+            group,
             store,
             workers: Vec::new(),
+            launch,
+            paused_workers: Vec::new(),
+            spawned: 0,
+            relay,
             load: None,
             partitioned: Vec::new(),
+            paused: Vec::new(),
             stopped: Vec::new(),
             leaf_links_cut: false,
             figures: BTreeMap::new(),
@@ -133,32 +253,74 @@ impl<'a> Session<'a> {
             scratch,
         };
         session.say(&format!(
-            "starting {} worker(s) of group {} and a publisher on {}.>",
-            workers, session.group, session.subject
+            "starting {} worker(s) of group {}{} and a publisher on {}.>",
+            opts.workers,
+            session.group,
+            if opts.outbox {
+                ", an outbox service and its relay"
+            } else {
+                ""
+            },
+            session.subject
         ));
-        let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &session.group)
-            .set(ENV_STREAM_NAME, STREAM)
-            .set(
-                ENV_CONSUMER_FILTER_SUBJECT,
-                format!("{}.>", session.subject),
-            )
-            .set(ENV_CONSUMER_ACK_WAIT_MS, DRILL_ACK_WAIT_MS)
-            .set(ENV_NATS_RECONNECT_MAX, 0)
-            .set(ENV_OUTBOX_ENABLED, false)
-            .set(ENV_LOG_LEVEL, "warn");
-        for i in 0..workers {
-            let log = session.scratch.path().join(format!("worker-{i}.log"));
-            session.workers.push(launch.clone().log_to(log).spawn()?);
+        for _ in 0..opts.workers {
+            let w = session.spawn_worker()?;
+            session.workers.push(w);
         }
         child::wait_all_ready(&mut session.workers, Duration::from_secs(30)).await?;
-        let load = Load::start(session.js.clone(), LoadConfig::new(&session.subject, &run));
+        if session.relay.is_some() {
+            session.respawn_relay().await?;
+        }
+        let mut cfg = LoadConfig::new(&session.subject, &run);
+        cfg.failover_after = opts.failover_after;
+        let load = Load::start(session.js.clone(), cfg);
         let flowing = load.wait_more_acked(100, Duration::from_secs(30)).await;
+        let clock = load.started();
         session.load = Some(load);
         anyhow::ensure!(
             flowing,
             "the publisher got no acks within 30s: is {STREAM} provisioned?"
         );
+        if let Some(relay) = &mut session.relay {
+            relay.service = Some(OutboxService::start(
+                relay.store.clone(),
+                format!("{}.outbox", session.subject),
+                relay.id_prefix.clone(),
+                clock,
+            ));
+        }
         Ok(session)
+    }
+
+    fn spawn_worker(&mut self) -> anyhow::Result<WorkerProcess> {
+        let log = self
+            .scratch
+            .path()
+            .join(format!("worker-{}.log", self.spawned));
+        self.spawned += 1;
+        Ok(self.launch.clone().log_to(log).spawn()?)
+    }
+
+    /// A JetStream context on a connection of its own to the servers outside `except` (with a
+    /// short request timeout): what a measurement needs while `except` are down or cut off.
+    pub async fn observer_except(&self, except: &[String]) -> anyhow::Result<jetstream::Context> {
+        let topology = &self.dep.topology;
+        let servers: Vec<String> = self
+            .dep
+            .server_names()
+            .iter()
+            .filter(|n| !except.contains(n))
+            .filter_map(|n| topology.server(n))
+            .map(|(_, s)| topology.client_url(s))
+            .filter(|url| self.servers.contains(url))
+            .collect();
+        let client = NatsConfig::default()
+            .connect(&servers)
+            .await
+            .context("connect an observer")?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(Duration::from_millis(500));
+        Ok(js)
     }
 
     /// A JetStream context for polling cluster state: its short request timeout keeps a
@@ -239,6 +401,18 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Starts a stopped server on the release of `bin` (an upgrade): a process with that binary,
+    /// a container re-created from that release's image.
+    pub async fn replace_server(&mut self, name: &str, bin: &Path) -> anyhow::Result<()> {
+        let (n, bin) = (name.to_owned(), bin.to_path_buf());
+        self.fault(&format!("start {name} on {}", bin.display()), move |d| {
+            d.replace_server(&bin, &n)
+        })
+        .await?;
+        self.stopped.retain(|n| n != name);
+        Ok(())
+    }
+
     /// Lame-duck mode (SIGUSR2) and the time until the process is gone; `None` when it
     /// outlived `bound` and was killed.
     pub async fn lame_duck_stop(
@@ -264,6 +438,18 @@ impl<'a> Session<'a> {
                 .await?;
         }
         Ok(exited)
+    }
+
+    /// Lame-duck mode (SIGUSR2) without waiting: the server hands off and exits by itself
+    /// ([`Self::restart_server`] starts it again).
+    pub async fn lame_duck(&mut self, name: &str) -> anyhow::Result<()> {
+        self.stopped.push(name.to_owned());
+        let n = name.to_owned();
+        self.fault(&format!("lame-duck {name}"), move |d| {
+            d.signal_server(&n, Signal::SIGUSR2)
+        })
+        .await
+        .map(drop)
     }
 
     pub async fn cut_leaf_links(&mut self) -> anyhow::Result<()> {
@@ -298,6 +484,149 @@ impl<'a> Session<'a> {
             .await?;
         self.partitioned.retain(|n| n != name);
         Ok(())
+    }
+
+    /// Freezes the server (SIGSTOP, `docker pause`) until [`Self::resume_server`].
+    pub async fn pause_server(&mut self, name: &str) -> anyhow::Result<()> {
+        self.paused.push(name.to_owned());
+        let n = name.to_owned();
+        self.fault(&format!("pause {name}"), move |d| d.pause_server(&n))
+            .await
+            .map(drop)
+    }
+
+    pub async fn resume_server(&mut self, name: &str) -> anyhow::Result<()> {
+        let n = name.to_owned();
+        self.fault(&format!("resume {name}"), move |d| d.resume_server(&n))
+            .await?;
+        self.paused.retain(|n| n != name);
+        Ok(())
+    }
+
+    /// The pid of worker `i` while it runs.
+    fn worker_pid(&self, i: usize) -> Option<nix::unistd::Pid> {
+        let pid = self.workers.get(i)?.pid()?;
+        Some(nix::unistd::Pid::from_raw(pid as i32))
+    }
+
+    /// SIGKILL worker `i`, as a crash would; [`Self::respawn_worker`] starts its replacement.
+    pub fn kill_worker(&mut self, i: usize) {
+        self.paused_workers.retain(|w| *w != i);
+        if let Some(w) = self.workers.get_mut(i) {
+            w.kill();
+        }
+    }
+
+    /// Starts a new worker in place of worker `i` (killed or exited) and waits until it is ready.
+    pub async fn respawn_worker(&mut self, i: usize) -> anyhow::Result<()> {
+        let mut w = self.spawn_worker()?;
+        w.wait_ready(Duration::from_secs(30)).await?;
+        if let Some(slot) = self.workers.get_mut(i) {
+            *slot = w;
+        }
+        Ok(())
+    }
+
+    /// Freezes worker `i` (SIGSTOP): it holds its deliveries without acking them.
+    pub fn pause_worker(&mut self, i: usize) {
+        if let Some(pid) = self.worker_pid(i) {
+            if nix::sys::signal::kill(pid, Signal::SIGSTOP).is_ok() {
+                self.paused_workers.push(i);
+            }
+        }
+    }
+
+    pub fn resume_worker(&mut self, i: usize) {
+        if let Some(pid) = self.worker_pid(i) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
+        }
+        self.paused_workers.retain(|w| *w != i);
+    }
+
+    /// SIGKILL the outbox relay; [`Self::respawn_relay`] starts its replacement.
+    pub fn kill_relay(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            if let Some(mut p) = relay.process.take() {
+                p.kill();
+            }
+        }
+    }
+
+    /// Starts the relay (again) and waits until it is ready.
+    pub async fn respawn_relay(&mut self) -> anyhow::Result<()> {
+        let dir = self.scratch.path().to_path_buf();
+        let Some(relay) = &mut self.relay else {
+            return Ok(());
+        };
+        let log = dir.join(format!("relay-{}.log", relay.spawned));
+        relay.spawned += 1;
+        let mut p = relay.launch.clone().log_to(log).spawn()?;
+        p.wait_ready(Duration::from_secs(30)).await?;
+        relay.process = Some(p);
+        Ok(())
+    }
+
+    /// The outbox rows committed so far.
+    pub fn outbox_snapshot(&self) -> Vec<Inserted> {
+        self.relay
+            .as_ref()
+            .and_then(|r| r.service.as_ref())
+            .map(OutboxService::snapshot)
+            .unwrap_or_default()
+    }
+
+    /// Rows of the relay's group in its inbox (empty without a relay).
+    pub async fn relay_inbox_ids(&self) -> Vec<String> {
+        match &self.relay {
+            Some(r) => r.store.inbox_ids(&r.group).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The relay's group, when there is a relay.
+    pub fn relay_group(&self) -> Option<&str> {
+        self.relay.as_ref().map(|r| r.group.as_str())
+    }
+
+    /// Undoes every fault still in place: paused servers resumed, partitions healed, stopped
+    /// servers started, paused workers resumed, dead workers and relay replaced. What an
+    /// interrupted chaos run does before its audit.
+    pub async fn heal_all(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for name in self.paused.clone() {
+            if let Err(e) = self.resume_server(&name).await {
+                problems.push(format!("{e:#}"));
+            }
+        }
+        for name in self.partitioned.clone() {
+            if let Err(e) = self.heal_server(&name).await {
+                problems.push(format!("{e:#}"));
+            }
+        }
+        for name in self.stopped.clone() {
+            if let Err(e) = self.restart_server(&name).await {
+                problems.push(format!("{e:#}"));
+            }
+        }
+        for i in self.paused_workers.clone() {
+            self.resume_worker(i);
+        }
+        for i in 0..self.workers.len() {
+            if !self.workers[i].is_running() {
+                if let Err(e) = self.respawn_worker(i).await {
+                    problems.push(format!("{e:#}"));
+                }
+            }
+        }
+        if let Some(relay) = &mut self.relay {
+            let dead = !relay.process.as_mut().is_some_and(|p| p.is_running());
+            if dead {
+                if let Err(e) = self.respawn_relay().await {
+                    problems.push(format!("{e:#}"));
+                }
+            }
+        }
+        problems
     }
 
     /// Waits for the health gate over every server; the time it took.
@@ -393,34 +722,89 @@ impl<'a> Session<'a> {
 
     /// Stops the publisher, waits for the workers to drain, checks the records against the
     /// stream and the inbox, and cleans up.
-    pub async fn finish(mut self, name: &str) -> Outcome {
+    pub async fn finish(self, name: &str) -> Outcome {
+        self.finish_with_evidence(name).await.0
+    }
+
+    /// [`Self::finish`], also returning what the audit read.
+    pub async fn finish_with_evidence(mut self, name: &str) -> (Outcome, Evidence) {
         let records = match self.load.take() {
             Some(load) => load.stop().await,
             None => LoadRecords::default(),
         };
-        if let Err(e) = self.audit(&records).await {
+        let outbox = match self.relay.as_mut().and_then(|r| r.service.take()) {
+            Some(service) => service.stop().await,
+            None => Vec::new(),
+        };
+        let mut evidence = Evidence {
+            records,
+            outbox,
+            ..Evidence::default()
+        };
+        if let Err(e) = self.audit(&mut evidence).await {
             self.check("audit completed", false, format!("{e:#}"));
         }
         self.cleanup().await;
         let passed = self.criteria.iter().all(|c| c.pass);
-        Outcome {
+        let outcome = Outcome {
             drill: name.to_owned(),
             passed,
             figures: std::mem::take(&mut self.figures),
             criteria: std::mem::take(&mut self.criteria),
-        }
+        };
+        (outcome, evidence)
     }
 
-    async fn audit(&mut self, records: &LoadRecords) -> anyhow::Result<()> {
+    async fn audit(&mut self, evidence: &mut Evidence) -> anyhow::Result<()> {
+        if let Some(relay) = &self.relay {
+            self.say("waiting for the relay to publish every outbox row ...");
+            let rows = evidence.outbox.len() as u64;
+            let relayed = observe::time_until(Duration::from_secs(120), || async {
+                relay
+                    .store
+                    .outbox_progress(&relay.id_prefix)
+                    .await
+                    .is_ok_and(|p| p.published >= rows)
+            })
+            .await;
+            self.figure(
+                "outbox_relayed_ms",
+                relayed.map_or(Value::Null, |d| json!(d.as_millis() as u64)),
+            );
+        }
         self.say("reading the stream back ...");
         let filter = format!("{}.>", self.subject);
-        let msgs = observe::read_stream(&self.js, STREAM, &filter, Duration::from_secs(60)).await?;
-        let in_stream = observe::msg_id_counts(&msgs);
+        // Right after a fault the JetStream API can refuse for a moment (a stale leader stepping
+        // down): a failed read is tried again for up to 30 s.
+        let began = std::time::Instant::now();
+        let msgs = loop {
+            match observe::read_stream(&self.js, STREAM, &filter, Duration::from_secs(180)).await {
+                Ok(msgs) => break msgs,
+                Err(e) if began.elapsed() >= Duration::from_secs(30) => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        };
+        evidence.in_stream = observe::msg_id_counts(&msgs);
+        drop(msgs);
 
         self.say("waiting for the workers to drain ...");
-        let want = in_stream.len();
-        let drained = observe::time_until(Duration::from_secs(60), || async {
-            self.inbox_ids().await.len() >= want
+        let want = evidence.in_stream.len();
+        let outbox_ids: Vec<String> = evidence.outbox.iter().map(|r| r.id.clone()).collect();
+        let relay_want = outbox_ids
+            .iter()
+            .filter(|id| evidence.in_stream.contains_key(*id))
+            .count();
+        // Every event of the stream in the inbox, not only as many rows: an inbox can hold an
+        // event the stream lost, and a count would then call it drained one event early.
+        let drained = observe::time_until(Duration::from_secs(120), || async {
+            covers(self.inbox_ids().await, want, evidence.in_stream.keys())
+                && covers(
+                    self.relay_inbox_ids().await,
+                    relay_want,
+                    outbox_ids
+                        .iter()
+                        .filter(|id| evidence.in_stream.contains_key(*id)),
+                )
         })
         .await;
         let mut redelivered = 0.0;
@@ -430,7 +814,8 @@ impl<'a> Session<'a> {
                 .await
                 .unwrap_or(0.0);
         }
-        let audit = Audit::of(records, &in_stream, &self.inbox_ids().await);
+        evidence.inbox = self.inbox_ids().await;
+        let audit = Audit::of(&evidence.records, &evidence.in_stream, &evidence.inbox);
         for (name, value) in audit.figures() {
             self.figure(name, value);
         }
@@ -440,15 +825,37 @@ impl<'a> Session<'a> {
             drained.map_or(Value::Null, |d| json!(d.as_millis() as u64)),
         );
         self.criteria.extend(audit.criteria(STREAM));
+        if let Some(group) = self.relay_group().map(str::to_owned) {
+            evidence.relay_inbox = self.relay_inbox_ids().await;
+            let outbox = OutboxAudit::of(&outbox_ids, &evidence.in_stream);
+            for (name, value) in outbox.figures() {
+                self.figure(name, value);
+            }
+            self.criteria.push(outbox.criterion());
+            let published = outbox_ids
+                .iter()
+                .filter(|id| evidence.in_stream.contains_key(*id));
+            let g = GroupAudit::of(&group, published, &evidence.relay_inbox);
+            self.figure("relay_inbox_rows", g.rows);
+            self.criteria.push(g.criterion());
+        }
         Ok(())
     }
 
-    /// Kills the workers and removes the drill's consumer, events and (when unused) stream.
+    /// Kills the workers and removes the drill's consumers, events and (when unused) stream.
     async fn cleanup(&mut self) {
         self.workers.clear();
+        self.kill_relay();
         let topology = &self.dep.topology;
-        super::stream::clean_up(topology, &self.servers, &self.group, &self.subject).await;
+        let groups = self.groups();
+        super::stream::clean_up(topology, &self.servers, &groups, &self.subject).await;
         self.cleaned = true;
+    }
+
+    fn groups(&self) -> Vec<String> {
+        let mut groups = vec![self.group.clone()];
+        groups.extend(self.relay_group().map(str::to_owned));
+        groups
     }
 }
 
@@ -457,6 +864,12 @@ impl Drop for Session<'_> {
     /// cannot wait for async work.
     fn drop(&mut self) {
         self.workers.clear();
+        self.kill_relay();
+        for name in &self.paused {
+            if let Err(e) = self.dep.resume_server(name) {
+                eprintln!("warning: could not resume {name} after the drill: {e}");
+            }
+        }
         for name in &self.partitioned {
             if let Err(e) = self.dep.heal_server(name) {
                 eprintln!("warning: could not heal {name} after the drill: {e}");
@@ -474,9 +887,19 @@ impl Drop for Session<'_> {
         }
         if !self.cleaned {
             let topology = &self.dep.topology;
-            super::stream::clean_up_blocking(topology, &self.servers, &self.group, &self.subject);
+            let groups = self.groups();
+            super::stream::clean_up_blocking(topology, &self.servers, &groups, &self.subject);
         }
     }
+}
+
+/// Whether `rows` hold every one of `ids` (`want` of them: the count is checked first, cheaply).
+fn covers<'a>(rows: Vec<String>, want: usize, ids: impl IntoIterator<Item = &'a String>) -> bool {
+    if rows.len() < want {
+        return false;
+    }
+    let rows: std::collections::HashSet<String> = rows.into_iter().collect();
+    ids.into_iter().all(|id| rows.contains(id))
 }
 
 fn unix_ms() -> u128 {

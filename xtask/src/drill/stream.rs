@@ -34,19 +34,34 @@ pub fn subject(run: &str) -> String {
 /// Creates the drill stream (and its mirrors) in every JetStream domain of `topology`, and waits
 /// until every server can reach it.
 pub async fn ensure(topology: &Topology) -> anyhow::Result<()> {
-    federation::provision_topology(topology, &spec()?)
+    ensure_with(topology, None).await
+}
+
+/// [`ensure`], with the drill stream's `max_bytes` set to `max_bytes` when given (a drill on
+/// servers with little storage: a stream's `max_bytes` is reserved on every replica's server).
+pub async fn ensure_with(topology: &Topology, max_bytes: Option<i64>) -> anyhow::Result<()> {
+    let mut spec = spec()?;
+    if let Some(max) = max_bytes {
+        for s in spec.streams.iter_mut() {
+            s.max_bytes = max;
+        }
+        spec.drill.max_bytes = max;
+    }
+    federation::provision_topology(topology, &spec)
         .await
         .context("create the drill stream")?;
     Ok(())
 }
 
-/// Removes one drill's traffic: its group's consumer and its events (`<subject>.>`) from the
+/// Removes one drill's traffic: its groups' consumers and its events (`<subject>.>`) from the
 /// stream reached through `servers`, then the stream itself where nothing else uses it.
-pub async fn clean_up(topology: &Topology, servers: &[String], group: &str, subject: &str) {
+pub async fn clean_up(topology: &Topology, servers: &[String], groups: &[String], subject: &str) {
     if let Ok(client) = NatsConfig::default().connect(servers).await {
         let js = async_nats::jetstream::new(client);
         if let Ok(st) = js.get_stream(STREAM).await {
-            let _ = st.delete_consumer(group).await;
+            for group in groups {
+                let _ = st.delete_consumer(group).await;
+            }
             let _ = st.purge().filter(format!("{subject}.>")).await;
         }
     }
@@ -54,15 +69,20 @@ pub async fn clean_up(topology: &Topology, servers: &[String], group: &str, subj
 }
 
 /// [`clean_up`] from code that cannot await (a drop after an interruption), bounded in time.
-pub fn clean_up_blocking(topology: &Topology, servers: &[String], group: &str, subject: &str) {
+pub fn clean_up_blocking(
+    topology: &Topology,
+    servers: &[String],
+    groups: &[String],
+    subject: &str,
+) {
     let (topology, servers) = (topology.clone(), servers.to_vec());
-    let (group, subject) = (group.to_owned(), subject.to_owned());
+    let (groups, subject) = (groups.to_vec(), subject.to_owned());
     let done = std::thread::spawn(move || {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            let work = clean_up(&topology, &servers, &group, &subject);
+            let work = clean_up(&topology, &servers, &groups, &subject);
             rt.block_on(async {
                 let _ = tokio::time::timeout(Duration::from_secs(15), work).await;
             });
