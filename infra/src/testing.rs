@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
+use crate::client::connect::NatsConfig;
 use crate::client::{crosscheck, observe};
 use crate::deployment::nats_server::{NatsServer, Resolver};
 use crate::deployment::sops::{self, Sops};
 use crate::deployment::{cache_dir, BackendKind, Deployment, Throwaway, UpOptions, UpReport};
-use crate::model::{Profile, Topology};
+use crate::model::{Profile, Role, Security, Topology};
 use crate::render::compose_worker::WorkerService;
 
 /// The nats-server binary, resolved (and installed if needed) once per test process.
@@ -136,6 +137,27 @@ impl TestCluster {
     /// containers, network and volumes removed on drop).
     pub fn compose(profile: Profile) -> TestCluster {
         TestCluster::of(Throwaway::new(profile, BackendKind::Compose))
+    }
+
+    /// The profile on free ports as processes, secured (`Accounts` or `Token`) with fresh
+    /// development secrets and certificates of its own.
+    pub fn secured(profile: Profile, security: Security) -> TestCluster {
+        TestCluster::of(
+            Throwaway::new(profile, BackendKind::Process).and_then(|t| t.secured(security)),
+        )
+    }
+
+    /// How a client of `role` connects (no auth on a plaintext cluster).
+    pub fn nats(&self, role: Role) -> NatsConfig {
+        self.deployment().nats(role)
+    }
+
+    /// A client of `role` connected to every server; panics when it cannot.
+    pub async fn connect_as(&self, role: Role) -> async_nats::Client {
+        self.nats(role)
+            .connect(&self.server_urls())
+            .await
+            .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
     }
 
     fn of(made: Result<Throwaway, crate::deployment::ThrowawayError>) -> TestCluster {

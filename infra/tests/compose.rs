@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::{crosscheck, observe, provision};
 use sea_infra::deployment::Compose;
 use sea_infra::model::{Profile, Spec};
@@ -40,11 +41,13 @@ async fn ha_in_containers_survives_losing_the_stream_leader() {
     assert!(report.health.is_healthy());
 
     let servers = dep.topology.client_urls(&dep.topology.clusters[0]);
-    let plan = provision::provision_servers(&servers, &mut Spec::builtin())
+    let plan = provision::provision_servers(&NatsConfig::default(), &servers, &mut Spec::builtin())
         .await
         .expect("provision");
     assert!(!plan.is_unchanged(), "a fresh cluster gets the streams");
-    let client = crosscheck::connect(&servers).await.expect("connect");
+    let client = crosscheck::connect(&NatsConfig::default(), &servers)
+        .await
+        .expect("connect");
     let js = jetstream::new(client);
     publish_until_acked(&js, SUBJECT, "before", 10).await;
 
@@ -89,7 +92,7 @@ fn info_inside(cluster: &TestCluster, from: &str, to: &str, port: u16) -> serde_
 async fn host_view(cluster: &TestCluster) -> Vec<String> {
     let mut told = Vec::new();
     for url in cluster.server_urls() {
-        let client = crosscheck::connect(std::slice::from_ref(&url))
+        let client = crosscheck::connect(&NatsConfig::default(), std::slice::from_ref(&url))
             .await
             .expect("connect");
         told.extend(client.server_info().connect_urls.clone());

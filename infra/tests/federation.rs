@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::crosscheck;
 use sea_infra::client::federation::{self, mirror_name};
 use sea_infra::model::spec::Spec;
@@ -16,20 +17,23 @@ fn servers(cluster: &TestCluster, name: &str) -> Vec<String> {
 }
 
 async fn js(servers: &[String]) -> (async_nats::Client, jetstream::Context) {
-    let client = crosscheck::connect(servers).await.expect("connect");
+    let client = crosscheck::connect(&NatsConfig::default(), servers)
+        .await
+        .expect("connect");
     (client.clone(), jetstream::new(client))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_crosses_clusters_places_streams_and_mirrors() {
     let mesh = TestCluster::start(Profile::Mesh).await;
-    let plans = federation::provision_topology(mesh.topology(), &Spec::builtin())
-        .await
-        .expect("provision");
+    let plans =
+        federation::provision_topology(mesh.topology(), &NatsConfig::default(), &Spec::builtin())
+            .await
+            .expect("provision");
     assert_eq!(plans.len(), 1, "a supercluster is one domain");
     let (a, b) = (servers(&mesh, "sea-a"), servers(&mesh, "sea-b"));
     // The same checks as the seed's e2e test (apps/sea-mq-worker/tests/e2e.rs).
-    let report = crosscheck::mesh_checks(&a, &b)
+    let report = crosscheck::mesh_checks(&NatsConfig::default(), &a, &b)
         .await
         .expect("federation checks");
     assert_eq!(report.events, 20);
@@ -52,21 +56,23 @@ async fn mesh_crosses_clusters_places_streams_and_mirrors() {
         Some("sea-b")
     );
 
-    let again = federation::provision_topology(mesh.topology(), &Spec::builtin())
-        .await
-        .unwrap();
+    let again =
+        federation::provision_topology(mesh.topology(), &NatsConfig::default(), &Spec::builtin())
+            .await
+            .unwrap();
     assert!(again.iter().all(|(_, p)| p.is_unchanged()), "{again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaf_cells_share_only_federated_subjects_and_mirror_across_domains() {
     let leaf = TestCluster::start(Profile::Leaf).await;
-    let plans = federation::provision_topology(leaf.topology(), &Spec::builtin())
-        .await
-        .expect("provision");
+    let plans =
+        federation::provision_topology(leaf.topology(), &NatsConfig::default(), &Spec::builtin())
+            .await
+            .expect("provision");
     assert_eq!(plans.len(), 2, "each cell is its own domain");
     let (a, b) = (servers(&leaf, "cell-a"), servers(&leaf, "cell-b"));
-    let report = crosscheck::leaf_checks(&a, &b, "cell-a")
+    let report = crosscheck::leaf_checks(&NatsConfig::default(), &a, &b, "cell-a")
         .await
         .expect("leaf checks");
     assert_eq!(report.crossed.len(), 3);

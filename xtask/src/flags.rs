@@ -112,6 +112,11 @@ pub struct Existing {
     /// Profile; default: `SEA_NATS_PROFILE`, else the one with recorded state.
     #[arg(long = "profile", value_parser = parse_profile)]
     pub profile_flag: Option<Profile>,
+    /// Reach it secured (TLS with the deployment's CA, the secrets file's credentials); a
+    /// profile started with `--secure` is reached so without it. Starts a secured one when the
+    /// command starts servers.
+    #[arg(long)]
+    pub secure: bool,
 }
 
 impl Existing {
@@ -133,6 +138,11 @@ pub struct Fresh {
     /// Topology to start; default: `SEA_NATS_PROFILE`, else ha.
     #[arg(long = "profile", value_parser = parse_profile)]
     pub profile_flag: Option<Profile>,
+    /// Secured: TLS on every listener and HTTPS monitoring, accounts with least-privilege users
+    /// (or the token) from the secrets file; development secrets and certificates are created
+    /// when there are none yet.
+    #[arg(long)]
+    pub secure: bool,
 }
 
 impl Fresh {
@@ -182,6 +192,9 @@ pub struct MeshUp {
     /// Provision streams (SEA_EVENTS in sea-a, its mirror in sea-b) once the gate passes.
     #[arg(long)]
     pub provision: bool,
+    /// Secured, as `up --secure`.
+    #[arg(long)]
+    pub secure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +271,10 @@ pub struct Bench {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also measure the TLS cost: the same raw publish and consume on a secured cluster (TLS,
+    /// accounts), side by side with plaintext.
+    #[arg(long)]
+    pub secure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +382,10 @@ pub struct SecretsInit {
     /// Replace an existing secrets file with new development secrets (the age key is kept).
     #[arg(long)]
     pub force: bool,
+    /// Token mode: one shared NATS_AUTH_TOKEN instead of a password per role (no permissions;
+    /// not for the `leaf` profile).
+    #[arg(long)]
+    pub token: bool,
 }
 
 #[derive(Debug, Args)]

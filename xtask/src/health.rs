@@ -3,7 +3,6 @@
 use anyhow::bail;
 use sea_infra::deployment::Deployment;
 use sea_infra::probes::health;
-use sea_infra::probes::monitor::Monitor;
 use xshell::Shell;
 
 use crate::flags::Health;
@@ -12,9 +11,12 @@ use crate::project;
 impl Health {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let profile = project::pick_profile(self.deployment.profile()?)?;
-        let deployment = Deployment::recorded(profile, self.deployment.backend)?;
+        let deployment = project::secured(
+            Deployment::recorded(profile, self.deployment.backend)?,
+            self.deployment.secure,
+        )?;
         let report = project::runtime()?.block_on(health::check(
-            &Monitor::default(),
+            &deployment.monitor(),
             &deployment.topology,
             None,
         ));

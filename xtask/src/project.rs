@@ -9,7 +9,7 @@ use xshell::{cmd, Shell};
 
 use sea_infra::deployment::nats_server::{NatsServer, Resolver, Source};
 use sea_infra::deployment::sops::{self, Sops};
-use sea_infra::deployment::{cache_dir, Deployment};
+use sea_infra::deployment::{cache_dir, secrets, Access, Deployment};
 use sea_infra::model::topology::Profile;
 
 pub fn project_root() -> PathBuf {
@@ -122,4 +122,59 @@ pub fn build_worker(sh: &Shell, release: bool) -> anyhow::Result<PathBuf> {
         .join("target")
         .join(profile)
         .join("sea-mq-worker"))
+}
+
+/// The secrets of secured deployments: `SEA_SECRETS_FILE` (default
+/// `<state root>/secrets/secrets.env.sops`) decrypted with the age key, with the development
+/// certificates issued where missing. With `init`, development secrets are created first when
+/// there is no file yet and `SEA_SECRETS_FILE` does not name one (what `secrets init` does).
+pub fn access(init: bool) -> anyhow::Result<Access> {
+    let file = secrets::secrets_file();
+    let named = std::env::var_os(secrets::ENV_SEA_SECRETS_FILE).is_some_and(|v| !v.is_empty());
+    if !file.exists() {
+        if init && !named {
+            eprintln!(
+                "no secrets file yet: creating development secrets ({})",
+                file.display()
+            );
+            crate::flags::SecretsInit {
+                force: false,
+                token: false,
+            }
+            .run(&Shell::new()?)?;
+        } else {
+            bail!(
+                "no secrets file at {}: `cargo xtask secrets init` creates development secrets (or set {} to yours)",
+                file.display(),
+                secrets::ENV_SEA_SECRETS_FILE
+            );
+        }
+    }
+    Ok(Access::from_file(
+        &sops()?,
+        &file,
+        &secrets::age_key_file(),
+        secrets::tls_dir(),
+    )?)
+}
+
+/// `dep` secured with the secrets when `secure` asks for it or its recorded topology is secured
+/// (a profile started with `--secure` stays secured for every command that looks at it).
+pub fn secured(dep: Deployment, secure: bool) -> anyhow::Result<Deployment> {
+    let recorded = dep.topology.settings.security;
+    if !secure && !recorded.is_secure() {
+        return Ok(dep);
+    }
+    let access = access(secure)?;
+    if recorded.is_secure() && access.security() != recorded {
+        bail!(
+            "profile {} runs in {} mode, but the secrets file {} is for {} mode; restart it (`cargo xtask down`, then `up --secure`) or point {} at the file it was started with",
+            dep.topology.profile,
+            recorded.as_str(),
+            secrets::secrets_file().display(),
+            access.security().as_str(),
+            secrets::ENV_SEA_SECRETS_FILE
+        );
+    }
+    Ok(dep.with_access(access))
 }

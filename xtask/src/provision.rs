@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::client::connect::NatsConfig;
+use sea_infra::client::connect::{Auth, NatsConfig, Tls};
 use sea_infra::client::federation;
 use sea_infra::client::provision::{self, Allowed, ConnectedCluster, Plan};
 use sea_infra::deployment::Deployment;
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::{Spec, ENV_STREAM_REPLICAS};
+use sea_infra::model::Role;
 use serde_json::json;
 use xshell::Shell;
 
@@ -21,7 +22,7 @@ use crate::{project, Exit};
 impl Provision {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let mut env = EnvReader::from_process();
-        let nats = NatsConfig::from_env(&mut env);
+        let mut nats = NatsConfig::from_env(&mut env);
         let spec = Spec::from_env(&mut env);
         let explicit_replicas = env.string(ENV_STREAM_REPLICAS).is_some();
         env.finish()?;
@@ -33,7 +34,19 @@ impl Provision {
             None => {
                 let profile = project::pick_profile(self.deployment.profile()?)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
-                let topology = Deployment::recorded(profile, self.deployment.backend)?.topology;
+                let dep = project::secured(
+                    Deployment::recorded(profile, self.deployment.backend)?,
+                    self.deployment.secure,
+                )?;
+                if dep.access().is_some() && nats.auth == Auth::None && nats.tls == Tls::default()
+                {
+                    // A secured local profile: provision as its admin user.
+                    let admin = dep.nats(Role::Admin);
+                    nats.auth = admin.auth;
+                    nats.tls = admin.tls;
+                    nats.inbox_prefix = nats.inbox_prefix.or(admin.inbox_prefix);
+                }
+                let topology = dep.topology;
                 eprintln!(
                     "NATS_SERVERS is unset: using profile {profile} ({})",
                     topology.nats_servers()

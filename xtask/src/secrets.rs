@@ -9,6 +9,7 @@ use anyhow::Context;
 use sea_infra::deployment::files::create_private_dir;
 use sea_infra::deployment::secrets::{age_key_file, secrets_file, Secrets as SecretMaterial};
 use sea_infra::deployment::{age, sops};
+use sea_infra::model::Security;
 use xshell::Shell;
 
 use crate::flags::{Secrets, SecretsInit, SecretsShow};
@@ -64,7 +65,11 @@ impl SecretsInit {
             key.display()
         );
         private_parent(&file)?;
-        let secrets = SecretMaterial::generate_dev();
+        let secrets = SecretMaterial::generate(if self.token {
+            Security::Token
+        } else {
+            Security::Accounts
+        });
         sops.encrypt(&secrets.to_dotenv(), &recipient, &file)?;
         let back = sops.decrypt(&file, &key)?;
         let read = SecretMaterial::from_dotenv(&back)

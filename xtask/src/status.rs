@@ -2,7 +2,6 @@
 
 use sea_infra::deployment::Deployment;
 use sea_infra::probes::health::{self, ServerHealth};
-use sea_infra::probes::monitor::Monitor;
 use serde::Serialize;
 use xshell::Shell;
 
@@ -37,10 +36,13 @@ struct ServerJson<'a> {
 impl Status {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
         let profile = project::pick_profile(self.deployment.profile()?)?;
-        let deployment = Deployment::recorded(profile, self.deployment.backend)?;
+        let deployment = project::secured(
+            Deployment::recorded(profile, self.deployment.backend)?,
+            self.deployment.secure,
+        )?;
         let topology = &deployment.topology;
         let report =
-            project::runtime()?.block_on(health::check(&Monitor::default(), topology, None));
+            project::runtime()?.block_on(health::check(&deployment.monitor(), topology, None));
         let problem = |n: &ServerHealth| {
             n.first_failure()
                 .map(|c| format!("{}: {}", c.name.as_str(), c.detail))

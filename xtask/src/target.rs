@@ -12,6 +12,7 @@ use sea_infra::deployment::{ports, BackendKind, Deployment, Throwaway, UpOptions
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::Spec;
 use sea_infra::model::topology::{Profile, Topology, DEFAULT_SYNC_INTERVAL};
+use sea_infra::model::{Role, Security};
 use xshell::Shell;
 
 use crate::project;
@@ -32,22 +33,30 @@ pub struct Target {
 
 impl Target {
     /// The profile's deployment run by `bin` on `backend`, its servers fsyncing every
-    /// `sync_interval` (`None`: what it runs with, else the server's default).
+    /// `sync_interval` (`None`: what it runs with, else the server's default), secured when
+    /// `secure` asks (a private one with fresh secrets of its own, the profile's own with the
+    /// secrets file) or when the profile runs secured already.
     pub fn new(
         profile: Profile,
         private: bool,
         bin: PathBuf,
         backend: BackendKind,
         sync_interval: Option<&str>,
+        secure: bool,
     ) -> anyhow::Result<Target> {
         let held = if private {
             let mut topology = Topology::for_profile(profile).remap_ports(ports::free_port);
             if let Some(v) = sync_interval {
                 topology.settings.sync_interval = v.to_owned();
             }
-            Held::Private(Throwaway::with_topology(topology, backend)?)
+            let security = if secure {
+                Security::Accounts
+            } else {
+                Security::Plain
+            };
+            Held::Private(Throwaway::with_topology(topology, backend)?.secured(security)?)
         } else {
-            Held::Fixed(fixed_deployment(profile, backend, sync_interval)?)
+            Held::Fixed(fixed_deployment(profile, backend, sync_interval, secure)?)
         };
         Ok(Target {
             held,
@@ -108,7 +117,9 @@ impl Target {
         let mut env = EnvReader::from_process();
         let spec = Spec::from_env(&mut env);
         env.finish()?;
-        let plans = federation::provision_topology(&self.dep().topology, &spec).await?;
+        let dep = self.dep();
+        let plans =
+            federation::provision_topology(&dep.topology, &dep.nats(Role::Admin), &spec).await?;
         Ok(plans.into_iter().map(|(_, plan)| plan).collect())
     }
 
@@ -142,10 +153,17 @@ pub fn fixed_deployment(
     profile: Profile,
     backend: BackendKind,
     sync_interval: Option<&str>,
+    secure: bool,
 ) -> anyhow::Result<Deployment> {
     let mut dep = Deployment::for_profile(profile, backend)?;
     let recorded = Deployment::recorded(profile, Some(backend))?;
     let running = !recorded.running_servers().is_empty();
+    let runs_secured = running && recorded.topology.settings.security.is_secure();
+    if running && secure && !runs_secured {
+        anyhow::bail!(
+            "profile {profile} runs without TLS and authentication: stop it first (`cargo xtask down --profile {profile}`) to run it secured, or use --private"
+        );
+    }
     let current = recorded.topology.settings.sync_interval.clone();
     let wanted = match (sync_interval, running) {
         (Some(v), _) => v.to_owned(),
@@ -163,7 +181,10 @@ pub fn fixed_deployment(
         );
     }
     dep.topology.settings.sync_interval = wanted;
-    Ok(dep)
+    if runs_secured {
+        dep.topology.settings.security = recorded.topology.settings.security;
+    }
+    project::secured(dep, secure)
 }
 
 /// A prebuilt worker to use instead of building one (the test suite passes the one it built).

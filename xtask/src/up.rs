@@ -3,11 +3,56 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::deployment::{BackendKind, UpOptions};
+use sea_infra::client::connect::{
+    Auth, ENV_NATS_AUTH_TOKEN, ENV_NATS_INBOX_PREFIX, ENV_NATS_PASSWORD, ENV_NATS_TLS_CA,
+    ENV_NATS_TLS_CERT, ENV_NATS_TLS_KEY, ENV_NATS_USER,
+};
+use sea_infra::deployment::{secrets, Access, BackendKind, UpOptions};
+use sea_infra::env::EnvReader;
+use sea_infra::model::spec::Spec;
+use sea_infra::model::Role;
 use sea_infra::model::topology::{Profile, DEFAULT_SYNC_INTERVAL};
 use xshell::Shell;
 
 use crate::flags::{Existing, Fresh, MeshUp, Provision, Up};
+
+/// The variables a client of `role` needs, as shell lines: paths and names as they are, and the
+/// secret as the `sops` command that prints it (never the value itself).
+fn client_lines(access: &Access, role: Role) -> anyhow::Result<Vec<String>> {
+    let sops = project::sops()?;
+    let extract = |key: &str| {
+        format!(
+            "\"$(SOPS_AGE_KEY_FILE={} {} decrypt --input-type dotenv --extract '[\"{key}\"]' {})\"",
+            secrets::age_key_file().display(),
+            sops.path.display(),
+            secrets::secrets_file().display()
+        )
+    };
+    let nats = access.nats(role);
+    let mut lines = vec![format!("{ENV_NATS_TLS_CA}={}", access.ca().display())];
+    if let Some((cert, key)) = &nats.tls.client {
+        lines.push(format!("{ENV_NATS_TLS_CERT}={}", cert.display()));
+        lines.push(format!("{ENV_NATS_TLS_KEY}={}", key.display()));
+    }
+    match &nats.auth {
+        Auth::Token(_) => lines.push(format!(
+            "{ENV_NATS_AUTH_TOKEN}={}",
+            extract(secrets::KEY_TOKEN)
+        )),
+        Auth::UserPassword { user, .. } => {
+            lines.push(format!("{ENV_NATS_USER}={user}"));
+            lines.push(format!(
+                "{ENV_NATS_PASSWORD}={}",
+                extract(&role.password_key())
+            ));
+        }
+        Auth::None | Auth::CredsFile(_) => {}
+    }
+    if let Some(prefix) = &nats.inbox_prefix {
+        lines.push(format!("{ENV_NATS_INBOX_PREFIX}={prefix}"));
+    }
+    Ok(lines)
+}
 use crate::project;
 
 impl Up {
@@ -22,17 +67,21 @@ impl Up {
             bin.source
         );
         let sync = self.durability.sync_interval.as_deref();
-        let deployment = crate::target::fixed_deployment(profile, backend, sync)?;
+        let secure = self.deployment.secure;
+        let deployment = crate::target::fixed_deployment(profile, backend, sync, secure)?;
         if deployment.topology.settings.sync_interval != DEFAULT_SYNC_INTERVAL {
             eprintln!(
                 "servers fsync with sync_interval {}",
                 deployment.topology.settings.sync_interval
             );
         }
+        let mut env = EnvReader::from_process();
+        let spec = Spec::from_env(&mut env);
+        env.finish()?;
         let opts = UpOptions {
             servers: (!self.servers.is_empty()).then_some(self.servers),
             timeout: Duration::from_secs(self.timeout),
-            ..UpOptions::default()
+            spec,
         };
         let progress = |line: &str| eprintln!("  {line}");
         let cancel = async {
@@ -65,11 +114,21 @@ impl Up {
                 println!("NATS_SERVERS_{var}={}", topology.cluster_servers(c));
             }
         }
+        if let Some(access) = deployment.access() {
+            eprintln!(
+                "secured ({} mode): a worker connects with the lines below; other roles replace `worker` (admin, publisher, monitor, ops)",
+                access.security().as_str()
+            );
+            for line in client_lines(access, Role::Worker)? {
+                println!("{line}");
+            }
+        }
         if self.provision {
             let provision = Provision {
                 deployment: Existing {
                     profile_flag: Some(profile),
                     backend: Some(backend),
+                    secure,
                 },
                 dry_run: false,
                 check: false,
@@ -90,6 +149,7 @@ impl MeshUp {
             deployment: Fresh {
                 profile_flag: Some(Profile::Mesh),
                 backend: BackendKind::Process,
+                secure: self.secure,
             },
             servers: Vec::new(),
             timeout: self.timeout,

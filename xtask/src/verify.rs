@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream;
-use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::{crosscheck, observe};
 use sea_infra::deployment::BackendKind;
 use sea_infra::model::spec::ENV_CONSUMER_FILTER_SUBJECT;
 use sea_infra::model::topology::Profile;
-use sea_infra::probes::{health, Monitor};
+use sea_infra::model::Role;
+use sea_infra::probes::health;
 use sea_mq_worker::child::Launch;
 use sea_mq_worker::config::{Database, ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME};
 use sea_mq_worker::db::{NewOutboxRow, Store};
@@ -102,7 +102,14 @@ impl Verify {
                     let version = bin.version;
                     let source = bin.source;
                     let sync = self.durability.sync_interval.as_deref();
-                    target = Some(Target::new(profile, self.private, bin.path, backend, sync)?);
+                    target = Some(Target::new(
+                        profile,
+                        self.private,
+                        bin.path,
+                        backend,
+                        sync,
+                        self.deployment.secure,
+                    )?);
                     Ok((
                         true,
                         format!("nats-server {version} ({source}), sea-mq-worker built"),
@@ -126,7 +133,7 @@ impl Verify {
             steps
                 .run("health gate", true, async {
                     let t = target.as_ref().context("no target")?;
-                    let report = health::check(&Monitor::default(), &t.dep().topology, None).await;
+                    let report = health::check(&t.dep().monitor(), &t.dep().topology, None).await;
                     let figures = if report.is_healthy() {
                         let mut leaders: Vec<String> =
                             report.servers.iter().filter_map(|n| n.meta_leader.clone()).collect();
@@ -182,7 +189,7 @@ impl Verify {
                         let servers = |i: usize| topology.client_urls(&topology.clusters[i]);
                         if profile == Profile::Leaf {
                             let a = &topology.clusters[0].name;
-                            let r = crosscheck::leaf_checks(&servers(0), &servers(1), a).await?;
+                            let r = crosscheck::leaf_checks(&t.dep().nats(Role::Ops), &servers(0), &servers(1), a).await?;
                             return Ok((
                                 true,
                                 format!(
@@ -193,7 +200,7 @@ impl Verify {
                                 ),
                             ));
                         }
-                        let r = crosscheck::mesh_checks(&servers(0), &servers(1)).await?;
+                        let r = crosscheck::mesh_checks(&t.dep().nats(Role::Ops), &servers(0), &servers(1)).await?;
                         Ok((
                             true,
                             format!(
@@ -328,7 +335,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     // On the drills' stream: nothing of verify's reaches a production consumer.
     let base = drill::stream::subject(&run);
     let (inbound, outbound) = (format!("{base}.in"), format!("{base}.out"));
-    drill::stream::ensure(&t.dep().topology).await?;
+    drill::stream::ensure(t.dep()).await?;
     let group = format!("verify-{run}");
     let dir = tempfile::Builder::new()
         .prefix("sea-verify-")
@@ -337,6 +344,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     let db = dir.path().join("worker.db");
     let servers = t.servers();
     let mut worker = Launch::sqlite(bin, &servers, &db, &group)
+        .credentials(drill::session::ops_env(t.dep()))
         .set(ENV_STREAM_NAME, STREAM)
         .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{inbound}.>"))
         .set(ENV_OUTBOX_POLL_INTERVAL_MS, 50)
@@ -346,7 +354,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     let store = Store::open(&Database::Sqlite(db), Duration::from_secs(5))
         .await
         .context("open the worker's database")?;
-    let client = NatsConfig::default().connect(&servers).await?;
+    let client = t.dep().nats(Role::Ops).connect(&servers).await?;
     let js = jetstream::new(client);
 
     let began = Instant::now();
@@ -393,13 +401,7 @@ async fn round_trip(t: &Target, bin: &std::path::Path) -> anyhow::Result<(bool, 
     let once = msgs.len() == N && ids.len() == N;
     let inbox_rows = store.inbox_ids(&group).await.map_or(0, |ids| ids.len());
     drop(worker);
-    drill::stream::clean_up(
-        &t.dep().topology,
-        &servers,
-        std::slice::from_ref(&group),
-        &base,
-    )
-    .await;
+    drill::stream::clean_up(t.dep(), &servers, std::slice::from_ref(&group), &base).await;
     let pass = inbox.is_some() && inbox_rows == N && relayed.is_some() && once;
     Ok((
         pass,

@@ -11,6 +11,7 @@ use crate::config::{
     ENV_NATS_RECONNECT_DELAY_MS,
 };
 use sea_infra::client::connect::ENV_NATS_SERVERS;
+use sea_infra::env::Secret;
 use sea_infra::model::spec::ENV_CONSUMER_GROUP;
 
 /// How to start one worker: the binary, where it connects, its database and group, and any
@@ -26,6 +27,9 @@ pub struct Launch {
     pub log: Option<PathBuf>,
     /// Further variables, e.g. `(ENV_OUTBOX_ENABLED, "false")`; later entries win.
     pub settings: Vec<(String, String)>,
+    /// How it authenticates to a secured deployment (`NATS_TLS_*`, `NATS_USER`,
+    /// `NATS_PASSWORD` or `NATS_AUTH_TOKEN`): kept apart so no `Debug` shows them.
+    pub credentials: Vec<(String, Secret)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +75,14 @@ impl Launch {
                 (ENV_NATS_RECONNECT_DELAY_MAX_MS.into(), "500".into()),
                 (ENV_LOG_LEVEL.into(), "info".into()),
             ],
+            credentials: Vec::new(),
         }
+    }
+
+    /// Connects with these variables (from `Access::client_env`).
+    pub fn credentials(mut self, env: Vec<(String, Secret)>) -> Launch {
+        self.credentials = env;
+        self
     }
 
     /// Sets one variable (an `ENV_*` name of the worker's configuration).
@@ -106,6 +117,7 @@ impl Launch {
             .env(ENV_DATABASE_URL, &self.database)
             .env(ENV_CONSUMER_GROUP, &self.group)
             .env(ENV_HTTP_ADDR, format!("127.0.0.1:{port}"))
+            .envs(self.credentials.iter().map(|(k, v)| (k, v.expose())))
             .envs(self.settings.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

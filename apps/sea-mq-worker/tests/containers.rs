@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::{crosscheck, observe, provision};
 use sea_infra::model::{Profile, Spec};
 use sea_infra::render::compose_worker::WorkerService;
@@ -82,7 +83,7 @@ async fn worker_in_containers_survives_losing_the_stream_leader() {
     let mut spec = Spec::builtin();
     spec.consumer.group = worker.group.clone();
     spec.consumer.ack_wait = Duration::from_secs(2);
-    provision::provision_servers(&servers, &mut spec)
+    provision::provision_servers(&NatsConfig::default(), &servers, &mut spec)
         .await
         .expect("provision");
     cluster.start_workers(&image);
@@ -93,7 +94,11 @@ async fn worker_in_containers_survives_losing_the_stream_leader() {
     let store = Store::open(&Database::Sqlite(db), Duration::from_secs(10))
         .await
         .expect("open the worker's database");
-    let js = jetstream::new(crosscheck::connect(&servers).await.expect("connect"));
+    let js = jetstream::new(
+        crosscheck::connect(&NatsConfig::default(), &servers)
+            .await
+            .expect("connect"),
+    );
     publish_until_acked(&js, EVENTS, "before", PER_PHASE).await;
     insert_outbox(&store, "out-before", ROWS_PER_PHASE).await;
 

@@ -11,6 +11,7 @@
 //! Without those variables it starts a mesh of its own on free ports, so the suite always runs
 //! it for real.
 
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::{crosscheck, federation, provision};
 use sea_infra::model::{Profile, Spec, Topology};
 use sea_infra::testing::TestCluster;
@@ -46,10 +47,10 @@ async fn e2e_federation_pubsub_across_clusters() {
     let domain = &federation::domains(&mesh)[0];
     let mut spec = federation::spec_for(&Spec::builtin(), &mesh, domain);
     let servers: Vec<String> = a.iter().chain(&b).cloned().collect();
-    provision::provision_servers(&servers, &mut spec)
+    provision::provision_servers(&NatsConfig::default(), &servers, &mut spec)
         .await
         .unwrap_or_else(|e| panic!("provision the mesh at {}: {e}", servers.join(",")));
-    let report = crosscheck::mesh_checks(&a, &b)
+    let report = crosscheck::mesh_checks(&NatsConfig::default(), &a, &b)
         .await
         .unwrap_or_else(|e| panic!("federation check failed: {e}"));
     eprintln!("{report:?}");

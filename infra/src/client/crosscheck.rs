@@ -24,9 +24,12 @@ fn failed(what: impl Into<String>) -> impl FnOnce(String) -> CrossError {
     move |reason| CrossError::Failed { what, reason }
 }
 
-pub async fn connect(servers: &[String]) -> Result<async_nats::Client, CrossError> {
-    NatsConfig::default()
-        .connect(servers)
+/// Connects to `servers` as `nats` says (a role of a secured deployment, or plain).
+pub async fn connect(
+    nats: &NatsConfig,
+    servers: &[String],
+) -> Result<async_nats::Client, CrossError> {
+    nats.connect(servers)
         .await
         .map_err(|e| CrossError::Connect {
             servers: servers.join(","),
@@ -169,8 +172,12 @@ pub struct MeshReport {
 
 /// The federation checks of a mesh, from clients of each cluster: core pub/sub from `a` reaches
 /// `b`, and events published to `SEA_EVENTS` through `a` appear in its mirror through `b`.
-pub async fn mesh_checks(a: &[String], b: &[String]) -> Result<MeshReport, CrossError> {
-    let (ca, cb) = (connect(a).await?, connect(b).await?);
+pub async fn mesh_checks(
+    nats: &NatsConfig,
+    a: &[String],
+    b: &[String],
+) -> Result<MeshReport, CrossError> {
+    let (ca, cb) = (connect(nats, a).await?, connect(nats, b).await?);
     let pubsub = crosses(&ca, &cb, "sea.event.crosscheck", Duration::from_secs(10))
         .await?
         .ok_or_else(|| {
@@ -205,11 +212,12 @@ pub struct LeafReport {
 /// The federation checks of two cells: the federated subjects cross both ways, other subjects
 /// stay in their cell, and `SEA_EVENTS` of cell `a` is mirrored into cell `b`.
 pub async fn leaf_checks(
+    nats: &NatsConfig,
     a: &[String],
     b: &[String],
     a_name: &str,
 ) -> Result<LeafReport, CrossError> {
-    let (ca, cb) = (connect(a).await?, connect(b).await?);
+    let (ca, cb) = (connect(nats, a).await?, connect(nats, b).await?);
     let mut crossed = Vec::new();
     for (from, to, subject) in [
         (&ca, &cb, "sea.event.crosscheck"),

@@ -131,12 +131,13 @@ fn mirror_of(
 /// plan of each, labelled.
 pub async fn provision_topology(
     topology: &Topology,
+    nats: &crate::client::connect::NatsConfig,
     base: &Spec,
 ) -> Result<Vec<(String, Plan)>, ProvisionError> {
     let mut out = Vec::new();
     for domain in domains(topology) {
         let mut spec = spec_for(base, topology, &domain);
-        let plan = provision_servers(&domain.servers, &mut spec).await?;
+        let plan = provision_servers(nats, &domain.servers, &mut spec).await?;
         out.push((domain.label, plan));
     }
     Ok(out)

@@ -76,11 +76,7 @@ impl Access {
     /// Fresh development secrets held in memory (a password per role, or a token) and the
     /// development certificates issued into `tls_dir`: what a test's private deployment uses.
     pub fn generate(security: Security, tls_dir: PathBuf) -> Result<Access, AccessError> {
-        let mut secrets = Secrets::generate_dev();
-        if security == Security::Token {
-            secrets.token = Some(secrets.passwords[&Role::Admin].clone());
-            secrets.passwords.clear();
-        }
+        let secrets = Secrets::generate(security);
         ensure_dev_certs(&secrets, &tls_dir)?;
         Access::new(secrets, tls_dir)
     }

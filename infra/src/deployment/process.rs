@@ -301,9 +301,10 @@ fn is_server(pid: i32, conf: &Path) -> bool {
     // Reap it if it is our own dead child; harmless (ECHILD) otherwise.
     let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
     let conf = conf.as_os_str().as_bytes();
-    // A live process can briefly show an empty cmdline (measured right after start on 2.15.1):
-    // read again for a moment before concluding it is not ours.
-    for _ in 0..100 {
+    // A live process can briefly show an empty cmdline (measured right after start on 2.15.1,
+    // for over a second on a loaded 2-core machine running a binary installed a moment ago):
+    // read again for a while before concluding it is not ours.
+    for _ in 0..500 {
         let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
             return false;
         };

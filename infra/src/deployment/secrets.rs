@@ -226,6 +226,17 @@ impl Secrets {
         env.finish().map(|()| secrets)
     }
 
+    /// Development secrets for `security`: a random token of [`GENERATED_LEN`] URL-safe
+    /// characters for token mode, else such a password per role; the development certificates.
+    pub fn generate(security: crate::model::Security) -> Secrets {
+        let mut secrets = Secrets::generate_dev();
+        if security == crate::model::Security::Token {
+            secrets.token = Some(Secret::new(random_password()));
+            secrets.passwords.clear();
+        }
+        secrets
+    }
+
     /// Development secrets: a random password of [`GENERATED_LEN`] URL-safe characters per role,
     /// no token, the development certificates.
     pub fn generate_dev() -> Secrets {

@@ -18,6 +18,7 @@ use sea_infra::client::provision;
 use sea_infra::deployment::{ports, BackendKind, Throwaway, UpOptions};
 use sea_infra::model::spec::Spec;
 use sea_infra::model::topology::Topology;
+use sea_infra::model::Role;
 use sea_mq_worker::child::{Launch, WorkerProcess};
 use sea_mq_worker::config::{
     ENV_LOG_LEVEL, ENV_OUTBOX_ENABLED, ENV_OUTBOX_POLL_INTERVAL_MS, ENV_STREAM_NAME,
@@ -165,7 +166,11 @@ impl Bench {
             .servers()
             .map(|(_, s)| topology.client_url(s))
             .collect();
-        rt.block_on(provision::provision_servers(&list, &mut Spec::builtin()))?;
+        rt.block_on(provision::provision_servers(
+            &cluster.deployment.nats(Role::Admin),
+            &list,
+            &mut Spec::builtin(),
+        ))?;
         let place = rt.block_on(Placement::connect(topology))?;
 
         let step = |label: &str| eprintln!("  measuring {label} ...");
@@ -244,7 +249,11 @@ impl Bench {
             .servers()
             .map(|(_, s)| topology.client_url(s))
             .collect();
-        rt.block_on(provision::provision_servers(&list, &mut Spec::builtin()))?;
+        rt.block_on(provision::provision_servers(
+            &cluster.deployment.nats(Role::Admin),
+            &list,
+            &mut Spec::builtin(),
+        ))?;
         let place = rt.block_on(Placement::connect(topology))?;
         step("raw publish, sync_interval always");
         let publish_always = bins.probe(&[

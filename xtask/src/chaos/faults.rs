@@ -83,7 +83,7 @@ const CHECK_BOUND: Duration = Duration::from_secs(30);
 /// Whether every server answers and names the same meta leader: the cluster has settled (a
 /// server healed from a partition can still believe it leads until it hears a higher term).
 async fn meta_agreed(s: &Session<'_>) -> bool {
-    let monitor = sea_infra::probes::Monitor::new(Duration::from_millis(500));
+    let monitor = s.dep.monitor().with_timeout(Duration::from_millis(500));
     let topology = &s.dep.topology;
     let mut leaders = Vec::new();
     for (_, server) in topology.servers() {

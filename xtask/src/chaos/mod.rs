@@ -75,8 +75,14 @@ impl Chaos {
         let worker = crate::target::worker_bin(sh)?;
         let bin = crate::project::nats_server()?;
         let sync = self.durability.sync_interval.as_deref();
-        let mut target =
-            crate::target::Target::new(profile, self.private, bin.path, backend, sync)?;
+        let mut target = crate::target::Target::new(
+            profile,
+            self.private,
+            bin.path,
+            backend,
+            sync,
+            self.deployment.secure,
+        )?;
         target
             .dep()
             .supports(sea_infra::deployment::Operation::Partition)?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sea_infra::client::federation::mirror_name;
 use sea_infra::client::{crosscheck, observe};
+use sea_infra::model::Role;
 use serde_json::Value;
 
 use super::session::{Ctx, Session, STREAM};
@@ -39,8 +40,9 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
         s.kill_server(v).await?;
     }
 
-    let a = crosscheck::connect(&home_servers).await?;
-    let b = crosscheck::connect(&home_servers).await?;
+    let nats = s.dep.nats(Role::Ops);
+    let a = crosscheck::connect(&nats, &home_servers).await?;
+    let b = crosscheck::connect(&nats, &home_servers).await?;
     // Core messaging only: a subject no stream captures (the drill stream would store it, and
     // its non-event payload would reach the drill's workers).
     let probe = format!("sea.probe.{}", s.group);
@@ -98,7 +100,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     );
     let mirror = mirror_name(STREAM, &home.name);
     let js_b = async_nats::jetstream::new(
-        crosscheck::connect(&[topology.client_url(&lost.servers[0])])
+        crosscheck::connect(&nats, &[topology.client_url(&lost.servers[0])])
             .await
             .context("connect to the restored cluster")?,
     );

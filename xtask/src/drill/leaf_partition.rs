@@ -10,7 +10,7 @@ use async_nats::jetstream;
 use sea_infra::client::crosscheck;
 use sea_infra::client::federation::mirror_name;
 use sea_infra::client::observe::{self, time_until};
-use sea_infra::probes::monitor::Monitor;
+use sea_infra::model::Role;
 
 use super::session::{Ctx, Session, STREAM};
 use super::Outcome;
@@ -26,7 +26,8 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
         .cluster(&dialer.leaf_remotes[0])
         .context("the dialled cell exists")?;
     let mut s = Session::start(ctx, "leaf-partition", topology.client_urls(hub), 2).await?;
-    let js_b = jetstream::new(crosscheck::connect(&topology.client_urls(dialer)).await?);
+    let nats = s.dep.nats(Role::Ops);
+    let js_b = jetstream::new(crosscheck::connect(&nats, &topology.client_urls(dialer)).await?);
     let mirror = mirror_name(STREAM, &hub.name);
 
     s.say(&format!(
@@ -35,7 +36,7 @@ pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     ));
     s.figure("fault_at_ms", s.now_ms());
     s.cut_leaf_links().await?;
-    let monitor = Monitor::default();
+    let monitor = s.dep.monitor();
     let cut = time_until(Duration::from_secs(20), || async {
         let mut up = 0;
         for n in &dialer.servers {

@@ -276,7 +276,14 @@ impl crate::flags::Drill {
             }
             crate::target::Target::own(topology, bin.path, backend)?
         } else {
-            crate::target::Target::new(profile, self.private, bin.path, backend, sync)?
+            crate::target::Target::new(
+                profile,
+                self.private,
+                bin.path,
+                backend,
+                sync,
+                self.deployment.secure,
+            )?
         };
         for op in self.name.operations() {
             target.dep().supports(*op)?;
@@ -379,13 +386,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn drill_traffic_never_reaches_production_streams_and_nothing_is_left() {
         let cluster = TestCluster::start(Profile::Ha).await;
-        federation::provision_topology(cluster.topology(), &Spec::builtin())
-            .await
-            .unwrap();
-        let client = sea_infra::client::connect::NatsConfig::default()
-            .connect(&cluster.server_urls())
-            .await
-            .unwrap();
+        federation::provision_topology(
+            cluster.topology(),
+            &cluster.nats(sea_infra::model::Role::Admin),
+            &Spec::builtin(),
+        )
+        .await
+        .unwrap();
+        let client = cluster.connect_as(sea_infra::model::Role::Ops).await;
         let js = async_nats::jetstream::new(client);
         let before = streams(&js).await;
         let sh = xshell::Shell::new().unwrap();

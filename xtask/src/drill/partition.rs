@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::observe;
+use sea_infra::model::Role;
 
 use super::node_kill::after_leader_loss;
 use super::session::{Ctx, Session, STREAM};
@@ -17,8 +17,10 @@ use super::Outcome;
 pub async fn run(ctx: Ctx<'_>) -> anyhow::Result<Outcome> {
     let all = ctx.servers_except(&[]);
     // The victim is the drill stream's leader: the stream must exist before it is looked up.
-    super::stream::ensure(&ctx.dep.topology).await?;
-    let probe = NatsConfig::default()
+    super::stream::ensure(ctx.dep).await?;
+    let probe = ctx
+        .dep
+        .nats(Role::Ops)
         .connect(&all)
         .await
         .context("connect to find the stream leader")?;

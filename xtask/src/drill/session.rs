@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 use nix::sys::signal::Signal;
-use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::observe;
 use sea_infra::deployment::Deployment;
+use sea_infra::env::Secret;
 use sea_infra::model::spec::{ENV_CONSUMER_ACK_WAIT_MS, ENV_CONSUMER_FILTER_SUBJECT};
-use sea_infra::probes::monitor::Monitor;
+use sea_infra::model::Role;
 use sea_mq_worker::child::{self, Launch, WorkerProcess};
 use sea_mq_worker::config::{
     Database, ENV_LOG_LEVEL, ENV_NATS_RECONNECT_MAX, ENV_OUTBOX_ENABLED, ENV_OUTBOX_LEASE_MS,
@@ -29,6 +29,14 @@ use super::service::{Inserted, OutboxService};
 use super::{Criterion, Outcome};
 
 pub use super::stream::STREAM;
+
+/// How a drill's worker connects to a secured deployment: as the operator's own user (a
+/// drill's groups are not the worker user's); nothing on a plaintext one.
+pub fn ops_env(dep: &Deployment) -> Vec<(String, Secret)> {
+    dep.access()
+        .map(|a| a.client_env(Role::Ops))
+        .unwrap_or_default()
+}
 /// Redelivery after a killed worker must not take the spec's 30 s in a drill.
 pub const DRILL_ACK_WAIT_MS: &str = "3000";
 /// A killed relay's rows are taken over this soon (the worker's default is 10 s).
@@ -174,8 +182,8 @@ impl<'a> Session<'a> {
         opts: Options,
     ) -> anyhow::Result<Session<'a>> {
         let run = format!("{name}-{}", unix_ms());
-        super::stream::ensure_with(&ctx.dep.topology, opts.stream_max_bytes).await?;
-        let nats = NatsConfig::default();
+        super::stream::ensure_with(ctx.dep, opts.stream_max_bytes).await?;
+        let nats = ctx.dep.nats(Role::Ops);
         let client = match opts.failover_after {
             None => nats.connect(&servers).await,
             Some(_) => {
@@ -196,6 +204,7 @@ impl<'a> Session<'a> {
         let subject = super::stream::subject(&run);
         let group = format!("drill-{run}");
         let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &group)
+            .credentials(ops_env(ctx.dep))
             .set(ENV_STREAM_NAME, STREAM)
             .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{subject}.>"))
             .set(ENV_CONSUMER_ACK_WAIT_MS, DRILL_ACK_WAIT_MS)
@@ -209,6 +218,7 @@ impl<'a> Session<'a> {
                 .context("open the relay's database")?;
             let relay_group = format!("{group}-relay");
             let launch = Launch::sqlite(ctx.worker_bin, &servers, &db, &relay_group)
+                .credentials(ops_env(ctx.dep))
                 .set(ENV_STREAM_NAME, STREAM)
                 .set(ENV_CONSUMER_FILTER_SUBJECT, format!("{subject}.outbox.>"))
                 .set(ENV_CONSUMER_ACK_WAIT_MS, DRILL_ACK_WAIT_MS)
@@ -314,7 +324,9 @@ impl<'a> Session<'a> {
             .map(|(_, s)| topology.client_url(s))
             .filter(|url| self.servers.contains(url))
             .collect();
-        let client = NatsConfig::default()
+        let client = self
+            .dep
+            .nats(Role::Ops)
             .connect(&servers)
             .await
             .context("connect an observer")?;
@@ -655,7 +667,7 @@ impl<'a> Session<'a> {
 
     /// The meta leader as any server outside `except` reports it.
     pub async fn meta_leader(&self, except: &[String]) -> Option<String> {
-        let monitor = Monitor::new(Duration::from_millis(500));
+        let monitor = self.dep.monitor().with_timeout(Duration::from_millis(500));
         for (_, server) in self.dep.topology.servers() {
             if except.contains(&server.name) {
                 continue;
@@ -846,9 +858,8 @@ impl<'a> Session<'a> {
     async fn cleanup(&mut self) {
         self.workers.clear();
         self.kill_relay();
-        let topology = &self.dep.topology;
         let groups = self.groups();
-        super::stream::clean_up(topology, &self.servers, &groups, &self.subject).await;
+        super::stream::clean_up(self.dep, &self.servers, &groups, &self.subject).await;
         self.cleaned = true;
     }
 
@@ -886,9 +897,8 @@ impl Drop for Session<'_> {
             }
         }
         if !self.cleaned {
-            let topology = &self.dep.topology;
             let groups = self.groups();
-            super::stream::clean_up_blocking(topology, &self.servers, &groups, &self.subject);
+            super::stream::clean_up_blocking(self.dep, &self.servers, &groups, &self.subject);
         }
     }
 }

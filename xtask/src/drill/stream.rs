@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::federation;
+use sea_infra::deployment::Deployment;
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::Spec;
-use sea_infra::model::topology::Topology;
+use sea_infra::model::Role;
 
 /// The drill spec, with the environment's overrides (`STREAM_REPLICAS` and the like apply, so a
 /// drill measures what production would do).
@@ -31,15 +31,15 @@ pub fn subject(run: &str) -> String {
     format!("sea.drill.{run}")
 }
 
-/// Creates the drill stream (and its mirrors) in every JetStream domain of `topology`, and waits
-/// until every server can reach it.
-pub async fn ensure(topology: &Topology) -> anyhow::Result<()> {
-    ensure_with(topology, None).await
+/// Creates the drill stream (and its mirrors) in every JetStream domain of `dep`, and waits
+/// until every server can reach it. Drills work as the operator's own user ([`Role::Ops`]).
+pub async fn ensure(dep: &Deployment) -> anyhow::Result<()> {
+    ensure_with(dep, None).await
 }
 
 /// [`ensure`], with the drill stream's `max_bytes` set to `max_bytes` when given (a drill on
 /// servers with little storage: a stream's `max_bytes` is reserved on every replica's server).
-pub async fn ensure_with(topology: &Topology, max_bytes: Option<i64>) -> anyhow::Result<()> {
+pub async fn ensure_with(dep: &Deployment, max_bytes: Option<i64>) -> anyhow::Result<()> {
     let mut spec = spec()?;
     if let Some(max) = max_bytes {
         for s in spec.streams.iter_mut() {
@@ -47,7 +47,7 @@ pub async fn ensure_with(topology: &Topology, max_bytes: Option<i64>) -> anyhow:
         }
         spec.drill.max_bytes = max;
     }
-    federation::provision_topology(topology, &spec)
+    federation::provision_topology(&dep.topology, &dep.nats(Role::Ops), &spec)
         .await
         .context("create the drill stream")?;
     Ok(())
@@ -55,8 +55,8 @@ pub async fn ensure_with(topology: &Topology, max_bytes: Option<i64>) -> anyhow:
 
 /// Removes one drill's traffic: its groups' consumers and its events (`<subject>.>`) from the
 /// stream reached through `servers`, then the stream itself where nothing else uses it.
-pub async fn clean_up(topology: &Topology, servers: &[String], groups: &[String], subject: &str) {
-    if let Ok(client) = NatsConfig::default().connect(servers).await {
+pub async fn clean_up(dep: &Deployment, servers: &[String], groups: &[String], subject: &str) {
+    if let Ok(client) = dep.nats(Role::Ops).connect(servers).await {
         let js = async_nats::jetstream::new(client);
         if let Ok(st) = js.get_stream(STREAM).await {
             for group in groups {
@@ -65,24 +65,19 @@ pub async fn clean_up(topology: &Topology, servers: &[String], groups: &[String]
             let _ = st.purge().filter(format!("{subject}.>")).await;
         }
     }
-    remove_if_unused(topology).await;
+    remove_if_unused(dep).await;
 }
 
 /// [`clean_up`] from code that cannot await (a drop after an interruption), bounded in time.
-pub fn clean_up_blocking(
-    topology: &Topology,
-    servers: &[String],
-    groups: &[String],
-    subject: &str,
-) {
-    let (topology, servers) = (topology.clone(), servers.to_vec());
+pub fn clean_up_blocking(dep: &Deployment, servers: &[String], groups: &[String], subject: &str) {
+    let (dep, servers) = (dep.clone(), servers.to_vec());
     let (groups, subject) = (groups.to_vec(), subject.to_owned());
     let done = std::thread::spawn(move || {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            let work = clean_up(&topology, &servers, &groups, &subject);
+            let work = clean_up(&dep, &servers, &groups, &subject);
             rt.block_on(async {
                 let _ = tokio::time::timeout(Duration::from_secs(15), work).await;
             });
@@ -93,11 +88,13 @@ pub fn clean_up_blocking(
 
 /// Deletes the drill stream and its mirrors where no consumer is left on them (another drill may
 /// still be running on the same cluster). Best effort: it is a clean-up.
-pub async fn remove_if_unused(topology: &Topology) {
+pub async fn remove_if_unused(dep: &Deployment) {
     let Ok(base) = spec() else { return };
+    let topology = &dep.topology;
+    let nats = dep.nats(Role::Ops);
     for domain in federation::domains(topology) {
         let spec = federation::spec_for(&base, topology, &domain);
-        let Ok(client) = NatsConfig::default().connect(&domain.servers).await else {
+        let Ok(client) = nats.connect(&domain.servers).await else {
             continue;
         };
         let js = async_nats::jetstream::new(client);

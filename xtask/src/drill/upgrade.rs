@@ -11,7 +11,6 @@ use std::time::Duration;
 use sea_infra::client::provision::wait_replicas_current;
 use sea_infra::deployment::nats_server::NatsServer;
 use sea_infra::deployment::Deployment;
-use sea_infra::probes::Monitor;
 use serde_json::json;
 
 use super::session::{Ctx, Session, STREAM};
@@ -29,7 +28,7 @@ pub struct Releases<'a> {
 
 /// Each server's version as its `/varz` reports it (`unreachable` when it does not answer).
 pub async fn versions(dep: &Deployment) -> BTreeMap<String, String> {
-    let monitor = Monitor::new(Duration::from_secs(2));
+    let monitor = dep.monitor();
     let mut out = BTreeMap::new();
     for (_, server) in dep.topology.servers() {
         let url = dep.topology.monitor_url(server);

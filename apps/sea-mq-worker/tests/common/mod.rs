@@ -36,7 +36,7 @@ impl Env {
         let servers = cluster.server_urls();
         let mut spec = Spec::builtin();
         spec.consumer.ack_wait = Duration::from_millis(ACK_WAIT_MS);
-        provision::provision_servers(&servers, &mut spec)
+        provision::provision_servers(&NatsConfig::default(), &servers, &mut spec)
             .await
             .expect("provision");
         let client = NatsConfig::default()

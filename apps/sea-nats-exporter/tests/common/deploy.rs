@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::crosscheck;
 use sea_infra::client::federation::{self, mirror_name};
 use sea_infra::model::{Profile, Spec};
@@ -24,13 +25,13 @@ pub fn client_urls(cluster: &TestCluster, name: &str) -> Vec<String> {
 
 pub async fn deploy(profile: Profile) -> Deployed {
     let cluster = TestCluster::start(profile).await;
-    federation::provision_topology(cluster.topology(), &Spec::builtin())
+    federation::provision_topology(cluster.topology(), &NatsConfig::default(), &Spec::builtin())
         .await
         .expect("provision");
     let t = cluster.topology();
     let home = t.clusters[0].name.clone();
     let home_js = jetstream::new(
-        crosscheck::connect(&client_urls(&cluster, &home))
+        crosscheck::connect(&NatsConfig::default(), &client_urls(&cluster, &home))
             .await
             .unwrap(),
     );
@@ -71,7 +72,7 @@ pub async fn deploy(profile: Profile) -> Deployed {
     if let Some(other) = t.clusters.get(1) {
         // The mirror of the home cluster's stream lives in the other cluster (mesh) or cell (leaf).
         let other_js = jetstream::new(
-            crosscheck::connect(&client_urls(&cluster, &other.name))
+            crosscheck::connect(&NatsConfig::default(), &client_urls(&cluster, &other.name))
                 .await
                 .unwrap(),
         );

@@ -604,17 +604,17 @@ pub async fn apply(
 /// Plans and applies the spec on `servers` in one go (tests, benchmarks): connects, fits the
 /// replica counts to the cluster, and returns the plan that was applied.
 pub async fn provision_servers(
+    nats: &crate::client::connect::NatsConfig,
     servers: &[String],
     spec: &mut Spec,
 ) -> Result<Plan, ProvisionError> {
-    let nats = crate::client::connect::NatsConfig::default();
     let client = nats.connect(servers).await.map_err(|e| api("connect", e))?;
     let target = ConnectedCluster::from_client(&client, servers);
     let notes = fit_replicas(spec, &target, false)?;
     let js = nats.jetstream(client);
     let plan = plan(&js, spec, target, notes, &Allowed::default()).await?;
     apply(&js, spec, &plan, Duration::from_secs(60), &|_| {}).await?;
-    wait_reachable(&nats, servers, spec, Duration::from_secs(30)).await?;
+    wait_reachable(nats, servers, spec, Duration::from_secs(30)).await?;
     Ok(plan)
 }
 
