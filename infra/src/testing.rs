@@ -49,6 +49,9 @@ pub enum Prerequisite {
     Prometheus,
     /// Debian's `age` (`age-keygen`), for the secrets file's development key.
     Age,
+    /// nats-py (`pip install nats-py`): the independent client secured deployments are
+    /// checked with.
+    NatsPy,
 }
 
 impl Prerequisite {
@@ -61,6 +64,7 @@ impl Prerequisite {
             Prerequisite::Kubectl => "SEA_REQUIRE_KUBECTL",
             Prerequisite::Prometheus => "SEA_REQUIRE_PROMETHEUS",
             Prerequisite::Age => "SEA_REQUIRE_AGE",
+            Prerequisite::NatsPy => "SEA_REQUIRE_NATS_PY",
         }
     }
 
@@ -87,6 +91,15 @@ impl Prerequisite {
             Prerequisite::Kubectl => tool("kubectl", "apt-get install kubernetes-client"),
             Prerequisite::Prometheus => tool("promtool", "apt-get install prometheus"),
             Prerequisite::Age => tool("age-keygen", "apt-get install age"),
+            Prerequisite::NatsPy => {
+                let imported = std::process::Command::new("python3")
+                    .args(["-c", "import nats"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                imported.then_some(()).ok_or_else(|| {
+                    "nats-py is not installed (python3 -m pip install nats-py)".to_owned()
+                })
+            }
         }
     }
 }
@@ -114,6 +127,40 @@ pub fn scratch_dir(label: &str) -> tempfile::TempDir {
         .prefix(&format!("sea-test-{label}-"))
         .tempdir()
         .expect("create a scratch directory")
+}
+
+/// Runs `command` of the independent checker (`infra/tests/independent/secure_check.py`:
+/// nats-py and Python's own TLS, none of this project's code) with `config` on its stdin (it may
+/// hold a password, which must never be an argument); its JSON answer. Panics when it fails.
+pub fn independent_check(command: &str, config: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write as _;
+    let script = crate::project_root().join("infra/tests/independent/secure_check.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(config.to_string().as_bytes())
+        .expect("write the checker's input");
+    let out = child.wait_with_output().expect("wait for the checker");
+    assert!(
+        out.status.success(),
+        "secure_check.py {command} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "secure_check.py {command} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// A deployment of a profile on free ports, torn down on drop; its servers also die with the

@@ -38,8 +38,7 @@ impl Provision {
                     Deployment::recorded(profile, self.deployment.backend)?,
                     self.deployment.secure,
                 )?;
-                if dep.access().is_some() && nats.auth == Auth::None && nats.tls == Tls::default()
-                {
+                if dep.access().is_some() && nats.auth == Auth::None && nats.tls == Tls::default() {
                     // A secured local profile: provision as its admin user.
                     let admin = dep.nats(Role::Admin);
                     nats.auth = admin.auth;

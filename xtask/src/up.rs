@@ -10,8 +10,8 @@ use sea_infra::client::connect::{
 use sea_infra::deployment::{secrets, Access, BackendKind, UpOptions};
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::Spec;
-use sea_infra::model::Role;
 use sea_infra::model::topology::{Profile, DEFAULT_SYNC_INTERVAL};
+use sea_infra::model::Role;
 use xshell::Shell;
 
 use crate::flags::{Existing, Fresh, MeshUp, Provision, Up};

@@ -94,6 +94,11 @@ impl Access {
         &self.secrets
     }
 
+    /// Where the development certificates are (`cargo xtask certs` writes them there).
+    pub fn tls_dir(&self) -> &Path {
+        &self.tls_dir
+    }
+
     /// The CA every server's certificate is issued by.
     pub fn ca(&self) -> PathBuf {
         ca_path(&self.secrets, &self.tls_dir)
@@ -202,18 +207,17 @@ impl Access {
             .prefix(".staged-secrets-")
             .tempdir_in(parent)
             .map_err(dir_error)?;
-        let auth_conf = auth::auth_conf(
-            served,
-            spec,
-            &Credentials {
-                passwords: &self.secrets.passwords,
-                token: self.secrets.token.as_ref(),
-            },
-        )?;
+        let creds = Credentials {
+            passwords: &self.secrets.passwords,
+            token: self.secrets.token.as_ref(),
+        };
+        let auth_conf = auth::auth_conf(served, spec, &creds)?;
+        let extra = auth::leaf_url_files(served, &creds)?;
         let inputs = DirInputs {
             dev_tls_dir: &self.tls_dir,
             servers: &servers,
             auth_conf: &auth_conf,
+            extra: &extra,
         };
         secrets::write_dir(staged.path(), &self.secrets, &inputs)?;
         certs::check(staged.path(), &certs::requests_for(served, shared))?;

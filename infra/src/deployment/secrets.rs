@@ -339,6 +339,8 @@ pub struct DirInputs<'a> {
     pub servers: &'a [String],
     /// The rendered `auth.conf` (accounts and users, or the token).
     pub auth_conf: &'a str,
+    /// Further rendered files by name (the leafnode URLs the dialling cells include).
+    pub extra: &'a [(String, String)],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +398,10 @@ pub fn write_dir(
     }
     write(AUTH_FILE, inputs.auth_conf.as_bytes())?;
     written.push(AUTH_FILE.to_owned());
+    for (name, contents) in inputs.extra {
+        write(name, contents.as_bytes())?;
+        written.push(name.clone());
+    }
     let entries = std::fs::read_dir(dir).map_err(|source| SecretsError::Dir {
         dir: dir.to_path_buf(),
         source,

@@ -154,7 +154,7 @@ impl StateDir {
     }
 
     /// Whether the last `up` here recorded anything (readable or not).
-    pub(crate) fn has_record(&self) -> bool {
+    pub fn has_record(&self) -> bool {
         self.dir.join(TOPOLOGY_FILE).exists()
     }
 

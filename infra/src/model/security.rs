@@ -151,6 +151,12 @@ impl FromStr for Role {
 pub const CA_FILE: &str = "ca.pem";
 /// The accounts and users (or the token) that servers `include`.
 pub const AUTH_FILE: &str = "auth.conf";
+/// The file a dialling cell's servers include inside their leafnode remote to `remote`: its
+/// URLs, which carry the link's password.
+pub fn leaf_urls_file(remote: &str) -> String {
+    format!("leaf-{remote}.conf")
+}
+
 /// The file stem of a bring-your-own certificate shared by every server.
 pub const SHARED_SERVER_CERT: &str = "server";
 

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::nats_conf::{leaf_urls, leaf_urls_variable, quoted};
+use super::nats_conf::{leaf_urls, quoted};
 use crate::env::Secret;
 use crate::model::security::{
-    leaf_permissions, leaf_user, permissions, Role, APP_ACCOUNT, SYS_ACCOUNT,
+    leaf_permissions, leaf_urls_file, leaf_user, permissions, Role, APP_ACCOUNT, SYS_ACCOUNT,
 };
 use crate::model::{Security, Spec, Topology};
 
@@ -142,26 +142,47 @@ pub fn auth_conf(
             let _ = writeln!(w, "  }}");
             let _ = writeln!(w, "}}");
             let _ = writeln!(w, "system_account: \"{SYS_ACCOUNT}\"");
-            for dialer in topology
-                .clusters
-                .iter()
-                .filter(|c| !c.leaf_remotes.is_empty())
-            {
-                let secret = userinfo(password(Role::Leaf)?.expose());
-                for remote in dialer
-                    .leaf_remotes
-                    .iter()
-                    .filter_map(|r| topology.cluster(r))
-                {
-                    let urls: Vec<String> = leaf_urls(topology, dialer, remote, &secret);
-                    let _ = writeln!(
-                        w,
-                        "{}: [{}]",
-                        leaf_urls_variable(&remote.name),
-                        quoted(&urls)
-                    );
-                }
-            }
+        }
+    }
+    Ok(out)
+}
+
+/// The files the dialling cells' leafnode remotes include (`leaf-<remote>.conf`): the remote's
+/// URLs with the link's user and password. None on a plaintext or token deployment.
+pub fn leaf_url_files(
+    topology: &Topology,
+    creds: &Credentials<'_>,
+) -> Result<Vec<(String, String)>, AuthError> {
+    if topology.settings.security != Security::Accounts {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for dialer in topology
+        .clusters
+        .iter()
+        .filter(|c| !c.leaf_remotes.is_empty())
+    {
+        let password = creds
+            .passwords
+            .get(&Role::Leaf)
+            .ok_or(AuthError::MissingPassword(
+                Role::Leaf.as_str(),
+                Role::Leaf.account(),
+            ))?;
+        let secret = userinfo(password.expose());
+        for remote in dialer
+            .leaf_remotes
+            .iter()
+            .filter_map(|r| topology.cluster(r))
+        {
+            let urls = leaf_urls(topology, dialer, remote, &secret);
+            out.push((
+                leaf_urls_file(&remote.name),
+                format!(
+                    "# Generated from the deployment's secrets when it starts: never commit it.\nurls: [{}]\n",
+                    quoted(&urls)
+                ),
+            ));
         }
     }
     Ok(out)
@@ -201,9 +222,22 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing:\n{text}");
         }
-        assert!(!text.contains("pw-worker"), "a password in clear:\n{text}");
-        // The leafnode link's own password, URL-encoded, only in the URLs the dialler uses.
-        assert!(text.contains("SEA_LEAF_URLS_CELL_A: [\"tls://leaf-cell-b:pw-leaf-s3cret%3A%40%2F@127.0.0.1:7622\""), "{text}");
+        assert!(!text.contains("pw-"), "a password in clear:\n{text}");
+        // The leafnode link's own password, URL-encoded, only in the URLs the dialler includes.
+        let creds = Credentials {
+            passwords: &pw,
+            token: None,
+        };
+        let files = leaf_url_files(&t, &creds).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, "leaf-cell-a.conf");
+        assert!(
+            files[0]
+                .1
+                .contains("urls: [\"tls://leaf-cell-b:pw-leaf-s3cret%3A%40%2F@127.0.0.1:7622\""),
+            "{:?}",
+            files[0]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::RenderedFile;
-use crate::model::security::{leaf_permissions, leaf_user, APP_ACCOUNT};
+use crate::model::security::{leaf_permissions, leaf_urls_file, leaf_user, APP_ACCOUNT};
 use crate::model::{Cluster, Server, Topology};
 
 /// `"a", "b"`: a list of subjects as the config writes it.
@@ -178,11 +178,6 @@ fn tls_block(w: &mut String, topology: &Topology, server: &Server, indent: &str,
     let _ = writeln!(w, "{indent}}}");
 }
 
-/// The variable the included secrets define with a remote cell's leafnode URLs.
-pub(crate) fn leaf_urls_variable(remote: &str) -> String {
-    format!("SEA_LEAF_URLS_{}", remote.to_uppercase().replace('-', "_"))
-}
-
 /// The URLs `cluster`'s servers dial `remote`'s leafnode ports on, with the link's user and
 /// `password` (`tls://` on a secured topology).
 pub(crate) fn leaf_urls(
@@ -306,8 +301,9 @@ fn leafnode_block(w: &mut String, topology: &Topology, cluster: &Cluster, node: 
         {
             let _ = writeln!(w, "    {{");
             if secure {
-                // The URLs carry the link's credentials: defined in the included secrets.
-                let _ = writeln!(w, "      urls: ${}", leaf_urls_variable(&other.name));
+                // The URLs carry the link's credentials: included from the secrets, only by
+                // the servers that dial (a variable nobody uses is an unknown field).
+                let _ = writeln!(w, "      include ./secrets/{}", leaf_urls_file(&other.name));
                 let _ = writeln!(w, "      account: \"{APP_ACCOUNT}\"");
                 tls_block(w, topology, node, "      ", Verify::Implied);
             } else {

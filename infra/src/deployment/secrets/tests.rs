@@ -144,6 +144,7 @@ fn the_secrets_directory_is_private_and_holds_only_what_servers_read() {
         dev_tls_dir: &dev,
         servers: &servers,
         auth_conf: "authorization { }\n",
+        extra: &[],
     };
     let secrets = Secrets::generate_dev();
     let written = write_dir(&dir, &secrets, &inputs).unwrap();
