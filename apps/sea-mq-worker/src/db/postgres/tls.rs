@@ -20,6 +20,8 @@ use std::task::{Context, Poll};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+#[cfg(test)]
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -55,29 +57,8 @@ pub struct Outcome {
 impl MakeRustls {
     /// The connector for `link`; an error only when rustls refuses the CA (checked at parse).
     pub fn new(link: &PgLink) -> Result<MakeRustls, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let chain = match &link.ca {
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in &ca.certs {
-                    roots
-                        .add(cert.clone())
-                        .map_err(|e| format!("CA {}: {e}", ca.path.display()))?;
-                }
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| format!("CA {}: {e}", ca.path.display()))?;
-                Some(webpki)
-            }
-            None => None,
-        };
-        let verifier = Arc::new(Verifier {
-            provider: provider.clone(),
-            chain,
-            check_name: link.mode == SslMode::VerifyFull,
-        });
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let verifier = Arc::new(Verifier::new(link)?);
+        let mut config = ClientConfig::builder_with_provider(verifier.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
@@ -193,6 +174,9 @@ fn explain(e: io::Error, context: &Explain, host: &str) -> io::Error {
         ) => format!(
             "the server's certificate is outside its validity ({c}): renew the server's certificate (or check this machine's clock)"
         ),
+        rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure) => format!(
+            "the server presents a self-signed certificate that is also the CA {ca}: the worker (rustls) needs the server's certificate issued by a CA; issue one from a CA and give that CA, or use sslmode=require to encrypt without checking the server"
+        ),
         rustls::Error::InvalidCertificate(c) => format!(
             "the server's certificate is refused ({c}) under sslmode={} with the CA {ca}",
             context.mode
@@ -210,9 +194,40 @@ fn explain(e: io::Error, context: &Explain, host: &str) -> io::Error {
 struct Verifier {
     provider: Arc<CryptoProvider>,
     chain: Option<Arc<WebPkiServerVerifier>>,
+    /// The CA file's certificates, to recognise a server that presents one of them as its own.
+    ca_certs: Vec<CertificateDer<'static>>,
     /// `false`: a name mismatch is no refusal (`verify-ca`). webpki checks the name last, after
     /// the chain, so a name mismatch means the chain is good.
     check_name: bool,
+}
+
+impl Verifier {
+    /// The check `link`'s mode asks for; an error only when rustls refuses the CA (checked at
+    /// parse).
+    fn new(link: &PgLink) -> Result<Verifier, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (chain, ca_certs) = match &link.ca {
+            Some(ca) => {
+                let refused = |e: &dyn std::fmt::Display| format!("CA {}: {e}", ca.path.display());
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in &ca.certs {
+                    roots.add(cert.clone()).map_err(|e| refused(&e))?;
+                }
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| refused(&e))?;
+                (Some(webpki), ca.certs.clone())
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(Verifier {
+            provider,
+            chain,
+            ca_certs,
+            check_name: link.mode == SslMode::VerifyFull,
+        })
+    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -231,6 +246,11 @@ impl ServerCertVerifier for Verifier {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            // A self-signed server certificate given as the CA (libpq, through OpenSSL,
+            // accepts it; webpki wants the server's certificate issued by a CA): said so.
+            Err(_) if self.ca_certs.iter().any(|c| c == end_entity) => Err(
+                rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure),
+            ),
             other => other,
         }
     }
@@ -333,5 +353,58 @@ fn tls_server_end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
         "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => Some(sha2::Sha384::digest(der).to_vec()),
         "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Some(sha2::Sha512::digest(der).to_vec()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{PgEnv, PgLink};
+
+    fn verifier(mode: &str, ca: &std::path::Path) -> Verifier {
+        let env = PgEnv {
+            sslmode: Some(mode.to_owned()),
+            sslrootcert: Some(ca.display().to_string()),
+        };
+        Verifier::new(&PgLink::parse("host=db", &env).unwrap()).unwrap()
+    }
+
+    /// A server presenting the CA's own (self-signed) certificate: refused with a reason of its
+    /// own, whichever verifying mode.
+    #[test]
+    fn a_self_signed_server_certificate_given_as_the_ca_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        sea_infra::deployment::certs::ensure(dir.path(), &[], false).unwrap();
+        let ca = dir.path().join("ca.pem");
+        let der = CertificateDer::pem_file_iter(&ca)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        for mode in ["verify-ca", "verify-full"] {
+            let err = verifier(mode, &ca)
+                .verify_server_cert(
+                    &der,
+                    &[],
+                    &ServerName::try_from("localhost").unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .unwrap_err();
+            let explained = explain(
+                io::Error::new(io::ErrorKind::InvalidData, err),
+                &Explain {
+                    mode: SslMode::VerifyCa,
+                    ca: Some(ca.display().to_string()),
+                },
+                "localhost",
+            );
+            assert!(
+                explained
+                    .to_string()
+                    .contains("self-signed certificate that is also the CA"),
+                "{mode}: {explained}"
+            );
+        }
     }
 }

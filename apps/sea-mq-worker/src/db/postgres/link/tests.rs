@@ -1,3 +1,6 @@
+//! Unit tests of the link's parsing: where `sslmode` and `sslrootcert` are found in both forms of
+//! a connection string, libpq's modes, the environment's defaults, and every refusal.
+
 use super::*;
 
 /// A directory with a development CA (`ca.pem`) from the project's certificate code.
