@@ -10,6 +10,8 @@ use sea_infra::client::connect::NatsConfig;
 use sea_infra::env::{self, ConfigErrors, EnvReader};
 use sea_infra::model::spec::{Spec, StreamSpec};
 use sea_infra::service::logs::Logs;
+
+use crate::db::{LinkError, PgEnv, PgLink};
 pub use sea_infra::service::logs::{ENV_LOG_FORMAT, ENV_LOG_LEVEL};
 
 pub const ENV_NATS_RECONNECT_MAX: &str = "NATS_RECONNECT_MAX";
@@ -20,6 +22,10 @@ pub const ENV_WORKER_BATCH_SIZE: &str = "WORKER_BATCH_SIZE";
 pub const ENV_WORKER_PULL_EXPIRES_MS: &str = "WORKER_PULL_EXPIRES_MS";
 pub const ENV_WORKER_NAME: &str = "WORKER_NAME";
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// libpq's: the `sslmode` of a PostgreSQL `DATABASE_URL` that does not give one.
+pub const ENV_PGSSLMODE: &str = "PGSSLMODE";
+/// libpq's: the CA file of a PostgreSQL `DATABASE_URL` that gives no `sslrootcert`.
+pub const ENV_PGSSLROOTCERT: &str = "PGSSLROOTCERT";
 pub const ENV_DATABASE_BUSY_TIMEOUT_MS: &str = "DATABASE_BUSY_TIMEOUT_MS";
 pub const ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES: &str = "DATABASE_UNREADY_AFTER_FAILED_WRITES";
 pub const ENV_OUTBOX_ENABLED: &str = "OUTBOX_ENABLED";
@@ -37,47 +43,58 @@ pub enum Database {
     /// A SQLite file, created with its tables when missing.
     Sqlite(PathBuf),
     /// A PostgreSQL connection string, URL or `key=value` (it may carry a password: never
-    /// printed).
-    Postgres(String),
+    /// printed), and the link it describes (TLS included).
+    Postgres { url: String, link: Box<PgLink> },
 }
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
-            Database::Postgres(url) => write!(f, "{}", env::redact_credentials(url)),
+            Database::Postgres { url, .. } => write!(f, "{}", env::redact_credentials(url)),
         }
     }
 }
 
-/// `sqlite:///abs.db`, `sqlite://relative.db`, `postgres://...` or PostgreSQL's
-/// `host=... user=... password=...`. A PostgreSQL string is parsed here, so a bad one is
-/// refused at start; a URL may not contain whitespace (percent-encode it, `%20`), so that no
-/// text around it can be mistaken for it, nor it for text, when it is redacted.
+/// [`parse_database`] without `PGSSLMODE` and `PGSSLROOTCERT`.
 pub fn parse_database_url(s: &str) -> Result<Database, String> {
+    parse_database(s, &PgEnv::default()).map_err(|e| e.reason)
+}
+
+/// `sqlite:///abs.db`, `sqlite://relative.db`, `postgres://...` or PostgreSQL's
+/// `host=... user=... password=...`. A PostgreSQL string is parsed here, with its TLS settings
+/// (`sslmode`, `sslrootcert`, else `env`'s) and its CA file, so a bad one is refused at start;
+/// a URL may not contain whitespace (percent-encode it, `%20`), so that no text around it can
+/// be mistaken for it, nor it for text, when it is redacted. An error names the variable it is
+/// about: `DATABASE_URL`, or the `PGSSL*` variable that gave the setting.
+pub fn parse_database(s: &str, env: &PgEnv) -> Result<Database, LinkError> {
+    let url_error = |reason: &str| LinkError {
+        var: ENV_DATABASE_URL,
+        reason: reason.to_owned(),
+    };
     if let Some(path) = s
         .strip_prefix("sqlite://")
         .or_else(|| s.strip_prefix("sqlite:"))
     {
         if path.is_empty() {
-            return Err("no file path: write sqlite:///absolute/path.db".into());
+            return Err(url_error("no file path: write sqlite:///absolute/path.db"));
         }
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     let url = s.starts_with("postgres://") || s.starts_with("postgresql://");
     let key_value = !s.contains("://") && s.contains('=');
     if !url && !key_value {
-        return Err("use sqlite:///absolute/path.db, sqlite://relative/path.db, postgres://user:password@host/db or host=... user=... password=... dbname=...".into());
+        return Err(url_error("use sqlite:///absolute/path.db, sqlite://relative/path.db, postgres://user:password@host/db or host=... user=... password=... dbname=..."));
     }
     if url && s.chars().any(char::is_whitespace) {
-        return Err("a URL cannot contain whitespace: percent-encode it (%20)".into());
+        return Err(url_error(
+            "a URL cannot contain whitespace: percent-encode it (%20)",
+        ));
     }
-    // tokio-postgres' errors name an option, never a value.
-    s.parse::<tokio_postgres::Config>().map_err(|e| {
-        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
-        format!("not a PostgreSQL connection string: {e}{cause}")
-    })?;
-    Ok(Database::Postgres(s.to_owned()))
+    Ok(Database::Postgres {
+        url: s.to_owned(),
+        link: Box::new(PgLink::parse(s, env)?),
+    })
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -218,9 +235,7 @@ impl WorkerConfig {
         let pull_expires = env
             .parse(ENV_WORKER_PULL_EXPIRES_MS, env::parse_millis(100))
             .unwrap_or(Duration::from_secs(5));
-        let database = env
-            .parse_url(ENV_DATABASE_URL, parse_database_url)
-            .unwrap_or_else(|| Database::Sqlite("sea-mq-worker.db".into()));
+        let database = database_from_env(&mut env);
         let outbox = Outbox {
             enabled: env
                 .parse(ENV_OUTBOX_ENABLED, env::parse_bool)
@@ -284,6 +299,31 @@ impl WorkerConfig {
     }
 }
 
+/// `DATABASE_URL`, with libpq's `PGSSLMODE` and `PGSSLROOTCERT` for a PostgreSQL one; an
+/// error is reported against the variable it is about.
+fn database_from_env(env: &mut EnvReader) -> Database {
+    let pg_env = PgEnv {
+        sslmode: env.string(ENV_PGSSLMODE),
+        sslrootcert: env.string(ENV_PGSSLROOTCERT),
+    };
+    let mut refused = None;
+    let database = env.parse_url(ENV_DATABASE_URL, |s| match parse_database(s, &pg_env) {
+        Ok(db) => Ok(Some(db)),
+        Err(e) if e.var == ENV_DATABASE_URL => Err(e.reason),
+        Err(e) => {
+            refused = Some(e);
+            Ok(None)
+        }
+    });
+    if let Some(e) = refused {
+        let value = env.string(e.var).unwrap_or_default();
+        env.reject(e.var, value, e.reason);
+    }
+    database
+        .flatten()
+        .unwrap_or_else(|| Database::Sqlite("sea-mq-worker.db".into()))
+}
+
 fn default_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host: String = host
@@ -332,13 +372,13 @@ mod tests {
         );
         assert!(matches!(
             parse_database_url("postgres://u:p@h/db"),
-            Ok(Database::Postgres(_))
+            Ok(Database::Postgres { .. })
         ));
         assert!(parse_database_url("mysql://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
         assert!(matches!(
             parse_database_url("host=db user=app password='a b' dbname=sea"),
-            Ok(Database::Postgres(_))
+            Ok(Database::Postgres { .. })
         ));
         assert!(parse_database_url("postgres://app:a b@db/sea")
             .unwrap_err()
@@ -348,14 +388,14 @@ mod tests {
         assert_eq!(
             format!(
                 "{:?}",
-                Database::Postgres("host=db password='s3 cret' user=app".into())
+                parse_database_url("host=db password='s3 cret' user=app").unwrap()
             ),
             "host=db password='<redacted>' user=app"
         );
         assert_eq!(
             format!(
                 "{:?}",
-                Database::Postgres("postgres://app:s3cret@db:5432/sea".into())
+                parse_database_url("postgres://app:s3cret@db:5432/sea").unwrap()
             ),
             "postgres://app:<redacted>@db:5432/sea"
         );
@@ -395,6 +435,52 @@ mod tests {
             !text.contains("tok-secret") && !text.contains("pw-secret"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn pgssl_variables_apply_to_postgres_only_and_their_errors_name_them() {
+        let pg = parse(&[
+            ("DATABASE_URL", "postgres://app:pg-secret@db/sea"),
+            ("PGSSLMODE", "require"),
+        ])
+        .unwrap();
+        let Database::Postgres { link, .. } = &pg.database else {
+            panic!("{:?}", pg.database)
+        };
+        assert_eq!(link.mode, crate::db::SslMode::Require);
+        // SQLite: not read at all (libpq's variables may be there for other tools).
+        assert!(parse(&[("PGSSLMODE", "bogus"), ("PGSSLROOTCERT", "/nowhere")]).is_ok());
+        for (pairs, var) in [
+            ([("PGSSLMODE", "bogus"), ("PGSSLROOTCERT", "")], "PGSSLMODE"),
+            (
+                [
+                    ("PGSSLMODE", "verify-full"),
+                    ("PGSSLROOTCERT", "/no/ca.pem"),
+                ],
+                "PGSSLROOTCERT",
+            ),
+        ] {
+            let mut all = vec![("DATABASE_URL", "postgres://app:pg-secret@db/sea")];
+            all.extend(pairs);
+            let text = parse(&all).unwrap_err().to_string();
+            assert!(
+                text.contains(&format!("\n  {var}=")) || text.contains(&format!("  {var}=")),
+                "{text}"
+            );
+            assert!(!text.contains("DATABASE_URL="), "{text}");
+            assert!(!text.contains("pg-secret"), "{text}");
+        }
+        let text = parse(&[(
+            "DATABASE_URL",
+            "postgres://app:pg-secret@db/sea?sslmode=verify-full",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("DATABASE_URL=") && text.contains("PGSSLROOTCERT"),
+            "{text}"
+        );
+        assert!(!text.contains("pg-secret"), "{text}");
     }
 
     #[test]

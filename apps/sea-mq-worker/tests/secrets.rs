@@ -143,7 +143,8 @@ async fn database_passwords_are_never_logged_while_the_worker_runs() {
     for (i, (form, url, secrets)) in database_urls(pg.port()).into_iter().enumerate() {
         let (code, log) = run_worker(&env, &format!("r{i}"), &url).await;
         if form.contains("sslpassword") {
-            // Refused at start (the worker has no TLS to PostgreSQL), without the value.
+            // Refused at start (no client keys: the worker has no client certificates for
+            // PostgreSQL), without the value.
             assert_eq!(code, Some(64), "{form}:\n{log}");
         } else {
             assert_eq!(code, Some(0), "{form}: runs and stops cleanly:\n{log}");

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Database;
+pub use postgres::{CaFile, LinkError, PgEnv, PgLink, SslMode, CA_IN_URL};
 
 /// One event to record in the inbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +89,9 @@ impl Store {
             Database::Sqlite(path) => Ok(Store::Sqlite(
                 sqlite::SqliteStore::open(path.clone(), busy_timeout).await?,
             )),
-            Database::Postgres(url) => Ok(Store::Postgres(postgres::PgStore::open(url).await?)),
+            Database::Postgres { link, .. } => {
+                Ok(Store::Postgres(postgres::PgStore::open(link).await?))
+            }
         }
     }
 

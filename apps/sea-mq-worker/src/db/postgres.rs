@@ -3,13 +3,22 @@
 //! LOCKED` plus a `claimed_until` deadline), so relays run in parallel without publishing a row
 //! twice; a claim left by a crashed relay is taken over once it expires.
 //!
-//! TLS to PostgreSQL is not supported yet: connections use `NoTls`.
+//! The link is TLS as `sslmode` says (`link.rs` reads it, `tls.rs` is the rustls connector).
 
+mod link;
+mod tls;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Connection, Socket};
+
+pub use link::{CaFile, LinkError, PgEnv, PgLink, SslMode, CA_IN_URL};
+use tls::{MakeRustls, RustlsStream};
 
 use super::{DbError, InboxRow, NewOutboxRow, OutboxProgress, OutboxRow};
 
@@ -88,23 +97,93 @@ fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
 
 #[derive(Clone)]
 pub struct PgStore {
-    config: Arc<Config>,
+    link: Arc<PgLink>,
+    tls: MakeRustls,
     client: Arc<Mutex<Client>>,
 }
 
-async fn connect(config: &Config) -> Result<Client, DbError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(failed("connect"))?;
+type PgConnection = Connection<Socket, RustlsStream<Socket>>;
+
+/// One connection as `link.mode` asks, with libpq's second attempts: `allow` tries TLS when the
+/// server refused the plaintext session, `prefer` tries plaintext when the TLS handshake failed.
+/// Also whether the connection is encrypted.
+async fn open_connection(
+    link: &PgLink,
+    tls: &MakeRustls,
+) -> Result<(Client, PgConnection, bool), DbError> {
+    let attempt = |wire: WireSslMode| async move {
+        let mut config = link.config.clone();
+        config.ssl_mode(wire);
+        let tls = tls.attempt();
+        let result = config.connect(tls.clone()).await;
+        let encrypted = tls.outcome().encrypted.load(Ordering::Relaxed);
+        let handshake_failed = tls.outcome().handshake_failed.load(Ordering::Relaxed);
+        (
+            result.map(|(c, conn)| (c, conn, encrypted)),
+            handshake_failed,
+        )
+    };
+    // PostgreSQL has no TLS on Unix sockets: libpq ignores sslmode there.
+    let first = match link.mode {
+        _ if link.only_unix_sockets() => WireSslMode::Disable,
+        SslMode::Disable | SslMode::Allow => WireSslMode::Disable,
+        SslMode::Prefer => WireSslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => WireSslMode::Require,
+    };
+    let (result, handshake_failed) = attempt(first).await;
+    let retry = match (&result, link.mode) {
+        (Err(e), SslMode::Allow) if first == WireSslMode::Disable && e.as_db_error().is_some() => {
+            Some(WireSslMode::Require)
+        }
+        (Err(e), SslMode::Prefer) if handshake_failed => {
+            tracing::warn!(error = %describe(e), "TLS handshake with PostgreSQL failed; sslmode=prefer connects without TLS");
+            Some(WireSslMode::Disable)
+        }
+        _ => None,
+    };
+    let result = match retry {
+        Some(wire) => attempt(wire).await.0,
+        None => result,
+    };
+    result.map_err(|e| DbError::Failed {
+        what: "connect",
+        reason: connect_failure(&e, link, first),
+    })
+}
+
+/// Why a connection failed, and when the server refused a plaintext session, what to change.
+fn connect_failure(e: &tokio_postgres::Error, link: &PgLink, first: WireSslMode) -> String {
+    let reason = describe(e);
+    let refused = e
+        .as_db_error()
+        .is_some_and(|d| *d.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
+    if refused && first == WireSslMode::Disable && link.mode == SslMode::Disable {
+        format!(
+            "{reason} (sslmode=disable: the server may accept only TLS connections, a `hostssl` line in pg_hba.conf; set sslmode=verify-full with sslrootcert=/path/to/ca.pem, or sslmode=require, in DATABASE_URL)"
+        )
+    } else {
+        reason
+    }
+}
+
+async fn connect(link: &PgLink, tls: &MakeRustls) -> Result<Client, DbError> {
+    let (client, connection, _) = open_connection(link, tls).await?;
+    spawn_connection(connection);
+    Ok(client)
+}
+
+fn spawn_connection(connection: PgConnection) {
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %describe(&e), "PostgreSQL connection lost; reconnecting on next use");
         }
     });
-    Ok(client)
 }
 
 impl PgStore {
-    pub async fn open(url: &str) -> Result<PgStore, DbError> {
-        let mut config: Config = url.parse().map_err(failed("parse DATABASE_URL"))?;
+    pub async fn open(link: &PgLink) -> Result<PgStore, DbError> {
+        let mut link = link.clone();
+        let config = &mut link.config;
         // Without a timeout an unreachable host would hang start-up indefinitely.
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -112,7 +191,13 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("sea-mq-worker");
         }
-        let mut client = connect(&config).await?;
+        let tls = MakeRustls::new(&link).map_err(|reason| DbError::Failed {
+            what: "set up TLS",
+            reason,
+        })?;
+        let (mut client, connection, encrypted) = open_connection(&link, &tls).await?;
+        spawn_connection(connection);
+        tracing::info!(tls = encrypted, link = ?link, "connected to PostgreSQL");
         let tx = client.transaction().await.map_err(failed("begin schema"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await
@@ -122,7 +207,8 @@ impl PgStore {
             .map_err(failed("create tables"))?;
         tx.commit().await.map_err(failed("commit schema"))?;
         Ok(PgStore {
-            config: Arc::new(config),
+            link: Arc::new(link),
+            tls,
             client: Arc::new(Mutex::new(client)),
         })
     }
@@ -131,7 +217,7 @@ impl PgStore {
     async fn client(&self) -> Result<MutexGuard<'_, Client>, DbError> {
         let mut client = self.client.lock().await;
         if client.is_closed() {
-            *client = connect(&self.config).await?;
+            *client = connect(&self.link, &self.tls).await?;
         }
         Ok(client)
     }
