@@ -207,6 +207,33 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
     }
 
+    /// What the independent checker needs to act as `role` on this secured cluster: the CA, the
+    /// role's certificate, user, password (for the checker's stdin only) and inbox prefix.
+    pub fn checker_config(&self, role: Role) -> serde_json::Value {
+        let access = self.deployment().access().expect("a secured cluster");
+        let (cert, key) = access.client_cert(role);
+        serde_json::json!({
+            "ca": access.ca(),
+            "cert": cert,
+            "key": key,
+            "user": role.as_str(),
+            "password": access.secrets().passwords.get(&role).map(|p| p.expose().to_owned()),
+            "token": access.secrets().token.as_ref().map(|t| t.expose().to_owned()),
+            "prefix": role.inbox_prefix(),
+        })
+    }
+
+    /// The serial (lowercase hex, no leading zeros) of the certificate a new connection to
+    /// `server`'s client port sees, read by the independent checker.
+    pub fn served_serial(&self, server: &str) -> String {
+        let mut config = self.checker_config(Role::Ops);
+        let (_, s) = self.topology().server(server).expect("server exists");
+        config["host"] = serde_json::json!(self.topology().settings.host);
+        config["port"] = serde_json::json!(s.client_port);
+        let answer = independent_check("serial", &config);
+        answer["serial"].as_str().expect("a serial").to_owned()
+    }
+
     fn of(made: Result<Throwaway, crate::deployment::ThrowawayError>) -> TestCluster {
         let mut inner = made.unwrap_or_else(|e| panic!("test cluster: {e}"));
         inner.deployment = inner.deployment.clone().die_with_parent();

@@ -29,21 +29,13 @@ fn foreign_client_cert(dir: &Path) -> (String, String) {
     (path("client-ops.pem"), path("client-ops-key.pem"))
 }
 
-/// What the independent checker needs to act as `role` on `cluster`.
+/// The checker's configuration for `role`, with a foreign CA's certificate to try as well.
 fn checker_config(cluster: &TestCluster, role: Role, foreign: &Path) -> Value {
-    let access = cluster.deployment().access().expect("a secured cluster");
-    let (cert, key) = access.client_cert(role);
+    let mut config = cluster.checker_config(role);
     let (other_cert, other_key) = foreign_client_cert(foreign);
-    json!({
-        "ca": access.ca(),
-        "cert": cert,
-        "key": key,
-        "other_cert": other_cert,
-        "other_key": other_key,
-        "user": role.as_str(),
-        "password": access.secrets().passwords[&role].expose(),
-        "prefix": role.inbox_prefix(),
-    })
+    config["other_cert"] = json!(other_cert);
+    config["other_key"] = json!(other_key);
+    config
 }
 
 /// Every listener of `server` except monitoring (checked over HTTP separately).
@@ -71,7 +63,10 @@ fn assert_refusals(answer: &Value, expected_kinds: &[&str]) {
         if v["plaintext"]["info"] == true {
             assert_eq!(v["plaintext"]["tls_required"], true, "{name}: {v}");
         } else {
-            assert!(v["kind"] == "route" || v["kind"] == "gateway", "{name}: {v}");
+            assert!(
+                v["kind"] == "route" || v["kind"] == "gateway",
+                "{name}: {v}"
+            );
         }
         assert_eq!(v["plaintext"]["refused"], true, "{name}: {v}");
         assert_eq!(v["foreign_cert"]["refused"], true, "{name}: {v}");
@@ -165,17 +160,6 @@ async fn secured_cells_federate_over_tls_and_the_leafnode_listener_refuses_stran
     assert_refusals(&answer, &["client", "route", "leafnode"]);
 }
 
-/// The serial of the certificate a new connection to `server` sees, as the checker reads it.
-fn served_serial(cluster: &TestCluster, server: &str) -> String {
-    let foreign = scratch_dir("foreign-ca");
-    let mut config = checker_config(cluster, Role::Ops, foreign.path());
-    let (_, s) = cluster.topology().server(server).unwrap();
-    config["host"] = json!(cluster.topology().settings.host);
-    config["port"] = json!(s.client_port);
-    let answer = independent_check("serial", &config);
-    answer["serial"].as_str().expect("a serial").to_owned()
-}
-
 /// `0a1b...` as the checker prints it: lowercase hex without leading zeros.
 fn normalized(serial: &str) -> String {
     serial
@@ -195,7 +179,7 @@ async fn a_reload_takes_new_certificates_and_never_a_broken_one() {
     let dep = cluster.deployment();
     let access = dep.access().unwrap();
     let spec = Spec::builtin();
-    let before = served_serial(&cluster, "nats-1");
+    let before = cluster.served_serial("nats-1");
 
     // A broken source certificate: refused before anything is written or signalled.
     let source = access.tls_dir().join("nats-1.pem");
@@ -206,7 +190,7 @@ async fn a_reload_takes_new_certificates_and_never_a_broken_one() {
         .expect_err("a broken certificate is refused");
     let text = format!("{err:#}");
     assert!(text.contains("nats-1"), "{text}");
-    assert_eq!(served_serial(&cluster, "nats-1"), before);
+    assert_eq!(cluster.served_serial("nats-1"), before);
     std::fs::write(&source, good).unwrap();
 
     // A broken file where the server reads it: nats-server refuses the reload and keeps
@@ -220,7 +204,7 @@ async fn a_reload_takes_new_certificates_and_never_a_broken_one() {
     })
     .await;
     assert!(refused.is_some(), "{}", dep.log_tail("nats-1", 20));
-    assert_eq!(served_serial(&cluster, "nats-1"), before);
+    assert_eq!(cluster.served_serial("nats-1"), before);
     let client = dep
         .nats(Role::Ops)
         .connect(&[cluster.client_url("nats-1")])
@@ -240,7 +224,7 @@ async fn a_reload_takes_new_certificates_and_never_a_broken_one() {
     let reloaded = dep.reload(&spec).expect("reload");
     assert_eq!(reloaded.len(), 3, "{reloaded:?}");
     let seen = sea_infra::client::observe::time_until(Duration::from_secs(10), || async {
-        normalized(&served_serial(&cluster, "nats-1")) == normalized(&new.serial)
+        normalized(&cluster.served_serial("nats-1")) == normalized(&new.serial)
     })
     .await;
     assert!(

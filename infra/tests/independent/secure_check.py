@@ -149,7 +149,12 @@ async def denials(c):
         except Exception as e:
             result = type(e).__name__ + ": " + str(e)[:160]
         await asyncio.sleep(0.3)
-        violations = [e for e in errors[before:] if "Permissions Violation" in e and subject in e]
+        # nats-py reports the server's -ERR lowercased ("nats: permissions violation for ...").
+        violations = [
+            e
+            for e in errors[before:]
+            if "permissions violation" in e.lower() and subject.lower() in e.lower()
+        ]
         out[name] = {"result": result, "violation": bool(violations)}
 
     s = c["stream"]

@@ -8,10 +8,10 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::provision;
 use sea_infra::model::spec::{Spec, ENV_CONSUMER_ACK_WAIT_MS};
 use sea_infra::model::topology::Profile;
+use sea_infra::model::{Role, Security};
 use sea_infra::testing::{scratch_dir, TestCluster};
 use sea_mq_worker::child::{Launch, WorkerProcess};
 use sea_mq_worker::config::Database;
@@ -32,17 +32,25 @@ pub struct Env {
 impl Env {
     /// An `ha` (or `single`) cluster with the spec provisioned, `ack_wait` shortened.
     pub async fn start(profile: Profile) -> Env {
-        let cluster = TestCluster::start(profile).await;
+        Env::on(TestCluster::start(profile).await).await
+    }
+
+    /// The same, secured (TLS, accounts): provisioned by the admin user, the test's own client
+    /// the operator's, and the workers connect as the worker user.
+    pub async fn start_secured(profile: Profile) -> Env {
+        let cluster = TestCluster::secured(profile, Security::Accounts);
+        cluster.up().await;
+        Env::on(cluster).await
+    }
+
+    async fn on(cluster: TestCluster) -> Env {
         let servers = cluster.server_urls();
         let mut spec = Spec::builtin();
         spec.consumer.ack_wait = Duration::from_millis(ACK_WAIT_MS);
-        provision::provision_servers(&NatsConfig::default(), &servers, &mut spec)
+        provision::provision_servers(&cluster.nats(Role::Admin), &servers, &mut spec)
             .await
             .expect("provision");
-        let client = NatsConfig::default()
-            .connect(&servers)
-            .await
-            .expect("connect");
+        let client = cluster.connect_as(Role::Ops).await;
         let js = jetstream::new(client.clone());
         let dir = scratch_dir("worker");
         let db = Database::Sqlite(dir.path().join("sea.db"));
@@ -83,6 +91,13 @@ impl Env {
             &self.cluster.server_urls(),
             db,
             group,
+        )
+        .credentials(
+            self.cluster
+                .deployment()
+                .access()
+                .map(|a| a.client_env(Role::Worker))
+                .unwrap_or_default(),
         )
         .set(ENV_CONSUMER_ACK_WAIT_MS, ACK_WAIT_MS)
         .log_to(log);
