@@ -102,7 +102,7 @@ async fn assert_monitor_is_https_only(cluster: &TestCluster, server: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secured_mesh_refuses_plaintext_foreign_certificates_and_wrong_passwords_on_every_listener(
 ) {
-    let test = "secured_mesh_listeners";
+    let test = "a_secured_mesh_refuses_plaintext_foreign_certificates_and_wrong_passwords_on_every_listener";
     if !require(test, Prerequisite::NatsPy) {
         return;
     }
@@ -132,7 +132,7 @@ async fn a_secured_mesh_refuses_plaintext_foreign_certificates_and_wrong_passwor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secured_cells_federate_over_tls_and_the_leafnode_listener_refuses_strangers() {
-    let test = "secured_leaf_listeners";
+    let test = "secured_cells_federate_over_tls_and_the_leafnode_listener_refuses_strangers";
     if !require(test, Prerequisite::NatsPy) {
         return;
     }
@@ -170,7 +170,7 @@ fn normalized(serial: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_takes_new_certificates_and_never_a_broken_one() {
-    let test = "secured_reload";
+    let test = "a_reload_takes_new_certificates_and_never_a_broken_one";
     if !require(test, Prerequisite::NatsPy) {
         return;
     }

@@ -22,7 +22,7 @@ const GROUP: &str = "sea-mq-worker";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_user_runs_the_whole_loop_and_is_refused_everything_else() {
-    let test = "worker_user_loop_and_denials";
+    let test = "the_worker_user_runs_the_whole_loop_and_is_refused_everything_else";
     if !require(test, Prerequisite::NatsPy) {
         return;
     }
@@ -104,7 +104,8 @@ async fn the_worker_user_runs_the_whole_loop_and_is_refused_everything_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_rotate_under_load_without_a_disconnect_a_failed_publish_or_a_lost_event() {
-    let test = "rotation_under_load";
+    let test =
+        "certificates_rotate_under_load_without_a_disconnect_a_failed_publish_or_a_lost_event";
     if !require(test, Prerequisite::NatsPy) {
         return;
     }
