@@ -18,11 +18,16 @@ fn committed_compose_files_validate() {
     if !require("committed_compose_files_validate", Prerequisite::Docker) {
         return;
     }
+    let secrets = sea_infra::testing::scratch_dir("compose-secrets");
     for profile in [Profile::Ha, Profile::Mesh, Profile::Leaf] {
-        let compose = Compose::committed(profile).expect("compose tool");
-        compose
-            .validate()
-            .unwrap_or_else(|e| panic!("{}: {e}", compose.file));
+        for secure in [false, true] {
+            let compose = Compose::committed(profile, secure)
+                .expect("compose tool")
+                .with_secrets_dir(secrets.path().to_path_buf());
+            compose
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", compose.file));
+        }
     }
 }
 

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use sea_infra::deployment::cache_dir;
+use sea_infra::deployment::{certs, Access};
+use sea_infra::model::{Role, Security, Spec, CONTAINER_PORTS};
 use sea_infra::render::k8s::MANIFESTS;
-use sea_infra::testing::{require, Prerequisite};
+use sea_infra::testing::{independent_check, require, Prerequisite};
+use serde_json::json;
 
 const VALIDATOR: &str = "kubernetes-validate==1.37.0";
 /// The Kubernetes version the manifests are checked against.
@@ -154,6 +157,8 @@ fn pulumi_component_matches_the_manifests() {
 /// the rendered `nats.conf` and `POD_NAME`; removed on drop.
 struct Pods {
     prefix: String,
+    /// The CA the pods' certificate is issued by.
+    ca: PathBuf,
 }
 
 impl Drop for Pods {
@@ -169,17 +174,29 @@ fn docker(args: &[&str]) -> Result<String, sea_infra::deployment::docker::Docker
     sea_infra::deployment::docker::docker(args)
 }
 
-/// `wget` of a monitoring path inside pod `i`.
+/// A monitoring path of pod `i`, over HTTPS with the deployment's CA from the host (its
+/// monitoring port is published on a free loopback port: `127.0.0.1` is a name the pods'
+/// certificate holds).
 fn monitor(pods: &Pods, i: usize, path: &str) -> String {
-    let url = format!("http://127.0.0.1:8222{path}");
-    docker(&[
-        "exec",
-        &format!("{}-{i}", pods.prefix),
-        "wget",
-        "-qO-",
-        &url,
-    ])
-    .unwrap_or_default()
+    let container = format!("{}-{i}", pods.prefix);
+    let Ok(published) = docker(&["port", &container, "8222/tcp"]) else {
+        return String::new();
+    };
+    let Some(addr) = published.lines().find(|l| l.starts_with("127.0.0.1:")) else {
+        return String::new();
+    };
+    let url = format!("https://{}{path}", addr.trim());
+    let http =
+        sea_infra::probes::monitor::http_client(std::time::Duration::from_secs(2), Some(&pods.ca))
+            .expect("a client trusting the pods' CA")
+            .build()
+            .expect("an HTTPS client");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async { http.get(&url).send().await?.text().await })
+        .unwrap_or_default()
 }
 
 fn meta_leader(pods: &Pods, i: usize) -> Option<String> {
@@ -213,8 +230,24 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
     let image =
         sea_infra::deployment::image::resolve(&server.path, &cache_dir(), &|l| eprintln!("{l}"))
             .expect("a nats-server image");
+    // What the projected volume holds under /etc/nats/secrets: the Secret `cargo xtask secrets
+    // k8s` writes (development CA, one certificate for every pod, the accounts).
+    let scratch = sea_infra::testing::scratch_dir("k8s-secrets");
+    let access = Access::generate(Security::Accounts, scratch.path().join("tls"))
+        .and_then(|a| a.for_pods(certs::DEFAULT_NAMESPACE))
+        .expect("development secrets for the pods");
+    let secrets_dir = scratch.path().join("nats-secrets");
+    access
+        .materialize(
+            &sea_infra::render::k8s::topology(),
+            &Spec::builtin(),
+            &secrets_dir,
+        )
+        .expect("the Secret's files");
+    let secrets = format!("{}:/etc/nats/secrets:ro", secrets_dir.display());
     let pods = Pods {
         prefix: format!("seak8s{}", std::process::id()),
+        ca: access.ca(),
     };
     docker(&["network", "create", &pods.prefix]).expect("network");
     let conf = format!(
@@ -247,31 +280,69 @@ fn the_pods_shared_config_forms_a_cluster_and_lame_duck_hands_over() {
             &advertise,
             "--volume",
             &conf,
+            "--volume",
+            &secrets,
+            "--publish",
+            "127.0.0.1::8222",
             &image,
             "--config",
             "/etc/nats/nats.conf",
         ])
         .expect("start a pod");
     }
-    wait_for("every pod healthy", || {
+    let logs = || {
         (0..sea_infra::render::k8s::REPLICAS)
-            .all(|i| monitor(&pods, i, "/healthz").contains("\"ok\""))
-    });
-    // Each pod advertises its stable DNS name to its peers (what a route's INFO carries), never
-    // its IP, which changes on every restart.
+            .map(|i| {
+                let name = format!("{}-{i}", pods.prefix);
+                let out = Command::new("docker")
+                    .args(["logs", "--tail", "15", &name])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
+                format!("--- {name}\n{out}")
+            })
+            .collect::<String>()
+    };
+    let began = std::time::Instant::now();
+    while !(0..sea_infra::render::k8s::REPLICAS)
+        .all(|i| monitor(&pods, i, "/healthz").contains("\"ok\""))
+    {
+        assert!(
+            began.elapsed().as_secs() < 60,
+            "the pods are not healthy within 60 s:\n{}",
+            logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // Each pod advertises its stable DNS name to its peers (what a route's INFO carries, after
+    // the TLS handshake), never its IP, which changes on every restart.
+    let (cert, key) = access.client_cert(Role::Ops);
     for i in 0..sea_infra::render::k8s::REPLICAS {
         let peer = sea_infra::render::k8s::cluster_advertise(&format!("nats-{i}"));
-        let (host, port) = peer.rsplit_once(':').unwrap();
-        let from = format!(
-            "{}-{}",
-            pods.prefix,
-            (i + 1) % sea_infra::render::k8s::REPLICAS
+        let container = format!("{}-{i}", pods.prefix);
+        let ip = docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &container,
+        ])
+        .expect("the pod's address");
+        let info = independent_check(
+            "route_info",
+            &json!({
+                "ca": access.ca(),
+                "cert": cert,
+                "key": key,
+                "host": ip.trim(),
+                "port": CONTAINER_PORTS.route,
+            }),
         );
-        let out = docker(&["exec", &from, "nc", "-w", "1", host, port]).unwrap_or_default();
-        assert!(
-            out.contains(&format!("\"ip\":\"nats-route://{peer}/\"")),
-            "nats-{i} does not advertise {peer}: {out}"
+        assert_eq!(
+            info["ip"],
+            format!("nats-route://{peer}/"),
+            "nats-{i} does not advertise {peer}: {info}"
         );
+        assert_eq!(info["tls_required"], true, "{info}");
     }
     let leader = meta_leader(&pods, 0).expect("a meta leader");
     let index: usize = leader

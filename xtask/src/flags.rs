@@ -375,6 +375,19 @@ pub enum Secrets {
     /// Print the keys (never the values) and recipients of the secrets file, and whether it
     /// decrypts.
     Show(SecretsShow),
+    /// Write the two Kubernetes Secrets' files (the servers' and the worker's) into a private
+    /// directory, and print the `kubectl` commands that create them; never a value.
+    K8s(SecretsK8s),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsK8s {
+    /// Directory to write `nats-secrets/` and `sea-mq-worker-nats/` into (created 0700).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+    /// The namespace the cell runs in: the server certificate holds its Service names there.
+    #[arg(long, default_value = sea_infra::deployment::certs::DEFAULT_NAMESPACE, value_parser = sea_infra::deployment::certs::parse_namespace)]
+    pub namespace: String,
 }
 
 #[derive(Debug, Args)]

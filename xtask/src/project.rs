@@ -176,5 +176,5 @@ pub fn secured(dep: Deployment, secure: bool) -> anyhow::Result<Deployment> {
             secrets::ENV_SEA_SECRETS_FILE
         );
     }
-    Ok(dep.with_access(access))
+    Ok(dep.with_access(access)?)
 }

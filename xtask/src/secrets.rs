@@ -6,13 +6,15 @@
 use std::path::Path;
 
 use anyhow::Context;
-use sea_infra::deployment::files::create_private_dir;
+use sea_infra::deployment::files::{create_private_dir, write_atomic};
 use sea_infra::deployment::secrets::{age_key_file, secrets_file, Secrets as SecretMaterial};
 use sea_infra::deployment::{age, sops};
+use sea_infra::model::Role;
 use sea_infra::model::Security;
+use sea_infra::render::k8s;
 use xshell::Shell;
 
-use crate::flags::{Secrets, SecretsInit, SecretsShow};
+use crate::flags::{Secrets, SecretsInit, SecretsK8s, SecretsShow};
 use crate::{project, Exit};
 
 impl Secrets {
@@ -20,7 +22,58 @@ impl Secrets {
         match self {
             Secrets::Init(cmd) => cmd.run(sh),
             Secrets::Show(cmd) => cmd.run(sh),
+            Secrets::K8s(cmd) => cmd.run(sh),
         }
+    }
+}
+
+impl SecretsK8s {
+    pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
+        let access = project::access(false)?;
+        anyhow::ensure!(
+            access.security() == Security::Accounts,
+            "the Kubernetes manifests use accounts with least-privilege users, and the secrets file is for token mode; point SEA_SECRETS_FILE at an accounts-mode file (`cargo xtask secrets init`)"
+        );
+        // The worker's own client certificate (before the servers' shared one takes over).
+        let (cert, key) = access.client_cert(Role::Worker);
+        let pods = k8s::topology();
+        let access = access.for_pods(&self.namespace)?;
+        create_private_dir(&self.out).with_context(|| format!("create {}", self.out.display()))?;
+        let mut env = sea_infra::env::EnvReader::from_process();
+        let spec = sea_infra::model::spec::Spec::from_env(&mut env);
+        env.finish()?;
+        let servers_dir = self.out.join(k8s::SECRET);
+        access.materialize(&pods, &spec, &servers_dir)?;
+        let worker_dir = self.out.join(k8s::WORKER_SECRET);
+        create_private_dir(&worker_dir)?;
+        let password = access.secrets().passwords[&Role::Worker].clone();
+        for (name, contents) in [
+            ("ca.pem", std::fs::read(access.ca())?),
+            ("client.pem", std::fs::read(cert)?),
+            ("client-key.pem", std::fs::read(key)?),
+            ("password", password.expose().as_bytes().to_vec()),
+        ] {
+            write_atomic(&worker_dir.join(name), &contents, 0o600)?;
+        }
+        println!(
+            "# The servers' and the worker's Secrets, from the files just written (never printed):"
+        );
+        for (name, dir) in [
+            (k8s::SECRET, &servers_dir),
+            (k8s::WORKER_SECRET, &worker_dir),
+        ] {
+            println!(
+                "kubectl -n {ns} create secret generic {name} --from-file={dir} --dry-run=client -o yaml | kubectl -n {ns} apply -f -",
+                ns = self.namespace,
+                dir = dir.display()
+            );
+        }
+        println!("# then: kubectl -n {} apply -k deploy/k8s", self.namespace);
+        eprintln!(
+            "{} holds private keys and passwords: remove it once the Secrets exist",
+            self.out.display()
+        );
+        Ok(())
     }
 }
 

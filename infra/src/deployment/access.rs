@@ -81,6 +81,23 @@ impl Access {
         Access::new(secrets, tls_dir)
     }
 
+    /// For the StatefulSet's pods, which share one config and so one certificate: the
+    /// operator's when the secrets name one, else the development CA's certificate holding every
+    /// pod's names in `namespace` ([`certs::pods_request`]), issued into the certificates
+    /// directory when missing.
+    pub fn for_pods(mut self, namespace: &str) -> Result<Access, AccessError> {
+        if self.secrets.tls.server.is_none() {
+            let request = certs::pods_request(namespace);
+            certs::ensure(&self.tls_dir, std::slice::from_ref(&request), false)?;
+            let files = CertFiles::named(&request.name);
+            self.secrets.tls.server = Some(super::secrets::CertPair {
+                cert: self.tls_dir.join(files.cert),
+                key: self.tls_dir.join(files.key),
+            });
+        }
+        Ok(self)
+    }
+
     /// The mode the secrets make: a token alone is token mode, passwords are accounts.
     pub fn security(&self) -> Security {
         if self.secrets.token.is_some() {

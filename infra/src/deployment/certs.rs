@@ -166,6 +166,32 @@ pub fn requests(namespace: &str) -> Vec<CertRequest> {
     out
 }
 
+/// The one server certificate every pod of the StatefulSet presents (they share one config),
+/// named [`SHARED_SERVER_CERT`](crate::model::security::SHARED_SERVER_CERT): every name a peer
+/// or client dials any pod by in `namespace`.
+pub fn pods_request(namespace: &str) -> CertRequest {
+    let pods: Vec<String> = k8s::topology()
+        .servers()
+        .map(|(_, s)| s.name.clone())
+        .collect();
+    let mut sans: Vec<String> = Vec::new();
+    for r in requests(namespace)
+        .into_iter()
+        .filter(|r| pods.contains(&r.name))
+    {
+        for san in r.sans {
+            if !sans.contains(&san) {
+                sans.push(san);
+            }
+        }
+    }
+    CertRequest {
+        name: crate::model::security::SHARED_SERVER_CERT.to_owned(),
+        sans,
+        usage: Usage::Server,
+    }
+}
+
 /// The server certificates one deployment needs, for [`check`] before it starts: per server,
 /// loopback and the name its peers dial ([`Topology::dial_host`]: loopback for processes, the
 /// service name in containers); with `shared` (one certificate for every server, given by the

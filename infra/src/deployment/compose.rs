@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use super::docker::{self, DockerError};
 use super::ports;
 use crate::model::{Profile, Topology};
-use crate::render::compose_file::{self, ComposeNames, ENV_NATS_IMAGE};
+use crate::render::compose_file::{self, ComposeNames, ENV_NATS_IMAGE, ENV_NATS_SECRETS_DIR};
 use crate::render::compose_worker::{
     self, WorkerHosting, WorkerService, ENV_WORKER_IMAGE, WORKER_PROFILE,
 };
@@ -51,16 +51,23 @@ pub struct Compose {
     pub network: String,
     /// The worker services (compose profile `worker`), one per cluster.
     pub workers: Vec<WorkerService>,
+    /// The secrets directory a secure compose file mounts (`SEA_NATS_SECRETS_DIR`).
+    secrets_dir: Option<PathBuf>,
     tool: Vec<String>,
 }
 
 impl Compose {
-    /// The committed compose file of `profile` in `infra/docker/`, project `sea-<profile>`
-    /// (or the project its containers already belong to, when someone started them by hand).
-    pub fn committed(profile: Profile) -> Result<Compose, ComposeError> {
-        let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
+    /// The committed compose file of `profile` (its secure variant with `secure`) in
+    /// `infra/docker/`, project `sea-<profile>` (or the project its containers already belong
+    /// to, when someone started them by hand).
+    pub fn committed(profile: Profile, secure: bool) -> Result<Compose, ComposeError> {
+        let file =
+            compose_file::file_name(profile, secure).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames::default();
-        let first = Topology::for_profile(profile);
+        let mut first = Topology::for_profile(profile);
+        if secure {
+            first = first.secured(crate::model::Security::Accounts);
+        }
         let mut compose = Compose::new(
             crate::project_root().join(compose_file::COMPOSE_DIR),
             file,
@@ -85,7 +92,9 @@ impl Compose {
         prefix: &str,
     ) -> Result<Compose, ComposeError> {
         let profile = topology.profile;
-        let file = compose_file::file_name(profile).ok_or(ComposeError::NoComposeFile(profile))?;
+        let secure = topology.settings.security.is_secure();
+        let file =
+            compose_file::file_name(profile, secure).ok_or(ComposeError::NoComposeFile(profile))?;
         let names = ComposeNames {
             prefix: prefix.to_owned(),
             throwaway: true,
@@ -119,10 +128,39 @@ impl Compose {
             project,
             profile: compose_file::compose_profile(topology.profile),
             network: names.network(topology.profile),
-            workers: compose_worker::services(topology, &names),
+            workers: if topology.settings.security.is_secure() {
+                Vec::new()
+            } else {
+                compose_worker::services(topology, &names)
+            },
             names,
+            secrets_dir: None,
             tool: docker::compose_tool()?,
         })
+    }
+
+    /// Mounts `dir` as the secrets directory (what a secure compose file needs even to be
+    /// stopped: its mount names the variable).
+    pub fn with_secrets_dir(mut self, dir: PathBuf) -> Compose {
+        self.secrets_dir = Some(dir);
+        self
+    }
+
+    /// The same project from its secure compose file (`topology` is secured), mounting
+    /// `secrets_dir`; a throw-away rendering is rendered again.
+    pub(crate) fn secured(
+        &self,
+        topology: &Topology,
+        secrets_dir: PathBuf,
+    ) -> Result<Compose, ComposeError> {
+        let compose = if self.names.throwaway {
+            Compose::private(topology, &self.dir, &self.project)?
+        } else {
+            let mut c = Compose::committed(topology.profile, true)?;
+            c.project = self.project.clone();
+            c
+        };
+        Ok(compose.with_secrets_dir(secrets_dir))
     }
 
     pub fn file_path(&self) -> PathBuf {
@@ -148,10 +186,13 @@ impl Compose {
             WORKER_PROFILE,
         ];
         all.extend_from_slice(args);
-        let envs: Vec<(String, String)> = envs
+        let mut envs: Vec<(String, String)> = envs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        if let Some(dir) = &self.secrets_dir {
+            envs.push((ENV_NATS_SECRETS_DIR.to_owned(), dir.display().to_string()));
+        }
         docker::run(
             &self.tool,
             &all,

@@ -244,7 +244,9 @@ impl Deployment {
         Ok(match kind {
             BackendKind::Process => Deployment::processes(topology, dir),
             BackendKind::Compose => {
-                let compose = Compose::committed(topology.profile)?;
+                let secure = topology.settings.security.is_secure();
+                let compose = Compose::committed(topology.profile, secure)?
+                    .with_secrets_dir(dir.join("secrets"));
                 Deployment::containers(topology, dir, compose)
             }
         })
@@ -265,11 +267,16 @@ impl Deployment {
     }
 
     /// The deployment secured with `access`: its listeners take TLS and the mode the secrets
-    /// make (accounts, or a token), and its clients and monitoring use them.
-    pub fn with_access(mut self, access: Access) -> Deployment {
+    /// make (accounts, or a token), and its clients and monitoring use them; containers run
+    /// from the secure compose file, mounting the secrets directory.
+    pub fn with_access(mut self, access: Access) -> Result<Deployment, ComposeError> {
         self.topology = self.topology.secured(access.security());
+        if let Backend::Compose(c) = &self.backend {
+            let secured = c.secured(&self.topology, self.secrets_dir())?;
+            self.backend = Backend::Compose(Box::new(secured));
+        }
         self.access = Some(access);
-        self
+        Ok(self)
     }
 
     pub fn access(&self) -> Option<&Access> {

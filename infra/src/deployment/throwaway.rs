@@ -56,7 +56,7 @@ impl Throwaway {
     pub fn secured(mut self, security: Security) -> Result<Throwaway, ThrowawayError> {
         if security.is_secure() {
             let access = Access::generate(security, self.dir.path().join("tls"))?;
-            self.deployment = self.deployment.clone().with_access(access);
+            self.deployment = self.deployment.clone().with_access(access)?;
         }
         Ok(self)
     }

@@ -21,6 +21,10 @@ pub fn default_nats_image() -> String {
 /// The variable that overrides the server image in the compose files.
 pub const ENV_NATS_IMAGE: &str = "NATS_IMAGE";
 
+/// The variable the secure compose files take the secrets directory from (mounted read-only at
+/// `/etc/nats/secrets`): `cargo xtask up --backend compose --secure` writes it and sets it.
+pub const ENV_NATS_SECRETS_DIR: &str = "SEA_NATS_SECRETS_DIR";
+
 /// What a rendering is called: container, network and volume names all start with `prefix`,
 /// so a throw-away copy (tests) never collides with the committed one.
 #[derive(Clone, Debug)]
@@ -74,14 +78,28 @@ impl ComposeNames {
     }
 }
 
-/// The compose file of a profile, relative to `infra/docker/`; `None` for `single`, which has
-/// no compose file (use `ha`).
-pub fn file_name(profile: Profile) -> Option<&'static str> {
-    match profile {
-        Profile::Single => None,
-        Profile::Ha => Some("docker-compose.dev.yml"),
-        Profile::Mesh => Some("docker-compose.mesh.yml"),
-        Profile::Leaf => Some("docker-compose.leaf.yml"),
+/// The compose file of a profile, relative to `infra/docker/`, or its secure variant (TLS on
+/// every listener, accounts or a token from the mounted secrets); `None` for `single`, which
+/// has no compose file (use `ha`).
+pub fn file_name(profile: Profile, secure: bool) -> Option<&'static str> {
+    Some(match (profile, secure) {
+        (Profile::Single, _) => return None,
+        (Profile::Ha, false) => "docker-compose.dev.yml",
+        (Profile::Ha, true) => "docker-compose.dev.secure.yml",
+        (Profile::Mesh, false) => "docker-compose.mesh.yml",
+        (Profile::Mesh, true) => "docker-compose.mesh.secure.yml",
+        (Profile::Leaf, false) => "docker-compose.leaf.yml",
+        (Profile::Leaf, true) => "docker-compose.leaf.secure.yml",
+    })
+}
+
+/// The directory of a rendering's mounted configs, relative to the compose file: `nats/ha`,
+/// `nats/ha-secure`.
+fn config_dir(topology: &Topology) -> String {
+    if topology.settings.security.is_secure() {
+        format!("nats/{}-secure", topology.profile)
+    } else {
+        format!("nats/{}", topology.profile)
     }
 }
 
@@ -92,14 +110,16 @@ pub(crate) fn compose_profile(profile: Profile) -> String {
 
 /// The compose file and the configs it mounts, relative to the directory of the compose file.
 pub(crate) fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFile> {
-    let Some(compose) = file_name(topology.profile) else {
+    let secure = topology.settings.security.is_secure();
+    let Some(compose) = file_name(topology.profile, secure) else {
         return Vec::new();
     };
     let inner = topology.in_containers();
+    let dir = config_dir(topology);
     let mut out: Vec<RenderedFile> = render::nats_conf::server_configs(&inner)
         .into_iter()
         .map(|f| RenderedFile {
-            path: format!("nats/{}/{}", topology.profile, f.path),
+            path: format!("{dir}/{}", f.path),
             contents: f.contents,
         })
         .collect();
@@ -113,11 +133,17 @@ pub(crate) fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFi
 /// Where the committed compose files live, relative to the project root.
 pub const COMPOSE_DIR: &str = "infra/docker";
 
-/// Every committed compose file and mounted config, relative to the project root.
+/// Every committed compose file and mounted config (plain and secure), relative to the project
+/// root.
 pub fn committed_files() -> Vec<RenderedFile> {
     Profile::ALL
         .into_iter()
-        .flat_map(|p| files(&Topology::for_profile(p), &ComposeNames::default()))
+        .flat_map(|p| {
+            let plain = Topology::for_profile(p);
+            let secure = plain.clone().secured(crate::model::Security::Accounts);
+            [plain, secure]
+        })
+        .flat_map(|t| files(&t, &ComposeNames::default()))
         .map(|f| RenderedFile {
             path: format!("{COMPOSE_DIR}/{}", f.path),
             contents: f.contents,
@@ -127,7 +153,8 @@ pub fn committed_files() -> Vec<RenderedFile> {
 
 fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> String {
     let profile = host.profile;
-    let file = file_name(profile).unwrap_or_default();
+    let secure = host.settings.security.is_secure();
+    let file = file_name(profile, secure).unwrap_or_default();
     let cprofile = compose_profile(profile);
     let mut out = String::new();
     let w = &mut out;
@@ -150,6 +177,20 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         "# No registry? `cargo xtask image` builds a local {} from scratch.",
         default_nats_image()
     );
+    if secure {
+        let _ = writeln!(
+            w,
+            "# Secure: TLS on every listener, HTTPS monitoring, accounts (or a token) from the secrets"
+        );
+        let _ = writeln!(
+            w,
+            "# directory in ${ENV_NATS_SECRETS_DIR} (`cargo xtask up --backend compose --secure --profile {profile}`"
+        );
+        let _ = writeln!(
+            w,
+            "# writes it and sets the variable). No worker services: workers connect with the lines it prints."
+        );
+    }
     let _ = writeln!(w, "services:");
     // Docker's stop timeout: the lame-duck duration plus a margin, so a stop is never a kill.
     let grace = format!("{}s", host.settings.lame_duck_secs() + 15);
@@ -187,17 +228,36 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(w, "    volumes:");
         let _ = writeln!(
             w,
-            "      - \"./nats/{profile}/{}:/etc/nats/nats.conf:ro\"",
+            "      - \"./{}/{}:/etc/nats/nats.conf:ro\"",
+            config_dir(host),
             render::nats_conf::conf_file_name(node)
         );
+        if secure {
+            let _ = writeln!(
+                w,
+                "      - \"${{{ENV_NATS_SECRETS_DIR}:?set {ENV_NATS_SECRETS_DIR} to the secrets directory}}:/etc/nats/secrets:ro\""
+            );
+        }
         let _ = writeln!(w, "      - \"{}:/data\"", names.volume(name));
         let _ = writeln!(w, "    networks: [\"{network}\"]");
         let _ = writeln!(w, "    healthcheck:");
-        let _ = writeln!(
-            w,
-            "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:{}/healthz?js-enabled-only=true\"]",
-            CONTAINER_PORTS.monitor
-        );
+        if secure {
+            // busybox's TLS client fails the handshake with nats-server inside a container
+            // (measured: "missing signature_algorithms", while the same binary succeeds on the
+            // host), so the check reads the client port's plaintext INFO instead; the host's
+            // health gate reads /healthz over HTTPS with the CA.
+            let _ = writeln!(
+                w,
+                "      test: [\"CMD-SHELL\", \"nc -w 2 127.0.0.1 {} </dev/null | grep -q tls_required\"]",
+                CONTAINER_PORTS.client
+            );
+        } else {
+            let _ = writeln!(
+                w,
+                "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:{}/healthz?js-enabled-only=true\"]",
+                CONTAINER_PORTS.monitor
+            );
+        }
         let _ = writeln!(w, "      interval: 5s");
         let _ = writeln!(w, "      timeout: 3s");
         let _ = writeln!(w, "      retries: 3");
@@ -205,7 +265,11 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(w, "    stop_grace_period: {grace}");
         let _ = writeln!(w, "    restart: {restart}");
     }
-    let workers = compose_worker::services(host, names);
+    let workers = if secure {
+        Vec::new()
+    } else {
+        compose_worker::services(host, names)
+    };
     compose_worker::write_services(w, &workers, inner, &network, restart);
     let _ = writeln!(w, "volumes:");
     for (_, node) in host.servers() {

@@ -2,6 +2,12 @@
 //! a StatefulSet of nats-servers sharing one config, its Services and disruption budget, and
 //! the worker. The Pulumi component (`deploy/pulumi/components/sea-cell.ts`) reads the same
 //! rendered `nats.conf`.
+//!
+//! Secure by default: TLS on every listener, HTTPS monitoring (the probes too), accounts with
+//! least-privilege users. The secret material is never rendered: the pods mount the Secret
+//! [`SECRET`] (`ca.pem`, `server.pem`, `server-key.pem`, `auth.conf`) beside the config in one
+//! projected volume, as a whole directory (no `subPath`, so updates arrive), and a reloader
+//! sidecar signals the server when the mounted files change.
 
 use std::fmt::Write as _;
 
@@ -15,6 +21,18 @@ pub const STATEFULSET: &str = "nats";
 /// The headless Service that gives each pod a stable DNS name for routes.
 pub const HEADLESS: &str = "nats-headless";
 pub const CONFIGMAP: &str = "nats-config";
+/// The Secret the servers' TLS files and accounts come from (`cargo xtask secrets k8s`).
+pub const SECRET: &str = "nats-secrets";
+/// The Secret the worker connects with: the CA, its client certificate and its password.
+pub const WORKER_SECRET: &str = "sea-mq-worker-nats";
+/// The files of [`SECRET`], as the config names them under `/etc/nats/secrets/`.
+pub const SECRET_FILES: [&str; 4] = ["ca.pem", "server.pem", "server-key.pem", "auth.conf"];
+/// The files of [`WORKER_SECRET`], mounted at [`WORKER_SECRET_DIR`].
+pub const WORKER_SECRET_FILES: [&str; 4] = ["ca.pem", "client.pem", "client-key.pem", "password"];
+pub const WORKER_SECRET_DIR: &str = "/etc/sea/nats";
+/// How often the reloader compares the mounted files (kubelet refreshes a Secret within about a
+/// minute of a change).
+const RELOAD_CHECK_SECS: u32 = 10;
 pub const WORKER: &str = "sea-mq-worker";
 const WORKER_PORT: u16 = CONTAINER_HTTP_PORT;
 /// Servers in the cell: a three-member Raft group survives the loss of one.
@@ -43,7 +61,7 @@ pub fn topology() -> Topology {
     t.settings.peer_host = Some(format!("{{server}}.{HEADLESS}"));
     t.settings.server_name_env = Some("POD_NAME".to_owned());
     t.settings.store_root = "/data/jetstream".to_owned();
-    t
+    t.secured(crate::model::Security::Accounts)
 }
 
 /// The address a pod advertises to its peers: `<pod>.nats-headless:6222`.
@@ -128,6 +146,8 @@ fn http_probe(w: &mut String, kind: &str, path: &str, timing: [u32; 3]) {
     let _ = writeln!(w, "            httpGet:");
     let _ = writeln!(w, "              path: {path}");
     let _ = writeln!(w, "              port: monitor");
+    // The kubelet does not verify the certificate; nats-server asks none of it.
+    let _ = writeln!(w, "              scheme: HTTPS");
     let _ = writeln!(w, "            initialDelaySeconds: {initial}");
     let _ = writeln!(w, "            periodSeconds: {period}");
     let _ = writeln!(w, "            timeoutSeconds: 5");
@@ -159,6 +179,11 @@ fn statefulset(t: &Topology) -> String {
     let _ = writeln!(w, "      labels:");
     labels(&mut w, "        ", STATEFULSET);
     let _ = writeln!(w, "    spec:");
+    let _ = writeln!(
+        w,
+        "      # The reloader sidecar signals the server's process (config reload on SIGHUP)."
+    );
+    let _ = writeln!(w, "      shareProcessNamespace: true");
     let _ = writeln!(
         w,
         "      # Lame duck ({}) plus time to flush and exit.",
@@ -245,12 +270,27 @@ fn statefulset(t: &Topology) -> String {
     let _ = writeln!(w, "          volumeMounts:");
     let _ = writeln!(w, "            - name: config");
     let _ = writeln!(w, "              mountPath: /etc/nats");
+    let _ = writeln!(w, "              readOnly: true");
     let _ = writeln!(w, "            - name: data");
     let _ = writeln!(w, "              mountPath: /data");
+    reloader(&mut w);
     let _ = writeln!(w, "      volumes:");
+    let _ = writeln!(
+        w,
+        "        # nats.conf beside secrets/: its `include ./secrets/auth.conf` resolves there."
+    );
     let _ = writeln!(w, "        - name: config");
-    let _ = writeln!(w, "          configMap:");
-    let _ = writeln!(w, "            name: {CONFIGMAP}");
+    let _ = writeln!(w, "          projected:");
+    let _ = writeln!(w, "            sources:");
+    let _ = writeln!(w, "              - configMap:");
+    let _ = writeln!(w, "                  name: {CONFIGMAP}");
+    let _ = writeln!(w, "              - secret:");
+    let _ = writeln!(w, "                  name: {SECRET}");
+    let _ = writeln!(w, "                  items:");
+    for file in SECRET_FILES {
+        let _ = writeln!(w, "                    - key: {file}");
+        let _ = writeln!(w, "                      path: secrets/{file}");
+    }
     let _ = writeln!(w, "  volumeClaimTemplates:");
     let _ = writeln!(w, "    - metadata:");
     let _ = writeln!(w, "        name: data");
@@ -260,6 +300,42 @@ fn statefulset(t: &Topology) -> String {
     let _ = writeln!(w, "          requests:");
     let _ = writeln!(w, "            storage: 10Gi");
     w
+}
+
+/// A sidecar that reloads the server (`nats-server --signal reload`, which finds the server in
+/// the shared process namespace) when a mounted file changes: kubelet swaps a changed Secret
+/// or ConfigMap in atomically, so one checksum of the directory tells. Runs the server's own
+/// image (its busybox shell), so nothing else is pulled.
+fn reloader(w: &mut String) {
+    let _ = writeln!(w, "        - name: reloader");
+    let _ = writeln!(w, "          image: {}", default_nats_image());
+    let _ = writeln!(w, "          command:");
+    let _ = writeln!(w, "            - /bin/sh");
+    let _ = writeln!(w, "            - -c");
+    let _ = writeln!(w, "            - |");
+    let _ = writeln!(
+        w,
+        "              sum() {{ cat /etc/nats/nats.conf /etc/nats/secrets/* | md5sum; }}"
+    );
+    let _ = writeln!(w, "              last=$(sum)");
+    let _ = writeln!(w, "              while sleep {RELOAD_CHECK_SECS}; do");
+    let _ = writeln!(w, "                now=$(sum)");
+    let _ = writeln!(w, "                if [ \"$now\" != \"$last\" ]; then");
+    let _ = writeln!(
+        w,
+        "                  nats-server --signal reload && echo \"reloaded: mounted files changed\""
+    );
+    let _ = writeln!(w, "                  last=$now");
+    let _ = writeln!(w, "                fi");
+    let _ = writeln!(w, "              done");
+    let _ = writeln!(w, "          resources:");
+    let _ = writeln!(w, "            requests:");
+    let _ = writeln!(w, "              cpu: 5m");
+    let _ = writeln!(w, "              memory: 8Mi");
+    let _ = writeln!(w, "          volumeMounts:");
+    let _ = writeln!(w, "            - name: config");
+    let _ = writeln!(w, "              mountPath: /etc/nats");
+    let _ = writeln!(w, "              readOnly: true");
 }
 
 fn service_head(w: &mut String, name: &str) {
@@ -349,6 +425,25 @@ fn worker(t: &Topology) -> String {
     let _ = writeln!(w, "          env:");
     let _ = writeln!(w, "            - name: NATS_SERVERS");
     let _ = writeln!(w, "              value: \"{servers}\"");
+    let role = crate::model::Role::Worker;
+    for (var, value) in [
+        ("NATS_TLS_CA", format!("{WORKER_SECRET_DIR}/ca.pem")),
+        ("NATS_TLS_CERT", format!("{WORKER_SECRET_DIR}/client.pem")),
+        (
+            "NATS_TLS_KEY",
+            format!("{WORKER_SECRET_DIR}/client-key.pem"),
+        ),
+        ("NATS_USER", role.as_str().to_owned()),
+        ("NATS_INBOX_PREFIX", role.inbox_prefix()),
+    ] {
+        let _ = writeln!(w, "            - name: {var}");
+        let _ = writeln!(w, "              value: \"{value}\"");
+    }
+    let _ = writeln!(w, "            - name: NATS_PASSWORD");
+    let _ = writeln!(w, "              valueFrom:");
+    let _ = writeln!(w, "                secretKeyRef:");
+    let _ = writeln!(w, "                  name: {WORKER_SECRET}");
+    let _ = writeln!(w, "                  key: password");
     let _ = writeln!(w, "            - name: HTTP_ADDR");
     let _ = writeln!(w, "              value: \"0.0.0.0:{WORKER_PORT}\"");
     let _ = writeln!(w, "            - name: CONSUMER_GROUP");
@@ -381,6 +476,15 @@ fn worker(t: &Topology) -> String {
     let _ = writeln!(w, "            requests:");
     let _ = writeln!(w, "              cpu: 100m");
     let _ = writeln!(w, "              memory: 64Mi");
+    let _ = writeln!(w, "          volumeMounts:");
+    let _ = writeln!(w, "            - name: nats-client");
+    let _ = writeln!(w, "              mountPath: {WORKER_SECRET_DIR}");
+    let _ = writeln!(w, "              readOnly: true");
+    let _ = writeln!(w, "      volumes:");
+    let _ = writeln!(w, "        - name: nats-client");
+    let _ = writeln!(w, "          secret:");
+    let _ = writeln!(w, "            secretName: {WORKER_SECRET}");
+    let _ = writeln!(w, "            defaultMode: 0400");
     w
 }
 

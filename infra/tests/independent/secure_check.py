@@ -8,6 +8,7 @@ JSON object.
   denials    what a user may not do is refused by the server (a permissions violation for that
              subject); what it may do succeeds
   serial     the serial number of the certificate a new connection sees
+  route_info the INFO a route listener sends once the TLS handshake is done (what it advertises)
 
 The JSON comes on stdin, never as an argument: it holds a password.
 """
@@ -18,7 +19,6 @@ import socket
 import ssl
 import sys
 
-import nats
 
 
 def tls_context(c, cert=None, key=None):
@@ -92,6 +92,8 @@ def foreign_cert_refused(c, host, port):
 
 
 async def connect(c, url, user, password, cert=None, key=None, prefix=None):
+    import nats  # only the commands that log in need nats-py
+
     errors = []
 
     async def on_error(e):
@@ -181,9 +183,26 @@ async def serial(c):
             return {"serial": tls.getpeercert()["serialNumber"].lower().lstrip("0")}
 
 
+async def route_info(c):
+    ctx = tls_context(c, c["cert"], c["key"])
+    ctx.check_hostname = False
+    with socket.create_connection((c["host"], c["port"]), timeout=5) as sock:
+        with ctx.wrap_socket(sock) as tls:
+            data = b""
+            while not data.endswith(b"\r\n"):
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    line = data.decode(errors="replace").strip()
+    return json.loads(line[5:]) if line.startswith("INFO ") else {"unexpected": line[:200]}
+
+
 def main():
     command, config = sys.argv[1], json.load(sys.stdin)
-    run = {"listeners": listeners, "denials": denials, "serial": serial}[command]
+    run = {"listeners": listeners, "denials": denials, "serial": serial, "route_info": route_info}[
+        command
+    ]
     print(json.dumps(asyncio.run(run(config))))
 
 
