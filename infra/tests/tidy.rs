@@ -13,7 +13,10 @@ const LAYERS: [(&str, &[&str]); 7] = [
     ("render", &["env", "model"]),
     ("probes", &["env", "model"]),
     ("client", &["env", "model"]),
-    ("deployment", &["env", "model", "render", "probes", "client"]),
+    (
+        "deployment",
+        &["env", "model", "render", "probes", "client"],
+    ),
 ];
 
 /// The layer a file of `infra/src` belongs to (`env.rs` is a layer of one file).

@@ -49,6 +49,9 @@ pub enum Command {
     /// The encrypted secrets file: create development secrets, or show what it holds.
     #[command(subcommand)]
     Secrets(Secrets),
+    /// Rewrite a secured profile's secrets directory (after `certs --rotate`) and reload every
+    /// running server; open connections stay.
+    Reload(Reload),
     /// The whole check: nats-server, fmt, clippy and the test suite.
     Test(Test),
 }
@@ -378,6 +381,13 @@ pub enum Secrets {
     /// Write the two Kubernetes Secrets' files (the servers' and the worker's) into a private
     /// directory, and print the `kubectl` commands that create them; never a value.
     K8s(SecretsK8s),
+}
+
+#[derive(Debug, Args)]
+pub struct Reload {
+    // Default: the profile with recorded state.
+    #[command(flatten)]
+    pub deployment: Existing,
 }
 
 #[derive(Debug, Args)]

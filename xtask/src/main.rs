@@ -14,6 +14,7 @@ mod image;
 mod interrupt;
 mod project;
 mod provision;
+mod reload;
 mod render;
 mod secrets;
 mod status;
@@ -47,6 +48,7 @@ fn main() {
         flags::Command::Image(cmd) => cmd.run(&sh),
         flags::Command::Certs(cmd) => cmd.run(&sh),
         flags::Command::Secrets(cmd) => cmd.run(&sh),
+        flags::Command::Reload(cmd) => cmd.run(&sh),
         flags::Command::Test(cmd) => cmd.run(&sh),
     };
     if let Err(e) = result {

@@ -130,9 +130,8 @@ pub fn build_worker(sh: &Shell, release: bool) -> anyhow::Result<PathBuf> {
 /// there is no file yet and `SEA_SECRETS_FILE` does not name one (what `secrets init` does).
 pub fn access(init: bool) -> anyhow::Result<Access> {
     let file = secrets::secrets_file();
-    let named = std::env::var_os(secrets::ENV_SEA_SECRETS_FILE).is_some_and(|v| !v.is_empty());
     if !file.exists() {
-        if init && !named {
+        if init && !secrets_file_named() {
             eprintln!(
                 "no secrets file yet: creating development secrets ({})",
                 file.display()
@@ -156,6 +155,11 @@ pub fn access(init: bool) -> anyhow::Result<Access> {
         &secrets::age_key_file(),
         secrets::tls_dir(),
     )?)
+}
+
+/// Whether `SEA_SECRETS_FILE` names a secrets file (else the default under the state root).
+pub fn secrets_file_named() -> bool {
+    std::env::var_os(secrets::ENV_SEA_SECRETS_FILE).is_some_and(|v| !v.is_empty())
 }
 
 /// `dep` secured with the secrets when `secure` asks for it or its recorded topology is secured

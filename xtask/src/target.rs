@@ -49,12 +49,13 @@ impl Target {
             if let Some(v) = sync_interval {
                 topology.settings.sync_interval = v.to_owned();
             }
-            let security = if secure {
-                Security::Accounts
-            } else {
-                Security::Plain
-            };
-            Held::Private(Throwaway::with_topology(topology, backend)?.secured(security)?)
+            let throwaway = Throwaway::with_topology(topology, backend)?;
+            Held::Private(match (secure, project::secrets_file_named()) {
+                (false, _) => throwaway,
+                // The operator's secrets when SEA_SECRETS_FILE names them, else fresh ones.
+                (true, true) => throwaway.with_access(project::access(false)?)?,
+                (true, false) => throwaway.secured(Security::Accounts)?,
+            })
         } else {
             Held::Fixed(fixed_deployment(profile, backend, sync_interval, secure)?)
         };

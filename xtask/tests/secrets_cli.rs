@@ -197,3 +197,72 @@ fn secrets_commands_never_show_a_value() {
         }
     }
 }
+
+/// `verify --secure` on a private cluster secured with the operator's secrets file: every step
+/// passes (bring-up, gate over HTTPS, provisioning as admin, the worker round trip and the
+/// drills over TLS), and no secret value reaches its output, `--json` or report; nor does
+/// `reload` (the profile is not running: refused) or `secrets k8s` print one.
+#[test]
+fn a_secured_verify_passes_and_shows_no_secret() {
+    if !require(
+        "a_secured_verify_passes_and_shows_no_secret",
+        Prerequisite::Age,
+    ) {
+        return;
+    }
+    let state = testing::scratch_dir("secure-verify");
+    let sops_bin = testing::sops().path.display().to_string();
+    let file = state.path().join("secrets/secrets.env.sops");
+    let key = state.path().join("secrets/age.key");
+    let file_var = file.display().to_string();
+    let vars = [
+        ("SOPS_BIN", sops_bin.as_str()),
+        ("SEA_SECRETS_FILE", file_var.as_str()),
+    ];
+    let init = xtask_at(state.path(), &["secrets", "init"], &vars);
+    assert_eq!(init.code, Some(0), "{}", init.all);
+    let secret_values = values(&file, &key);
+
+    let verify = xtask_at(
+        state.path(),
+        &["verify", "--secure", "--private", "--json"],
+        &vars,
+    );
+    assert_eq!(verify.code, Some(0), "{}", verify.all);
+    let report = verify.json();
+    let steps = report["steps"].as_array().expect("steps");
+    assert!(
+        steps.iter().all(|s| s["status"] == "PASS"),
+        "{}",
+        verify.all
+    );
+    assert!(steps.len() >= 9, "{}", verify.all);
+    let markdown = std::fs::read_to_string(report["report"].as_str().unwrap()).unwrap();
+
+    let reload = xtask_at(state.path(), &["reload", "--profile", "ha"], &vars);
+    assert_eq!(reload.code, Some(1), "{}", reload.all);
+    assert_mentions(&reload.all, &["runs without TLS", "up --secure"]);
+    let out = state.path().join("k8s-secrets");
+    let out_arg = out.display().to_string();
+    let k8s = xtask_at(state.path(), &["secrets", "k8s", "--out", &out_arg], &vars);
+    assert_eq!(k8s.code, Some(0), "{}", k8s.all);
+    assert_mentions(
+        &k8s.all,
+        &["create secret generic nats-secrets", "sea-mq-worker-nats"],
+    );
+    assert!(out.join("nats-secrets/server.pem").is_file());
+
+    for (what, text) in [
+        ("verify's output", &verify.all),
+        ("verify's report", &markdown),
+        ("reload's output", &reload.all),
+        ("secrets k8s's output", &k8s.all),
+    ] {
+        for value in &secret_values {
+            assert!(
+                !text.contains(value.as_str()),
+                "a secret value is in {what}"
+            );
+        }
+    }
+}

@@ -53,11 +53,17 @@ impl Throwaway {
 
     /// The same, secured: TLS on every listener and `security`'s authentication, with fresh
     /// development secrets held in memory and certificates issued under this directory.
-    pub fn secured(mut self, security: Security) -> Result<Throwaway, ThrowawayError> {
-        if security.is_secure() {
-            let access = Access::generate(security, self.dir.path().join("tls"))?;
-            self.deployment = self.deployment.clone().with_access(access)?;
+    pub fn secured(self, security: Security) -> Result<Throwaway, ThrowawayError> {
+        if !security.is_secure() {
+            return Ok(self);
         }
+        let access = Access::generate(security, self.dir.path().join("tls"))?;
+        self.with_access(access)
+    }
+
+    /// The same, secured with the given secrets.
+    pub fn with_access(mut self, access: Access) -> Result<Throwaway, ThrowawayError> {
+        self.deployment = self.deployment.clone().with_access(access)?;
         Ok(self)
     }
 
