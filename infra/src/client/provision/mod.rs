@@ -67,7 +67,8 @@ pub struct ConnectedCluster {
     pub servers: Vec<String>,
     /// Cluster name; `None` for an unclustered server.
     pub cluster: Option<String>,
-    /// Servers of the cluster known to the connected server (itself included).
+    /// Servers of the cluster: those the connected server gossips (itself included), or those
+    /// configured to reach it, whichever is more.
     pub cluster_size: usize,
 }
 
@@ -75,8 +76,11 @@ impl ConnectedCluster {
     pub fn from_client(client: &async_nats::Client, servers: &[String]) -> ConnectedCluster {
         let info = client.server_info();
         let cluster = info.cluster.filter(|c| !c.is_empty());
+        // The servers it gossips right after start-up can still be fewer than the cluster has
+        // (a peer's client URL arrives in a later INFO): the servers configured to reach it
+        // count too.
         let cluster_size = if cluster.is_some() {
-            info.connect_urls.len().max(1)
+            info.connect_urls.len().max(servers.len()).max(1)
         } else {
             1
         };
