@@ -129,6 +129,20 @@ pub fn scratch_dir(label: &str) -> tempfile::TempDir {
         .expect("create a scratch directory")
 }
 
+/// Every file under `dir`, recursively (what a test greps for secrets).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// Runs `command` of the independent checker (`infra/tests/independent/secure_check.py`:
 /// nats-py and Python's own TLS, none of this project's code) with `config` on its stdin (it may
 /// hold a password, which must never be an argument); its JSON answer. Panics when it fails.

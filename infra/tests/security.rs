@@ -14,7 +14,7 @@ use sea_infra::deployment::certs::{self, Usage};
 use sea_infra::model::topology::PortRole;
 use sea_infra::model::{Profile, Role, Security, Spec};
 use sea_infra::testing::{
-    independent_check, nats_server, require, scratch_dir, Prerequisite, TestCluster,
+    files_under, independent_check, nats_server, require, scratch_dir, Prerequisite, TestCluster,
 };
 use serde_json::{json, Value};
 
@@ -345,7 +345,7 @@ async fn no_secret_is_in_any_file_log_or_report_of_a_secured_deployment() {
             format!("{:?}", access.client_env(Role::Worker)),
         ),
     ];
-    for entry in walk(&cluster.dir()) {
+    for entry in files_under(&cluster.dir()) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
         texts.push((entry.display().to_string(), text));
     }
@@ -359,18 +359,4 @@ async fn no_secret_is_in_any_file_log_or_report_of_a_secured_deployment() {
             assert!(!text.contains(secret.as_str()), "a password is in {what}");
         }
     }
-}
-
-/// Every file under `dir`, recursively.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

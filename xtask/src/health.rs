@@ -1,7 +1,6 @@
 //! `cargo xtask health`: exit 0 only when every server passes the health gate.
 
 use anyhow::bail;
-use sea_infra::deployment::Deployment;
 use sea_infra::probes::health;
 use xshell::Shell;
 
@@ -10,11 +9,7 @@ use crate::project;
 
 impl Health {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profile = project::pick_profile(self.deployment.profile()?)?;
-        let deployment = project::secured(
-            Deployment::recorded(profile, self.deployment.backend)?,
-            self.deployment.secure,
-        )?;
+        let (profile, deployment) = project::existing(&self.deployment)?;
         let report = project::runtime()?.block_on(health::check(
             &deployment.monitor(),
             &deployment.topology,

@@ -83,6 +83,15 @@ pub fn pick_profile(explicit: Option<Profile>) -> anyhow::Result<Profile> {
     }
 }
 
+/// The deployment a look-only command means (`--profile`, `SEA_NATS_PROFILE`, else the one
+/// with state), as it was started: its recorded topology and backend, secured when it was
+/// started secured or `--secure` says so.
+pub fn existing(flags: &crate::flags::Existing) -> anyhow::Result<(Profile, Deployment)> {
+    let profile = pick_profile(flags.profile()?)?;
+    let dep = secured(Deployment::recorded(profile, flags.backend)?, flags.secure)?;
+    Ok((profile, dep))
+}
+
 /// A runtime for the async parts (HTTP polling, NATS clients).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

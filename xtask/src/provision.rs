@@ -9,7 +9,6 @@ use anyhow::Context;
 use sea_infra::client::connect::{Auth, NatsConfig, Tls};
 use sea_infra::client::federation;
 use sea_infra::client::provision::{self, Allowed, ConnectedCluster, Plan};
-use sea_infra::deployment::Deployment;
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::{Spec, ENV_STREAM_REPLICAS};
 use sea_infra::model::Role;
@@ -32,12 +31,8 @@ impl Provision {
         let groups: Vec<(String, Vec<String>, Spec)> = match &nats.servers {
             Some(servers) => vec![(String::new(), servers.clone(), spec)],
             None => {
-                let profile = project::pick_profile(self.deployment.profile()?)
+                let (profile, dep) = project::existing(&self.deployment)
                     .context("NATS_SERVERS is unset and no local profile was found")?;
-                let dep = project::secured(
-                    Deployment::recorded(profile, self.deployment.backend)?,
-                    self.deployment.secure,
-                )?;
                 if dep.access().is_some() && nats.auth == Auth::None && nats.tls == Tls::default() {
                     // A secured local profile: provision as its admin user.
                     let admin = dep.nats(Role::Admin);

@@ -25,7 +25,7 @@ impl Reload {
                 "profile {profile} runs without TLS and authentication: nothing to reload (start it with `cargo xtask up --secure`)"
             );
         }
-        let deployment = project::secured(recorded, true)?;
+        let deployment = project::secured(recorded, false)?;
         let reloaded = deployment
             .reload(&spec)
             .with_context(|| format!("reload profile {profile}"))?;

@@ -1,6 +1,5 @@
 //! `cargo xtask status`: a table (or JSON) of every server of a profile.
 
-use sea_infra::deployment::Deployment;
 use sea_infra::probes::health::{self, ServerHealth};
 use serde::Serialize;
 use xshell::Shell;
@@ -35,11 +34,7 @@ struct ServerJson<'a> {
 
 impl Status {
     pub fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-        let profile = project::pick_profile(self.deployment.profile()?)?;
-        let deployment = project::secured(
-            Deployment::recorded(profile, self.deployment.backend)?,
-            self.deployment.secure,
-        )?;
+        let (profile, deployment) = project::existing(&self.deployment)?;
         let topology = &deployment.topology;
         let report =
             project::runtime()?.block_on(health::check(&deployment.monitor(), topology, None));

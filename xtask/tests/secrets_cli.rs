@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{xtask_at, Run};
 use sea_infra::deployment::age;
 use sea_infra::model::Role;
-use sea_infra::testing::{self, assert_mentions, require, Prerequisite};
+use sea_infra::testing::{self, assert_mentions, files_under, require, Prerequisite};
 
 #[test]
 fn certs_issues_once_then_keeps_and_rotates_under_the_same_ca() {
@@ -62,19 +62,6 @@ fn values(file: &Path, key: &Path) -> Vec<String> {
         .into_iter()
         .map(|(_, v)| v.expose().to_owned())
         .collect()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

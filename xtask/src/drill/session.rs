@@ -11,6 +11,7 @@ use anyhow::Context;
 use async_nats::jetstream;
 use nix::sys::signal::Signal;
 use sea_infra::client::observe;
+use sea_infra::client::provision::wait_replicas_current;
 use sea_infra::deployment::Deployment;
 use sea_infra::env::Secret;
 use sea_infra::model::spec::{ENV_CONSUMER_ACK_WAIT_MS, ENV_CONSUMER_FILTER_SUBJECT};
@@ -37,6 +38,8 @@ pub fn ops_env(dep: &Deployment) -> Vec<(String, Secret)> {
         .map(|a| a.client_env(Role::Ops))
         .unwrap_or_default()
 }
+/// The rendered `lame_duck_duration` is 30 s; a server still up well after that is stuck.
+pub const LAME_DUCK_BOUND: Duration = Duration::from_secs(60);
 /// Redelivery after a killed worker must not take the spec's 30 s in a drill.
 pub const DRILL_ACK_WAIT_MS: &str = "3000";
 /// A killed relay's rows are taken over this soon (the worker's default is 10 s).
@@ -423,6 +426,60 @@ impl<'a> Session<'a> {
         .await?;
         self.stopped.retain(|n| n != name);
         Ok(())
+    }
+
+    /// Stops `name` through lame-duck mode and judges that it left that way (within
+    /// [`LAME_DUCK_BOUND`], else it is killed).
+    pub async fn lame_duck_leave(&mut self, name: &str) -> anyhow::Result<()> {
+        let exited = self.lame_duck_stop(name, LAME_DUCK_BOUND).await?;
+        self.figure(
+            &format!("{name}_lame_duck_exit_ms"),
+            exited.map(|d| d.as_millis() as u64),
+        );
+        self.check(
+            &format!("{name} leaves through lame-duck mode"),
+            exited.is_some(),
+            match exited {
+                Some(d) => format!("exited after {} ms", d.as_millis()),
+                None => format!("still running after {LAME_DUCK_BOUND:?}; killed"),
+            },
+        );
+        Ok(())
+    }
+
+    /// After `name` came back: waits up to `gate_timeout` for the health gate, then for every
+    /// one of `replicas` replicas of the drill stream to be current, and judges it as
+    /// `criterion`; whether it passed.
+    pub async fn check_back(
+        &mut self,
+        name: &str,
+        criterion: &str,
+        gate_timeout: Duration,
+        replicas: usize,
+    ) -> bool {
+        let back = async {
+            let gate = self.wait_gate(gate_timeout).await?;
+            wait_replicas_current(&self.js, STREAM, replicas, Duration::from_secs(60), &|l| {
+                self.say(l)
+            })
+            .await?;
+            anyhow::Ok(gate)
+        }
+        .await;
+        self.figure(
+            &format!("{name}_gate_ms"),
+            back.as_ref().ok().map(|d| d.as_millis() as u64),
+        );
+        let passed = back.is_ok();
+        self.check(
+            criterion,
+            passed,
+            match back {
+                Ok(d) => format!("gate in {} ms", d.as_millis()),
+                Err(e) => format!("{e:#}"),
+            },
+        );
+        passed
     }
 
     /// Lame-duck mode (SIGUSR2) and the time until the process is gone; `None` when it

@@ -8,16 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sea_infra::client::provision::wait_replicas_current;
 use sea_infra::deployment::nats_server::NatsServer;
 use sea_infra::deployment::Deployment;
 use serde_json::json;
 
-use super::session::{Ctx, Session, STREAM};
+use super::session::{Ctx, Session};
 use super::Outcome;
-
-/// The rendered `lame_duck_duration` is 30 s; a server still up well after that is stuck.
-const LAME_DUCK_BOUND: Duration = Duration::from_secs(60);
 
 /// The two releases of an upgrade (or a downgrade).
 #[derive(Clone, Copy)]
@@ -58,42 +54,16 @@ pub async fn run(ctx: Ctx<'_>, releases: Releases<'_>) -> anyhow::Result<Outcome
         s.say(&format!(
             "{name}: lame-duck mode (SIGUSR2), then nats-server {to}"
         ));
-        let exited = s.lame_duck_stop(name, LAME_DUCK_BOUND).await?;
-        s.figure(
-            &format!("{name}_lame_duck_exit_ms"),
-            exited.map(|d| d.as_millis() as u64),
-        );
-        s.check(
-            &format!("{name} leaves through lame-duck mode"),
-            exited.is_some(),
-            match exited {
-                Some(d) => format!("exited after {} ms", d.as_millis()),
-                None => format!("still running after {LAME_DUCK_BOUND:?}; killed"),
-            },
-        );
+        s.lame_duck_leave(name).await?;
         s.replace_server(name, &releases.to.path).await?;
-        let back = async {
-            let gate = s.wait_gate(Duration::from_secs(90)).await?;
-            wait_replicas_current(&s.js, STREAM, replicas, Duration::from_secs(60), &|l| {
-                s.say(l)
-            })
-            .await?;
-            anyhow::Ok(gate)
-        }
-        .await;
-        s.figure(
-            &format!("{name}_gate_ms"),
-            back.as_ref().ok().map(|d| d.as_millis() as u64),
-        );
-        let passed = back.is_ok();
-        s.check(
-            &format!("{name} back on {to}: gate passes, replicas current"),
-            passed,
-            match back {
-                Ok(d) => format!("gate in {} ms", d.as_millis()),
-                Err(e) => format!("{e:#}"),
-            },
-        );
+        let passed = s
+            .check_back(
+                name,
+                &format!("{name} back on {to}: gate passes, replicas current"),
+                Duration::from_secs(90),
+                replicas,
+            )
+            .await;
         if !passed {
             break;
         }
