@@ -1,4 +1,4 @@
-//! `cargo xtask bench --json` end to end on a short run: it builds the release binaries, starts
+//! `cargo xtask bench --json --secure` end to end on a short run: it builds the release binaries, starts
 //! its own cluster, measures every rate, and prints the ratios and goals scripts read. The
 //! figures themselves are judged by the command, not here (a timed assertion would only measure
 //! the machine).
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[test]
 fn bench_json_reports_every_rate_ratio_and_goal() {
-    let run = common::xtask(&["bench", "--events", "3000", "--json"], &[]);
+    let run = common::xtask(&["bench", "--events", "3000", "--json", "--secure"], &[]);
     let all = &run.all;
     assert_eq!(run.code, Some(0), "bench failed:\n{all}");
     let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{all}"));
@@ -54,5 +54,14 @@ fn bench_json_reports_every_rate_ratio_and_goal() {
             "sync_interval always: {rate}:\n{all}"
         );
         assert!(always["vs_default"][rate].as_f64().is_some(), "{all}");
+    }
+    // The TLS cost (`--secure`), measured on a secured cluster in the same run.
+    for rate in ["raw_publish", "raw_consume"] {
+        let secure = &report["secure"];
+        assert!(
+            secure["rates"][rate].as_f64().unwrap_or(0.0) > 0.0,
+            "secure: {rate}:\n{all}"
+        );
+        assert!(secure["vs_plain"][rate].as_f64().is_some(), "{all}");
     }
 }

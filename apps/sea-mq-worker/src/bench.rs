@@ -28,12 +28,14 @@ impl Span {
     }
 }
 
+/// Connects as the worker does: TLS and credentials from the `NATS_*` variables (none on a
+/// plaintext cluster), so `bench --secure` measures the same client over TLS.
 async fn connect(servers: &str) -> anyhow::Result<async_nats::Client> {
-    let addrs: Vec<async_nats::ServerAddr> = servers
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
-    Ok(async_nats::ConnectOptions::new().connect(addrs).await?)
+    let mut env = sea_infra::env::EnvReader::from_process();
+    let nats = sea_infra::client::connect::NatsConfig::from_env(&mut env);
+    env.finish()?;
+    let list: Vec<String> = servers.split(',').map(|s| s.trim().to_owned()).collect();
+    Ok(nats.connect(&list).await?)
 }
 
 /// A JSON event of exactly `size` bytes (padded), with its id in the payload.

@@ -8,6 +8,8 @@
 //! Then the durability setting's cost: a second private cluster whose servers fsync before every
 //! acknowledgement (`sync_interval: always`), measured the same way for the paths a disk write
 //! is on (raw publish, raw consume with its acks, the outbox relay), next to the default's.
+//!
+//! With `--secure`, the same raw paths on a secured cluster (see `tls`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use sea_infra::client::provision;
 use sea_infra::deployment::{ports, BackendKind, Throwaway, UpOptions};
+use sea_infra::env::Secret;
 use sea_infra::model::spec::Spec;
 use sea_infra::model::topology::Topology;
 use sea_infra::model::Role;
@@ -31,6 +34,7 @@ use xshell::{cmd, Shell};
 use crate::flags::Bench;
 
 mod placement;
+mod tls;
 use placement::Placement;
 
 const PAYLOAD_BYTES: usize = 128;
@@ -56,17 +60,21 @@ impl Span {
     }
 }
 
+#[derive(Clone)]
 struct Bins {
     worker: PathBuf,
     probe: PathBuf,
     /// Where the workers' logs go, for errors.
     logs: PathBuf,
+    /// The probe's connection variables (TLS and credentials on a secured cluster).
+    env: Vec<(String, Secret)>,
 }
 
 impl Bins {
     fn probe(&self, args: &[&str]) -> anyhow::Result<Span> {
         let out = Command::new(&self.probe)
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v.expose())))
             .stderr(Stdio::inherit())
             .output()
             .context("run sea-mq-bench")?;
@@ -144,6 +152,7 @@ impl Bench {
             worker: release.join("sea-mq-worker"),
             probe: release.join("sea-mq-bench"),
             logs: dir.path().to_owned(),
+            env: Vec::new(),
         };
         let n = self.events;
         let count = n.to_string();
@@ -153,25 +162,7 @@ impl Bench {
         let rt = crate::project::runtime()?;
         let bin = crate::project::nats_server()?;
         let cluster = Throwaway::new(profile, BackendKind::Process)?;
-        let progress = |line: &str| eprintln!("  {line}");
-        rt.block_on(cluster.deployment.up(
-            &bin.path,
-            &UpOptions::default(),
-            &progress,
-            std::future::pending(),
-        ))
-        .context("start the benchmark's cluster")?;
-        let topology = &cluster.deployment.topology;
-        let list: Vec<String> = topology
-            .servers()
-            .map(|(_, s)| topology.client_url(s))
-            .collect();
-        rt.block_on(provision::provision_servers(
-            &cluster.deployment.nats(Role::Admin),
-            &list,
-            &mut Spec::builtin(),
-        ))?;
-        let place = rt.block_on(Placement::connect(topology))?;
+        let place = start(&rt, &bin.path, &cluster)?;
 
         let step = |label: &str| eprintln!("  measuring {label} ...");
         step("raw publish");
@@ -237,24 +228,7 @@ impl Bench {
         let mut topology = Topology::for_profile(profile).remap_ports(ports::free_port);
         topology.settings.sync_interval = "always".to_owned();
         let cluster = Throwaway::with_topology(topology, BackendKind::Process)?;
-        rt.block_on(cluster.deployment.up(
-            &bin.path,
-            &UpOptions::default(),
-            &progress,
-            std::future::pending(),
-        ))
-        .context("start the sync_interval: always cluster")?;
-        let topology = &cluster.deployment.topology;
-        let list: Vec<String> = topology
-            .servers()
-            .map(|(_, s)| topology.client_url(s))
-            .collect();
-        rt.block_on(provision::provision_servers(
-            &cluster.deployment.nats(Role::Admin),
-            &list,
-            &mut Spec::builtin(),
-        ))?;
-        let place = rt.block_on(Placement::connect(topology))?;
+        let place = start(&rt, &bin.path, &cluster)?;
         step("raw publish, sync_interval always");
         let publish_always = bins.probe(&[
             "publish",
@@ -281,6 +255,13 @@ impl Bench {
         drop(place);
         drop(cluster);
 
+        let tls = if self.secure {
+            eprintln!("starting a secured private {profile} cluster (TLS, accounts) ...");
+            Some(tls::measure(&rt, &bin.path, &bins, profile, n)?)
+        } else {
+            None
+        };
+
         report(
             &self,
             profile,
@@ -289,8 +270,39 @@ impl Bench {
             &inbox,
             outbox,
             [publish_always, consume_always, outbox_always],
+            tls,
         )
     }
+}
+
+/// Starts `cluster`, provisions the built-in streams as the admin user and connects the
+/// placement client: what every cluster the benchmark measures needs first.
+fn start<'a>(
+    rt: &tokio::runtime::Runtime,
+    nats_server: &Path,
+    cluster: &'a Throwaway,
+) -> anyhow::Result<Placement<'a>> {
+    let progress = |line: &str| eprintln!("  {line}");
+    let dep = &cluster.deployment;
+    rt.block_on(dep.up(
+        nats_server,
+        &UpOptions::default(),
+        &progress,
+        std::future::pending(),
+    ))
+    .context("start the benchmark's cluster")?;
+    let topology = &dep.topology;
+    let list: Vec<String> = topology
+        .servers()
+        .map(|(_, s)| topology.client_url(s))
+        .collect();
+    let admin = dep.nats(Role::Admin);
+    rt.block_on(provision::provision_servers(
+        &admin,
+        &list,
+        &mut Spec::builtin(),
+    ))?;
+    rt.block_on(Placement::connect(topology, &admin))
 }
 
 impl Bins {
@@ -358,6 +370,7 @@ fn report(
     inbox: &[(usize, Span)],
     outbox: Span,
     [publish_always, consume_always, outbox_always]: [Span; 3],
+    tls: Option<tls::TlsCost>,
 ) -> anyhow::Result<()> {
     let one = inbox[0].1.rate();
     let four = inbox
@@ -391,6 +404,15 @@ fn report(
         "raw_consume": consume_always.rate() / consume.rate(),
         "outbox": outbox_always.rate() / outbox.rate(),
     });
+    let secure = tls.as_ref().map(|t| {
+        json!({
+            "rates": { "raw_publish": t.publish.rate(), "raw_consume": t.consume.rate() },
+            "vs_plain": {
+                "raw_publish": t.publish.rate() / publish.rate(),
+                "raw_consume": t.consume.rate() / consume.rate(),
+            },
+        })
+    });
     if b.json {
         let out = json!({
             "profile": profile.as_str(),
@@ -406,6 +428,7 @@ fn report(
             },
             "ratios": ratios,
             "sync_interval_always": { "rates": always, "vs_default": always_ratios },
+            "secure": secure,
             "goals": goals.iter().map(|(g, ok)| json!({"goal": g, "met": ok})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -463,6 +486,19 @@ fn report(
                 always.rate() / default.rate()
             ),
         );
+    }
+    if let Some(t) = &tls {
+        println!("TLS and accounts (--secure), a third cluster:");
+        for (label, secured, plain) in [
+            ("raw publish", t.publish, publish),
+            ("raw pull consume + ack", t.consume, consume),
+        ] {
+            line(
+                &format!("  {label}, TLS"),
+                secured.rate(),
+                format!("{:.2} x plaintext", secured.rate() / plain.rate()),
+            );
+        }
     }
     for (goal, ok) in goals {
         println!("{} {goal}", if ok { "met   " } else { "MISSED" });

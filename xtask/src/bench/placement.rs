@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use async_nats::jetstream::{self, consumer};
+use sea_infra::client::connect::NatsConfig;
 use sea_infra::model::spec::Spec;
 use sea_infra::model::topology::Topology;
 
@@ -22,19 +23,22 @@ pub struct Placement<'a> {
 }
 
 impl<'a> Placement<'a> {
-    pub async fn connect(topology: &'a Topology) -> anyhow::Result<Placement<'a>> {
-        let servers: Vec<async_nats::ServerAddr> = topology
+    /// Connects to every server of `topology` as `nats` says (TLS and credentials when secured).
+    pub async fn connect(
+        topology: &'a Topology,
+        nats: &NatsConfig,
+    ) -> anyhow::Result<Placement<'a>> {
+        let servers: Vec<String> = topology
             .servers()
-            .map(|(_, s)| topology.client_url(s).parse())
-            .collect::<Result<_, _>>()?;
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(servers)
+            .map(|(_, s)| topology.client_url(s))
+            .collect();
+        let client = nats
+            .connect(&servers)
             .await
             .context("connect to the benchmark's cluster")?;
         Ok(Placement {
             topology,
-            js: jetstream::new(client),
+            js: nats.jetstream(client),
         })
     }
 
