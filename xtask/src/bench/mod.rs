@@ -269,8 +269,7 @@ impl Bench {
             [consume, consume_4],
             &inbox,
             outbox,
-            [publish_always, consume_always, outbox_always],
-            tls,
+            ([publish_always, consume_always, outbox_always], tls),
         )
     }
 }
@@ -369,9 +368,9 @@ fn report(
     [consume, consume_4]: [Span; 2],
     inbox: &[(usize, Span)],
     outbox: Span,
-    [publish_always, consume_always, outbox_always]: [Span; 3],
-    tls: Option<tls::TlsCost>,
+    (always, tls): ([Span; 3], Option<tls::TlsCost>),
 ) -> anyhow::Result<()> {
+    let [publish_always, consume_always, outbox_always] = always;
     let one = inbox[0].1.rate();
     let four = inbox
         .iter()
