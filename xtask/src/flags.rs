@@ -185,6 +185,13 @@ pub struct Up {
     pub provision: bool,
     #[command(flatten)]
     pub durability: Durability,
+    /// Also start sea-nats-exporter and a Prometheus (Debian's `prometheus`) with the alert
+    /// rules beside the profile (process backend); `down` stops them.
+    #[arg(long)]
+    pub observe: bool,
+    /// A worker's metrics address (`host:port`) for that Prometheus to scrape (repeatable).
+    #[arg(long = "scrape-worker", value_name = "HOST:PORT", requires = "observe")]
+    pub scrape_workers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
