@@ -389,6 +389,10 @@ pub struct Image {
     /// sea-mq-worker: what the compose files' `worker` profile runs.
     #[arg(long)]
     pub worker: bool,
+    /// Also build the exporter image `sea-nats-exporter:dev` FROM scratch from a release build
+    /// of sea-nats-exporter: the Kubernetes manifests' sidecar.
+    #[arg(long)]
+    pub exporter: bool,
 }
 
 #[derive(Debug, Args)]
