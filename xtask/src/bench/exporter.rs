@@ -163,8 +163,10 @@ impl BenchExporter {
         let stats = |f: &dyn Fn(&Scrape) -> f64| {
             let mut v: Vec<f64> = scrapes.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
-            let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-            (pick(0.5), pick(0.95), v[v.len() - 1])
+            // Nearest rank, rounded to 0.1 ms.
+            let pick =
+                |q: f64| (v[((v.len() - 1) as f64 * q).round() as usize] * 10.0).round() / 10.0;
+            (pick(0.5), pick(0.95), pick(1.0))
         };
         let duration = stats(&|s| s.seconds * 1000.0);
         let cpu = stats(&|s| s.cpu_seconds * 1000.0);
