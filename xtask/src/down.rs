@@ -44,6 +44,9 @@ impl Down {
                 report.stopped.join(", ")
             };
             eprintln!("profile {profile}: stopped {stopped}");
+            if !report.observers.is_empty() {
+                eprintln!("  stopped {} (--observe)", report.observers.join(", "));
+            }
             for name in &report.stale {
                 eprintln!("  {name}: its pid file pointed at a process that is not this server; removed the file, signalled nothing");
             }

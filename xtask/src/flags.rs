@@ -185,6 +185,13 @@ pub struct Up {
     pub provision: bool,
     #[command(flatten)]
     pub durability: Durability,
+    /// Also start sea-nats-exporter and a Prometheus (Debian's `prometheus`) with the alert
+    /// rules beside the profile (process backend); `down` stops them.
+    #[arg(long)]
+    pub observe: bool,
+    /// A worker's metrics address (`host:port`) for that Prometheus to scrape (repeatable).
+    #[arg(long = "scrape-worker", value_name = "HOST:PORT", requires = "observe")]
+    pub scrape_workers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +285,32 @@ pub struct Bench {
     /// accounts), side by side with plaintext.
     #[arg(long)]
     pub secure: bool,
+    #[command(flatten)]
+    pub exporter: BenchExporter,
+}
+
+/// `bench --exporter`: the exporter's cost per scrape instead of the message rates.
+#[derive(Debug, Args)]
+pub struct BenchExporter {
+    /// Measure sea-nats-exporter instead: scrape duration, CPU per scrape and memory on a
+    /// private 3-server cluster holding --streams streams and their consumers.
+    #[arg(long = "exporter")]
+    pub enabled: bool,
+    /// `--exporter`: streams to create.
+    #[arg(long, default_value_t = 300)]
+    pub streams: usize,
+    /// `--exporter`: durable consumers per stream.
+    #[arg(long, default_value_t = 3)]
+    pub consumers_per_stream: usize,
+    /// `--exporter`: replicas of each stream (and its consumers).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// `--exporter`: scrapes measured (after one warm-up scrape).
+    #[arg(long, default_value_t = 30)]
+    pub scrapes: usize,
+    /// Set from `--json`.
+    #[arg(skip)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +389,10 @@ pub struct Image {
     /// sea-mq-worker: what the compose files' `worker` profile runs.
     #[arg(long)]
     pub worker: bool,
+    /// Also build the exporter image `sea-nats-exporter:dev` FROM scratch from a release build
+    /// of sea-nats-exporter: the Kubernetes manifests' sidecar.
+    #[arg(long)]
+    pub exporter: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use sea_infra::deployment::cache_dir;
+use sea_infra::deployment::image::worker::DEFAULT_EXPORTER_IMAGE;
 use sea_infra::render::compose_worker::DEFAULT_WORKER_IMAGE;
 use xshell::Shell;
 
@@ -32,6 +33,17 @@ impl Image {
                 &progress,
             )?;
             println!("{DEFAULT_WORKER_IMAGE}");
+        }
+        if self.exporter {
+            progress("building sea-nats-exporter --release (minutes the first time)");
+            let exporter = project::build_binary(sh, "sea-nats-exporter", true)?;
+            sea_infra::deployment::image::worker::build_exporter(
+                &exporter,
+                &cache_dir(),
+                DEFAULT_EXPORTER_IMAGE,
+                &progress,
+            )?;
+            println!("{DEFAULT_EXPORTER_IMAGE}");
         }
         Ok(())
     }

@@ -119,18 +119,21 @@ pub fn cargo<'a>(cmd: xshell::Cmd<'a>) -> xshell::Cmd<'a> {
 
 /// Builds `sea-mq-worker` (debug, like the quick start, or `release`) and returns its path.
 pub fn build_worker(sh: &Shell, release: bool) -> anyhow::Result<PathBuf> {
+    build_binary(sh, "sea-mq-worker", release)
+}
+
+/// Builds the binary of the workspace package of the same name (debug or `release`) and returns
+/// its path.
+pub fn build_binary(sh: &Shell, package: &str, release: bool) -> anyhow::Result<PathBuf> {
     let flag = release.then_some("--release");
     cargo(cmd!(
         sh,
-        "cargo build --quiet {flag...} -p sea-mq-worker --bin sea-mq-worker"
+        "cargo build --quiet {flag...} -p {package} --bin {package}"
     ))
     .run()
-    .context("build sea-mq-worker")?;
+    .with_context(|| format!("build {package}"))?;
     let profile = if release { "release" } else { "debug" };
-    Ok(project_root()
-        .join("target")
-        .join(profile)
-        .join("sea-mq-worker"))
+    Ok(project_root().join("target").join(profile).join(package))
 }
 
 /// The secrets of secured deployments: `SEA_SECRETS_FILE` (default

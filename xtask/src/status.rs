@@ -12,6 +12,14 @@ struct StatusJson<'a> {
     profile: &'a str,
     clusters: Vec<ClusterJson<'a>>,
     nats_servers: String,
+    /// The exporter and Prometheus of `up --observe`, while they run.
+    observe: Option<ObserveJson>,
+}
+
+#[derive(Serialize)]
+struct ObserveJson {
+    exporter_url: String,
+    prometheus_url: String,
 }
 
 #[derive(Serialize)]
@@ -43,6 +51,10 @@ impl Status {
                 .map(|c| format!("{}: {}", c.name.as_str(), c.detail))
         };
 
+        let observe = deployment.observed().map(|o| ObserveJson {
+            exporter_url: o.exporter.url,
+            prometheus_url: o.prometheus.url,
+        });
         if self.json {
             let clusters = topology
                 .clusters
@@ -70,6 +82,7 @@ impl Status {
                 profile: profile.as_str(),
                 clusters,
                 nats_servers: topology.nats_servers(),
+                observe,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             return Ok(());
@@ -98,6 +111,10 @@ impl Status {
             );
         }
         println!("NATS_SERVERS={}", topology.nats_servers());
+        if let Some(o) = observe {
+            println!("EXPORTER_URL={}/metrics", o.exporter_url);
+            println!("PROMETHEUS_URL={}", o.prometheus_url);
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use sea_infra::client::connect::{
     Auth, ENV_NATS_AUTH_TOKEN, ENV_NATS_INBOX_PREFIX, ENV_NATS_PASSWORD, ENV_NATS_TLS_CA,
     ENV_NATS_TLS_CERT, ENV_NATS_TLS_KEY, ENV_NATS_USER,
 };
+use sea_infra::deployment::observe::ObserveOptions;
 use sea_infra::deployment::{secrets, Access, BackendKind, UpOptions};
 use sea_infra::env::EnvReader;
 use sea_infra::model::spec::Spec;
@@ -66,6 +67,11 @@ impl Up {
             bin.path.display(),
             bin.source
         );
+        let observe = if self.observe {
+            Some(observe_tools(sh, backend)?)
+        } else {
+            None
+        };
         let sync = self.durability.sync_interval.as_deref();
         let secure = self.deployment.secure;
         let deployment = crate::target::fixed_deployment(profile, backend, sync, secure)?;
@@ -139,8 +145,38 @@ impl Up {
             };
             provision.run(sh).context("provision after bring-up")?;
         }
+        if let Some(mut opts) = observe {
+            opts.workers = self.scrape_workers;
+            let observed = project::runtime()?
+                .block_on(deployment.observe(&opts))
+                .context("start the exporter and Prometheus (--observe)")?;
+            eprintln!(
+                "observing: sea-nats-exporter at {}/metrics (pid {}), Prometheus at {} (pid {}) with {}; files in {}",
+                observed.exporter.url,
+                observed.exporter.pid,
+                observed.prometheus.url,
+                observed.prometheus.pid,
+                opts.rules.display(),
+                deployment.observe_dir().display()
+            );
+            println!("PROMETHEUS_URL={}", observed.prometheus.url);
+        }
         Ok(())
     }
+}
+
+/// What `--observe` runs, checked before any server starts: Prometheus installed, the process
+/// backend, the exporter built.
+fn observe_tools(sh: &Shell, backend: BackendKind) -> anyhow::Result<ObserveOptions> {
+    anyhow::ensure!(
+        backend == BackendKind::Process,
+        "--observe runs the exporter and Prometheus as processes beside process deployments; with --backend compose run them as documented in docs/observability.md"
+    );
+    let prometheus = which::which("prometheus").map_err(|_| {
+        anyhow::anyhow!("--observe needs `prometheus` on PATH (apt-get install prometheus)")
+    })?;
+    let exporter = project::build_binary(sh, "sea-nats-exporter", false)?;
+    Ok(ObserveOptions::new(exporter, prometheus))
 }
 
 impl MeshUp {
@@ -157,6 +193,8 @@ impl MeshUp {
             durability: crate::flags::Durability {
                 sync_interval: None,
             },
+            observe: false,
+            scrape_workers: Vec::new(),
         };
         up.run(sh)
     }

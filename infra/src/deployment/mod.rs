@@ -20,6 +20,7 @@ mod error;
 pub mod files;
 pub mod image;
 pub mod nats_server;
+pub mod observe;
 pub mod pinned;
 pub mod ports;
 mod process;
@@ -183,6 +184,8 @@ pub struct DownReport {
     pub still_running: Vec<String>,
     /// Ports of the stopped servers that another program holds (not ours to stop).
     pub ports_held: Vec<String>,
+    /// The exporter and Prometheus of `up --observe`, stopped with the whole deployment.
+    pub observers: Vec<String>,
 }
 
 /// A topology bound to a state directory and the backend that runs it.
@@ -859,6 +862,9 @@ impl Deployment {
             None => self.server_names(),
         };
         let mut report = DownReport::default();
+        if servers.is_none() {
+            report.observers = self.stop_observing(grace);
+        }
         match &self.backend {
             Backend::Compose(c) => {
                 report.stopped = names.iter().filter(|n| c.is_up(n)).cloned().collect();

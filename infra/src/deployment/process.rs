@@ -325,7 +325,7 @@ type SpawnJob = (Command, mpsc::Sender<std::io::Result<i32>>);
 /// tied to the *thread* that spawned the child, so every such child is spawned by one thread
 /// that lives as long as the process (a pooled thread would take its servers with it when it
 /// retires).
-fn spawn_tied_to_this_process(cmd: Command) -> std::io::Result<i32> {
+pub(crate) fn spawn_tied_to_this_process(cmd: Command) -> std::io::Result<i32> {
     static SPAWNER: OnceLock<std::sync::Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnJob>();

@@ -87,6 +87,8 @@ pub fn committed_files() -> Vec<RenderedFile> {
         ("service-headless.yaml", headless_service()),
         ("pdb.yaml", pdb()),
         ("worker-deployment.yaml", worker(&t)),
+        ("podmonitor.yaml", pod_monitors()),
+        ("prometheus-rule.yaml", prometheus_rule()),
         ("kustomization.yaml", kustomization()),
     ];
     files
@@ -99,14 +101,25 @@ pub fn committed_files() -> Vec<RenderedFile> {
 }
 
 /// The manifests `kustomization.yaml` lists (every object file).
-pub const MANIFESTS: [&str; 6] = [
+pub const MANIFESTS: [&str; 8] = [
     "configmap.yaml",
     "statefulset.yaml",
     "service.yaml",
     "service-headless.yaml",
     "pdb.yaml",
     "worker-deployment.yaml",
+    "podmonitor.yaml",
+    "prometheus-rule.yaml",
 ];
+
+/// The manifests of Prometheus Operator resources (`monitoring.coreos.com/v1`): Kubernetes'
+/// own schemas do not cover them.
+pub const CUSTOM_RESOURCES: [&str; 2] = ["podmonitor.yaml", "prometheus-rule.yaml"];
+
+/// The exporter sidecar's port (named `metrics`).
+pub const EXPORTER_PORT: u16 = 7777;
+/// The alert rules, rendered into the `PrometheusRule`.
+const ALERTS: &str = include_str!("../../prometheus/alerts.yml");
 
 fn header() -> String {
     "# Rendered from the SEA topology model; do not edit. Regenerate with `cargo xtask render`.\n"
@@ -274,6 +287,7 @@ fn statefulset(t: &Topology) -> String {
     let _ = writeln!(w, "            - name: data");
     let _ = writeln!(w, "              mountPath: /data");
     reloader(&mut w);
+    exporter(&mut w);
     let _ = writeln!(w, "      volumes:");
     let _ = writeln!(
         w,
@@ -488,6 +502,111 @@ fn worker(t: &Topology) -> String {
     w
 }
 
+/// The `sea-nats-exporter` sidecar: this pod's server over HTTPS on localhost (the server
+/// certificate names `localhost`), trusting the CA of the `nats-secrets` Secret it reads from
+/// the same projected volume as the server. Image: `cargo xtask image --exporter`.
+fn exporter(w: &mut String) {
+    let _ = writeln!(w, "        - name: exporter");
+    let _ = writeln!(
+        w,
+        "          image: {}",
+        crate::deployment::image::worker::DEFAULT_EXPORTER_IMAGE
+    );
+    let _ = writeln!(w, "          env:");
+    for (name, value) in [
+        (
+            "NATS_MONITOR_URLS",
+            format!("https://localhost:{}", CONTAINER_PORTS.monitor),
+        ),
+        (
+            "NATS_MONITOR_CA_FILE",
+            "/etc/nats/secrets/ca.pem".to_owned(),
+        ),
+        ("EXPORTER_ADDR", format!("0.0.0.0:{EXPORTER_PORT}")),
+    ] {
+        let _ = writeln!(w, "            - name: {name}");
+        let _ = writeln!(w, "              value: \"{value}\"");
+    }
+    let _ = writeln!(w, "          ports:");
+    let _ = writeln!(w, "            - name: metrics");
+    let _ = writeln!(w, "              containerPort: {EXPORTER_PORT}");
+    let _ = writeln!(w, "          readinessProbe:");
+    let _ = writeln!(w, "            httpGet:");
+    let _ = writeln!(w, "              path: /healthz");
+    let _ = writeln!(w, "              port: metrics");
+    let _ = writeln!(w, "          resources:");
+    let _ = writeln!(w, "            requests:");
+    let _ = writeln!(w, "              cpu: 20m");
+    let _ = writeln!(w, "              memory: 32Mi");
+    let _ = writeln!(w, "          volumeMounts:");
+    let _ = writeln!(w, "            - name: config");
+    let _ = writeln!(w, "              mountPath: /etc/nats");
+    let _ = writeln!(w, "              readOnly: true");
+}
+
+/// Prometheus Operator `PodMonitor`s for the exporter sidecars and the workers, with the job
+/// names the alert rules use (`up{job=...}`).
+fn pod_monitors() -> String {
+    let mut w = header();
+    let monitors = [
+        (
+            STATEFULSET,
+            crate::deployment::observe::EXPORTER_JOB,
+            "metrics",
+        ),
+        (WORKER, crate::deployment::observe::WORKER_JOB, "http"),
+    ];
+    for (i, (app, job, port)) in monitors.into_iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(w, "---");
+        }
+        let _ = writeln!(w, "apiVersion: monitoring.coreos.com/v1");
+        let _ = writeln!(w, "kind: PodMonitor");
+        let _ = writeln!(w, "metadata:");
+        let _ = writeln!(w, "  name: {job}");
+        let _ = writeln!(w, "  labels:");
+        labels(&mut w, "    ", app);
+        let _ = writeln!(w, "spec:");
+        let _ = writeln!(w, "  selector:");
+        let _ = writeln!(w, "    matchLabels:");
+        let _ = writeln!(w, "      app.kubernetes.io/name: {app}");
+        let _ = writeln!(w, "  podMetricsEndpoints:");
+        let _ = writeln!(w, "    - port: {port}");
+        let _ = writeln!(w, "      path: /metrics");
+        let _ = writeln!(w, "      interval: 15s");
+        let _ = writeln!(w, "      relabelings:");
+        let _ = writeln!(
+            w,
+            "        # The rules' job name (the operator's default is <namespace>/<name>)."
+        );
+        let _ = writeln!(w, "        - targetLabel: job");
+        let _ = writeln!(w, "          replacement: {job}");
+    }
+    w
+}
+
+/// A Prometheus Operator `PrometheusRule` holding `infra/prometheus/alerts.yml`'s groups as
+/// they are.
+fn prometheus_rule() -> String {
+    let mut w = header();
+    let _ = writeln!(w, "# The groups of infra/prometheus/alerts.yml, unchanged.");
+    let _ = writeln!(w, "apiVersion: monitoring.coreos.com/v1");
+    let _ = writeln!(w, "kind: PrometheusRule");
+    let _ = writeln!(w, "metadata:");
+    let _ = writeln!(w, "  name: sea-alerts");
+    let _ = writeln!(w, "  labels:");
+    labels(&mut w, "    ", STATEFULSET);
+    let _ = writeln!(w, "spec:");
+    for line in ALERTS.lines().skip_while(|l| !l.starts_with("groups:")) {
+        if line.is_empty() {
+            let _ = writeln!(w);
+        } else {
+            let _ = writeln!(w, "  {line}");
+        }
+    }
+    w
+}
+
 fn kustomization() -> String {
     let mut w = header();
     let _ = writeln!(w, "apiVersion: kustomize.config.k8s.io/v1beta1");
@@ -517,5 +636,45 @@ mod tests {
         assert!(conf.contains("no_advertise: true"), "{conf}");
         assert!(conf.contains("store_dir: \"/data/jetstream\""), "{conf}");
         assert!(conf.contains("listen: \"0.0.0.0:4222\""), "{conf}");
+    }
+
+    #[test]
+    fn the_prometheus_rule_holds_the_alert_rules_unchanged() {
+        let rule = prometheus_rule();
+        let body: Vec<&str> = rule.lines().skip_while(|l| *l != "spec:").skip(1).collect();
+        let alerts: Vec<&str> = ALERTS
+            .lines()
+            .skip_while(|l| !l.starts_with("groups:"))
+            .collect();
+        assert_eq!(body.len(), alerts.len());
+        for (b, a) in body.iter().zip(&alerts) {
+            assert!(
+                a.is_empty() && b.is_empty() || *b == format!("  {a}"),
+                "{b:?} / {a:?}"
+            );
+        }
+        assert!(alerts.iter().filter(|l| l.contains("- alert: ")).count() >= 30);
+    }
+
+    #[test]
+    fn the_exporter_sidecar_reads_its_own_server_over_https_with_the_secrets_ca() {
+        let sts = statefulset(&topology());
+        for needle in [
+            "- name: exporter",
+            "value: \"https://localhost:8222\"",
+            "value: \"/etc/nats/secrets/ca.pem\"",
+            "containerPort: 7777",
+        ] {
+            assert!(sts.contains(needle), "{needle} missing:\n{sts}");
+        }
+        let monitors = pod_monitors();
+        assert!(
+            monitors.contains("replacement: sea-nats-exporter"),
+            "{monitors}"
+        );
+        assert!(
+            monitors.contains("replacement: sea-mq-worker"),
+            "{monitors}"
+        );
     }
 }

@@ -33,6 +33,7 @@ use xshell::{cmd, Shell};
 
 use crate::flags::Bench;
 
+mod exporter;
 mod placement;
 mod tls;
 use placement::Placement;
@@ -132,7 +133,11 @@ async fn wait_for(workers: &mut [WorkerProcess], metric: &str, events: u64) -> a
 }
 
 impl Bench {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    pub fn run(mut self, sh: &Shell) -> anyhow::Result<()> {
+        if self.exporter.enabled {
+            self.exporter.json = self.json;
+            return self.exporter.run(sh);
+        }
         let profile = self
             .profile_flag
             .map_or_else(crate::flags::env_profile_or_ha, Ok)?;

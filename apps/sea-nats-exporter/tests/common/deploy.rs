@@ -24,8 +24,14 @@ pub fn client_urls(cluster: &TestCluster, name: &str) -> Vec<String> {
 }
 
 pub async fn deploy(profile: Profile) -> Deployed {
-    let cluster = TestCluster::start(profile).await;
-    federation::provision_topology(cluster.topology(), &NatsConfig::default(), &Spec::builtin())
+    provisioned(TestCluster::start(profile).await, &Spec::builtin()).await
+}
+
+/// A started cluster provisioned with `spec` as [`deploy`] does (its topology says which
+/// profile it is).
+pub async fn provisioned(cluster: TestCluster, spec: &Spec) -> Deployed {
+    let profile = cluster.topology().profile;
+    federation::provision_topology(cluster.topology(), &NatsConfig::default(), spec)
         .await
         .expect("provision");
     let t = cluster.topology();

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod dashboards;
 pub mod deploy;
 pub mod fixtures;
 pub mod names;
