@@ -378,6 +378,34 @@ impl PgStore {
         })
     }
 
+    pub async fn inbox_span(&self, group: String) -> Result<(u64, f64), DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*), COALESCE(EXTRACT(EPOCH FROM MAX(received_at) - MIN(received_at)), 0)::float8
+                 FROM inbox WHERE consumer_group = $1",
+                &[&group],
+            )
+            .await
+            .map_err(failed("read the inbox's span"))?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    }
+
+    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(published_at), COALESCE(EXTRACT(EPOCH FROM MAX(published_at) - MIN(first_attempt_at)), 0)::float8
+                 FROM outbox",
+                &[],
+            )
+            .await
+            .map_err(failed("read the outbox's span"))?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    }
+
     pub async fn ping(&self) -> Result<(), DbError> {
         self.client()
             .await?
