@@ -18,7 +18,7 @@ pub const PASSWORD: &str = "pg-test-secret";
 const DATABASE: &str = "sea";
 /// The server certificate's file stem in `tls/`, and the names it holds.
 const CERT: &str = "pg";
-pub const CERT_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+const CERT_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
 /// How to start the server.
 #[derive(Clone, Copy, Debug, Default)]
