@@ -572,6 +572,7 @@ impl Bins {
     }
 
     /// The outbox relay's rate: one release worker relaying `n` rows pre-inserted into `db`.
+    #[allow(clippy::too_many_arguments)]
     fn outbox(
         &self,
         rt: &tokio::runtime::Runtime,

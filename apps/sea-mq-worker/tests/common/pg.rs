@@ -13,6 +13,7 @@ use sea_infra::testing::{require, Prerequisite};
 use sea_mq_worker::config::parse_database_url;
 use sea_mq_worker::db::Store;
 use sea_mq_worker::pg_server::PgOptions;
+#[allow(unused_imports)] // not every test binary checks for it
 pub use sea_mq_worker::pg_server::PASSWORD;
 
 pub struct PgServer(sea_mq_worker::pg_server::PgServer);
