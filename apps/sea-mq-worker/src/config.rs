@@ -394,6 +394,10 @@ mod tests {
         assert!(parse(&[("DATABASE_UNREADY_AFTER_FAILED_WRITES", "0")]).is_err());
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert!(c.outbox.enabled);
+        // Durable unless told otherwise; NORMAL in any case.
+        assert_eq!(c.sqlite_synchronous, SqliteSync::Full);
+        let normal = parse(&[("WORKER_SQLITE_SYNCHRONOUS", "normal")]).unwrap();
+        assert_eq!(normal.sqlite_synchronous, SqliteSync::Normal);
     }
 
     #[test]
@@ -451,6 +455,7 @@ mod tests {
             ("NATS_AUTH_TOKEN", "tok-secret"),
             ("NATS_USER", "u"),
             ("NATS_PASSWORD", "pw-secret"),
+            ("WORKER_SQLITE_SYNCHRONOUS", "OFF"),
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -464,6 +469,7 @@ mod tests {
             "LOG_LEVEL",
             "STREAM_NAME",
             "NATS_AUTH_TOKEN",
+            "WORKER_SQLITE_SYNCHRONOUS",
         ] {
             assert!(text.contains(&format!("{var}=")), "{var} missing: {text}");
         }

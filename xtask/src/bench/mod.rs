@@ -262,7 +262,9 @@ impl Bins {
             .output()
             .context("run sea-mq-bench")?;
         if !out.status.success() {
-            bail!("sea-mq-bench {} failed", args.join(" "));
+            // An argument may be a DATABASE_URL: its password is not shown.
+            let args = sea_infra::env::redact_credentials(&args.join(" "));
+            bail!("sea-mq-bench {args} failed");
         }
         serde_json::from_slice(&out.stdout).context("read sea-mq-bench output")
     }
