@@ -5,6 +5,11 @@
 //! release build, so both sides are compiled alike; both connect to the same kind of server
 //! (see `placement`), so a ratio compares like with like.
 //!
+//! Each measurement also reads the CPU time its clients (the probe process, or the worker
+//! processes) and the cluster's servers used, so CPU per event stands next to every rate
+//! (`measure`). The worker measurements run on SQLite, on a private PostgreSQL, or both
+//! (`--database`), and `--knobs` measures the worker's settings against its defaults.
+//!
 //! Then the durability setting's cost: a second private cluster whose servers fsync before every
 //! acknowledgement (`sync_interval: always`), measured the same way for the paths a disk write
 //! is on (raw publish, raw consume with its acks, the outbox relay), next to the default's.
