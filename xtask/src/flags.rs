@@ -281,6 +281,16 @@ pub struct Bench {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The database of the worker measurements (inbox with 1, 2, 4 workers; the outbox relay):
+    /// sqlite (a file per measurement), postgres (a private PostgreSQL server started for the
+    /// run, with fsync on; inbox with 1 and 4 workers), or both, side by side in one run.
+    #[arg(long, value_enum, default_value_t = crate::bench::BenchDatabase::Sqlite)]
+    pub database: crate::bench::BenchDatabase,
+    /// Also measure the worker's knobs, each against the default's measurement of the same run
+    /// (SQLite): WORKER_BATCH_SIZE 32 and 512, WORKER_SQLITE_SYNCHRONOUS=NORMAL (inbox and
+    /// relay), max_ack_pending 4096 (4 workers).
+    #[arg(long)]
+    pub knobs: bool,
     /// Also measure the TLS cost: the same raw publish and consume on a secured cluster (TLS,
     /// accounts), side by side with plaintext.
     #[arg(long)]

@@ -9,7 +9,24 @@ use serde_json::Value;
 
 #[test]
 fn bench_json_reports_every_rate_ratio_and_goal() {
-    let run = common::xtask(&["bench", "--events", "3000", "--json", "--secure"], &[]);
+    // With PostgreSQL installed, its measurements too (required where SEA_REQUIRE_POSTGRES=1).
+    let pg = sea_infra::testing::require(
+        "bench_json_reports_every_rate_ratio_and_goal (postgres part)",
+        sea_infra::testing::Prerequisite::Postgres,
+    );
+    let database = if pg { "both" } else { "sqlite" };
+    let run = common::xtask(
+        &[
+            "bench",
+            "--events",
+            "3000",
+            "--json",
+            "--database",
+            database,
+            "--secure",
+        ],
+        &[],
+    );
     let all = &run.all;
     assert_eq!(run.code, Some(0), "bench failed:\n{all}");
     let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{all}"));
@@ -45,7 +62,46 @@ fn bench_json_reports_every_rate_ratio_and_goal() {
             "{ratio}:\n{all}"
         );
     }
-    assert_eq!(report["goals"].as_array().map(Vec::len), Some(3));
+    assert_eq!(report["goals"].as_array().map(Vec::len), Some(5));
+    // CPU per event next to every rate (figures judged by the command, not here).
+    for m in ["raw_publish", "raw_consume", "raw_consume_4_clients"] {
+        for cpu in ["client_cpu_us_per_event", "server_cpu_us_per_event"] {
+            let v = report["measurements"][m][cpu].as_f64();
+            assert!(v.is_some_and(|v| v >= 0.0), "{m} {cpu}:\n{all}");
+        }
+    }
+    for ratio in [
+        "worker_cpu_per_event_vs_raw_consumer",
+        "relay_cpu_per_row_vs_raw_publisher",
+        "inbox_4_workers_vs_4_raw_clients",
+    ] {
+        assert!(report["ratios"][ratio].is_number(), "{ratio}:\n{all}");
+    }
+    let dbs: &[(&str, &[u64])] = if pg {
+        &[("sqlite", &[1, 2, 4]), ("postgres", &[1, 4])]
+    } else {
+        &[("sqlite", &[1, 2, 4])]
+    };
+    for (db, counts) in dbs {
+        let d = &report["databases"][db];
+        let workers: Vec<u64> = d["inbox"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{db}:\n{all}"))
+            .iter()
+            .map(|m| {
+                assert!(m["rate"].as_f64().unwrap_or(0.0) > 0.0, "{db} {m}");
+                assert!(m["client_cpu_us_per_event"].is_number(), "{db} {m}");
+                m["workers"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(workers, *counts, "{db}");
+        assert!(
+            d["outbox"]["rate"].as_f64().unwrap_or(0.0) > 0.0,
+            "{db}:\n{all}"
+        );
+    }
+    // The PostgreSQL URL's password is never printed.
+    assert!(!all.contains(sea_mq_worker::pg_server::PASSWORD), "{all}");
     // The durability setting's cost, measured on a second cluster in the same run.
     for rate in ["raw_publish", "raw_consume", "outbox"] {
         let always = &report["sync_interval_always"];

@@ -11,11 +11,14 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use serde::Serialize;
 
-/// `events` handled in `seconds`.
+/// `events` handled in `seconds`; `cpu_seconds`: the CPU time (user + system) the probe process
+/// used over its whole run, start-up included, as the workers' is counted (set by the probe's
+/// `main`; 0 for the database reads).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Span {
     pub events: u64,
     pub seconds: f64,
+    pub cpu_seconds: f64,
 }
 
 impl Span {
@@ -80,6 +83,7 @@ pub async fn raw_publish(
     Ok(Span {
         events: count,
         seconds: began.elapsed().as_secs_f64(),
+        cpu_seconds: 0.0,
     })
 }
 
@@ -133,63 +137,56 @@ pub async fn raw_consume(
     Ok(Span {
         events: seen.load(std::sync::atomic::Ordering::Relaxed),
         seconds: began.get().map_or(0.0, |b| b.elapsed().as_secs_f64()),
+        cpu_seconds: 0.0,
     })
 }
 
-/// Opens the database, creating the worker's tables first (a probe may run before the worker).
-async fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
-    crate::db::Store::open(
-        &crate::config::Database::Sqlite(db.to_path_buf()),
-        Duration::from_secs(10),
-    )
-    .await?;
-    let conn = rusqlite::Connection::open(db)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    Ok(conn)
+/// Opens the database (a SQLite file's path or a `DATABASE_URL`), creating the worker's tables
+/// first (a probe may run before the worker).
+async fn open(db: &str) -> anyhow::Result<crate::db::Store> {
+    let database = if db.contains("://") {
+        crate::config::parse_database_url(db).map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?
+    } else {
+        crate::config::Database::Sqlite(Path::new(db).to_path_buf())
+    };
+    Ok(crate::db::Store::open(&database, Duration::from_secs(10)).await?)
 }
 
-/// Inserts `count` outbox rows (only id, subject, payload) with ids `<prefix>-<n>`, creating the
-/// tables first.
-pub async fn fill_outbox(db: &Path, prefix: &str, count: u64, size: usize) -> anyhow::Result<()> {
-    let mut conn = open(db).await?;
-    let tx = conn.transaction()?;
-    for i in 0..count {
-        let id = format!("{prefix}-{i}");
-        let payload = String::from_utf8(event_payload(&id, size))?;
-        tx.execute(
-            "INSERT INTO outbox (id, subject, payload) VALUES (?1, ?2, ?3)",
-            (&id, format!("sea.event.bench.outbox.{}", i % 16), payload),
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
+/// Inserts `count` outbox rows (only id, subject, payload) with ids `<prefix>-<n>` in one
+/// transaction, creating the tables first.
+pub async fn fill_outbox(db: &str, prefix: &str, count: u64, size: usize) -> anyhow::Result<()> {
+    let rows = (0..count)
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            let payload = String::from_utf8(event_payload(&id, size))?;
+            Ok(crate::db::NewOutboxRow {
+                subject: format!("sea.event.bench.outbox.{}", i % 16),
+                id,
+                payload,
+                headers: None,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(open(db).await?.insert_outbox(rows).await?)
 }
 
 /// Inbox rows of `group` and the time between the first and the last insert.
-pub async fn inbox_span(db: &Path, group: &str) -> anyhow::Result<Span> {
-    let (events, seconds) = open(db).await?.query_row(
-        "SELECT COUNT(*), COALESCE((julianday(MAX(received_at)) - julianday(MIN(received_at))) * 86400.0, 0)
-         FROM inbox WHERE consumer_group = ?1",
-        [group],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
-    )?;
+pub async fn inbox_span(db: &str, group: &str) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db).await?.inbox_span(group).await?;
     Ok(Span {
-        events: events as u64,
+        events,
         seconds,
+        cpu_seconds: 0.0,
     })
 }
 
 /// Published outbox rows and the time from the first claim to the last mark.
-pub async fn outbox_span(db: &Path) -> anyhow::Result<Span> {
-    let (events, seconds) = open(db).await?.query_row(
-        "SELECT COUNT(published_at), COALESCE((julianday(MAX(published_at)) - julianday(MIN(first_attempt_at))) * 86400.0, 0)
-         FROM outbox",
-        [],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
-    )?;
+pub async fn outbox_span(db: &str) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db).await?.outbox_span().await?;
     Ok(Span {
-        events: events as u64,
+        events,
         seconds,
+        cpu_seconds: 0.0,
     })
 }
 

@@ -63,10 +63,15 @@ pub enum ChildError {
 impl Launch {
     /// A worker of `group` on `servers`, with a SQLite database file.
     pub fn sqlite(bin: &Path, servers: &[String], db: &Path, group: &str) -> Launch {
+        Launch::new(bin, servers, format!("sqlite://{}", db.display()), group)
+    }
+
+    /// A worker of `group` on `servers`, with `database` as its `DATABASE_URL`.
+    pub fn new(bin: &Path, servers: &[String], database: String, group: &str) -> Launch {
         Launch {
             bin: bin.to_path_buf(),
             servers: servers.to_vec(),
-            database: format!("sqlite://{}", db.display()),
+            database,
             group: group.to_owned(),
             log: None,
             settings: vec![

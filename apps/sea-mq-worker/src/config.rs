@@ -27,6 +27,7 @@ pub const ENV_PGSSLMODE: &str = "PGSSLMODE";
 /// libpq's: the CA file of a PostgreSQL `DATABASE_URL` that gives no `sslrootcert`.
 pub const ENV_PGSSLROOTCERT: &str = "PGSSLROOTCERT";
 pub const ENV_DATABASE_BUSY_TIMEOUT_MS: &str = "DATABASE_BUSY_TIMEOUT_MS";
+pub const ENV_WORKER_SQLITE_SYNCHRONOUS: &str = "WORKER_SQLITE_SYNCHRONOUS";
 pub const ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES: &str = "DATABASE_UNREADY_AFTER_FAILED_WRITES";
 pub const ENV_OUTBOX_ENABLED: &str = "OUTBOX_ENABLED";
 pub const ENV_OUTBOX_POLL_INTERVAL_MS: &str = "OUTBOX_POLL_INTERVAL_MS";
@@ -167,6 +168,8 @@ pub struct WorkerConfig {
     pub name: String,
     pub database: Database,
     pub db_busy_timeout: Duration,
+    /// SQLite's `synchronous` (FULL unless `WORKER_SQLITE_SYNCHRONOUS` says NORMAL).
+    pub sqlite_synchronous: SqliteSync,
     /// Consecutive failed inbox commits (or outbox writes) after which `/readyz` is 503.
     pub unready_after_failed_writes: u32,
     pub outbox: Outbox,
@@ -174,6 +177,36 @@ pub struct WorkerConfig {
     pub logs: Logs,
     pub shutdown_grace: Duration,
     pub failpoint: Option<Failpoint>,
+}
+
+/// SQLite's `synchronous` in WAL mode: whether a commit waits for the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// Every commit is fsynced before it returns, so before the batch is acked: an acked event
+    /// is on disk. The default.
+    #[default]
+    Full,
+    /// Commits are fsynced at checkpoints only: the database stays consistent, but the last
+    /// commits (acked events) can be lost on a power cut or kernel crash (not on a worker
+    /// crash). Cheaper per commit.
+    Normal,
+}
+
+impl SqliteSync {
+    pub fn parse(s: &str) -> Result<SqliteSync, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "FULL" => Ok(SqliteSync::Full),
+            "NORMAL" => Ok(SqliteSync::Normal),
+            _ => Err("use FULL (the default: acked events survive a power cut) or NORMAL".into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        }
+    }
 }
 
 pub const DEFAULT_SERVERS: &str = "nats://127.0.0.1:4222";
@@ -271,6 +304,9 @@ impl WorkerConfig {
             db_busy_timeout: env
                 .parse(ENV_DATABASE_BUSY_TIMEOUT_MS, env::parse_millis(0))
                 .unwrap_or(Duration::from_secs(5)),
+            sqlite_synchronous: env
+                .parse(ENV_WORKER_SQLITE_SYNCHRONOUS, SqliteSync::parse)
+                .unwrap_or_default(),
             unready_after_failed_writes: env
                 .parse(
                     ENV_DATABASE_UNREADY_AFTER_FAILED_WRITES,
@@ -358,6 +394,10 @@ mod tests {
         assert!(parse(&[("DATABASE_UNREADY_AFTER_FAILED_WRITES", "0")]).is_err());
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert!(c.outbox.enabled);
+        // Durable unless told otherwise; NORMAL in any case.
+        assert_eq!(c.sqlite_synchronous, SqliteSync::Full);
+        let normal = parse(&[("WORKER_SQLITE_SYNCHRONOUS", "normal")]).unwrap();
+        assert_eq!(normal.sqlite_synchronous, SqliteSync::Normal);
     }
 
     #[test]
@@ -415,6 +455,7 @@ mod tests {
             ("NATS_AUTH_TOKEN", "tok-secret"),
             ("NATS_USER", "u"),
             ("NATS_PASSWORD", "pw-secret"),
+            ("WORKER_SQLITE_SYNCHRONOUS", "OFF"),
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -428,6 +469,7 @@ mod tests {
             "LOG_LEVEL",
             "STREAM_NAME",
             "NATS_AUTH_TOKEN",
+            "WORKER_SQLITE_SYNCHRONOUS",
         ] {
             assert!(text.contains(&format!("{var}=")), "{var} missing: {text}");
         }

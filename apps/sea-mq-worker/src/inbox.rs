@@ -62,19 +62,9 @@ pub fn classify(
             }
         }
     };
-    let headers = headers.filter(|h| !h.is_empty()).map(|h| {
-        let map: serde_json::Map<String, serde_json::Value> = h
-            .iter()
-            .map(|(name, values)| {
-                let joined: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
-                (
-                    name.to_string(),
-                    serde_json::Value::String(joined.join(",")),
-                )
-            })
-            .collect();
-        serde_json::Value::Object(map).to_string()
-    });
+    let headers = headers
+        .filter(|h| !h.is_empty())
+        .map(|h| serde_json::to_string(&HeadersJson(h)).expect("strings serialize"));
     Classified::Event(InboxRow {
         message_id,
         subject: subject.to_owned(),
@@ -82,6 +72,33 @@ pub fn classify(
         headers,
         stream_seq,
     })
+}
+
+/// Headers as a JSON object, a header's values joined with `,`, written straight into the
+/// string (no map of owned keys and values per event); names in sorted order, as before.
+struct HeadersJson<'a>(&'a async_nats::HeaderMap);
+
+impl serde::Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut names: Vec<(&str, &Vec<async_nats::HeaderValue>)> = self
+            .0
+            .iter()
+            .map(|(name, values)| (name.as_ref(), values))
+            .collect();
+        names.sort_unstable_by_key(|(name, _)| *name);
+        s.collect_map(names.into_iter().map(|(name, values)| {
+            let value = match values.as_slice() {
+                [one] => std::borrow::Cow::Borrowed(one.as_str()),
+                many => std::borrow::Cow::Owned(
+                    many.iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            };
+            (name, value)
+        }))
+    }
 }
 
 /// Nak delay for a transient failure: doubling from 1 s, capped at 30 s.
@@ -299,6 +316,19 @@ mod tests {
         );
         assert!(
             matches!(classify("s", Some(&h), b"\"\xff\"", 1), Classified::Poison(r) if r.contains("not UTF-8"))
+        );
+    }
+
+    #[test]
+    fn headers_are_one_json_object_sorted_with_values_joined() {
+        let mut h = headers(&[("Nats-Msg-Id", "m-1"), ("B-Trace", "x\"y")]);
+        h.append("B-Trace", "z");
+        let Classified::Event(row) = classify("s", Some(&h), b"{}", 1) else {
+            panic!()
+        };
+        assert_eq!(
+            row.headers.unwrap(),
+            r#"{"B-Trace":"x\"y,z","Nats-Msg-Id":"m-1"}"#
         );
     }
 

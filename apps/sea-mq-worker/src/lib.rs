@@ -10,6 +10,7 @@
 //! - `run`: start-up and graceful shutdown; `logs`: log output, credentials redacted.
 //! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.
 //! - `child`: the worker as a child process (for xtask's drills, bench and verify, and tests).
+//! - `pg_server`: a private PostgreSQL server (for the tests and `cargo xtask bench`).
 
 pub mod bench;
 pub mod child;
@@ -23,4 +24,5 @@ pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod outbox;
+pub mod pg_server;
 pub mod run;

@@ -57,7 +57,7 @@ pub async fn run(cfg: WorkerConfig) -> anyhow::Result<Stop> {
                 cfg.http_addr
             )
         })?;
-    let store = Store::open(&cfg.database, cfg.db_busy_timeout)
+    let store = Store::open_with(&cfg.database, cfg.db_busy_timeout, cfg.sqlite_synchronous)
         .await
         .with_context(|| format!("DATABASE_URL={:?}", cfg.database))?;
     let (client, mut lifecycle) = connection::connect(&cfg, metrics.clone()).await?;

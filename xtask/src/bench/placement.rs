@@ -51,8 +51,20 @@ impl<'a> Placement<'a> {
     /// Creates the durable `name` on the stream with the spec's consumer settings (what a worker
     /// group binds), and returns the client URL its clients are to use.
     pub async fn durable(&self, name: &str) -> anyhow::Result<String> {
+        self.durable_with(name, None).await
+    }
+
+    /// [`durable`](Self::durable) with `max_ack_pending` instead of the spec's, when given.
+    pub async fn durable_with(
+        &self,
+        name: &str,
+        max_ack_pending: Option<i64>,
+    ) -> anyhow::Result<String> {
         let mut spec = Spec::builtin().consumer;
         spec.group = name.to_owned();
+        if let Some(n) = max_ack_pending {
+            spec.max_ack_pending = n;
+        }
         spec.durable = None;
         spec.filter_subject = None;
         let mut consumer: consumer::PullConsumer = self

@@ -8,17 +8,17 @@ use sea_infra::deployment::{BackendKind, Throwaway};
 use sea_infra::model::topology::Profile;
 use sea_infra::model::{Role, Security};
 
-use super::placement::{self, Placement};
-use super::{start, Bins, Span, PAYLOAD_BYTES, PUBLISH_WINDOW, PULL_BATCH};
+use super::placement::Placement;
+use super::{start, Bins, Measured};
 
-/// The secured cluster's raw rates.
+/// The secured cluster's raw measurements.
 pub struct TlsCost {
-    pub publish: Span,
-    pub consume: Span,
+    pub publish: Measured,
+    pub consume: Measured,
 }
 
 /// Measures raw publish and raw consume of `events` on a secured private `profile` cluster.
-pub fn measure(
+pub fn run(
     rt: &tokio::runtime::Runtime,
     nats_server: &std::path::Path,
     bins: &Bins,
@@ -35,27 +35,11 @@ pub fn measure(
         ..bins.clone()
     };
     let place: Placement<'_> = start(rt, nats_server, &cluster)?;
+    let d = &cluster.deployment;
     let count = events.to_string();
     eprintln!("  measuring raw publish over TLS ...");
-    let publish = bins.probe(&[
-        "publish",
-        &rt.block_on(place.publisher())?,
-        "tls",
-        &count,
-        &PAYLOAD_BYTES.to_string(),
-        &PUBLISH_WINDOW.to_string(),
-    ])?;
+    let publish = bins.raw_publish(rt, &place, d, &count)?;
     eprintln!("  measuring raw pull consume + ack over TLS ...");
-    let server = rt.block_on(place.durable("bench-raw-tls"))?;
-    let consume = bins.probe(&[
-        "consume",
-        &server,
-        placement::STREAM,
-        "bench-raw-tls",
-        &count,
-        &PULL_BATCH.to_string(),
-        "1",
-    ])?;
-    rt.block_on(place.remove("bench-raw-tls"))?;
+    let consume = bins.raw_consume(rt, &place, d, "bench-raw-tls", &count, 1)?;
     Ok(TlsCost { publish, consume })
 }

@@ -9,7 +9,7 @@ mod sqlite;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Database;
+use crate::config::{Database, SqliteSync};
 pub use postgres::{CaFile, LinkError, PgEnv, PgLink, SslMode, CA_IN_URL};
 
 /// One event to record in the inbox.
@@ -85,9 +85,18 @@ impl Store {
     /// Opens the database, creating the file (SQLite) and the tables when missing.
     /// `busy_timeout` applies to SQLite only.
     pub async fn open(db: &Database, busy_timeout: Duration) -> Result<Store, DbError> {
+        Store::open_with(db, busy_timeout, SqliteSync::Full).await
+    }
+
+    /// [`open`](Self::open) with SQLite's `synchronous` (ignored for PostgreSQL).
+    pub async fn open_with(
+        db: &Database,
+        busy_timeout: Duration,
+        synchronous: SqliteSync,
+    ) -> Result<Store, DbError> {
         match db {
             Database::Sqlite(path) => Ok(Store::Sqlite(
-                sqlite::SqliteStore::open(path.clone(), busy_timeout).await?,
+                sqlite::SqliteStore::open(path.clone(), busy_timeout, synchronous).await?,
             )),
             Database::Postgres { link, .. } => {
                 Ok(Store::Postgres(postgres::PgStore::open(link).await?))
@@ -169,6 +178,23 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.outbox_progress(id_prefix.to_owned()).await,
             Store::Postgres(s) => s.outbox_progress(id_prefix.to_owned()).await,
+        }
+    }
+
+    /// A consumer group's inbox rows and the seconds from the first row's transaction to the
+    /// last's (what `cargo xtask bench` takes a worker's rate from).
+    pub async fn inbox_span(&self, group: &str) -> Result<(u64, f64), DbError> {
+        match self {
+            Store::Sqlite(s) => s.inbox_span(group.to_owned()).await,
+            Store::Postgres(s) => s.inbox_span(group.to_owned()).await,
+        }
+    }
+
+    /// Published outbox rows and the seconds from the first claim to the last mark.
+    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+        match self {
+            Store::Sqlite(s) => s.outbox_span().await,
+            Store::Postgres(s) => s.outbox_span().await,
         }
     }
 

@@ -222,43 +222,34 @@ impl PgStore {
         Ok(client)
     }
 
+    /// One statement for the whole batch (its own transaction: committed when it returns),
+    /// rather than a round trip per row: the rows go as arrays, and `RETURNING` names the
+    /// ones that were new. An id twice in one batch is inserted once: its first row counts as
+    /// new, as one insert after another would have it.
     pub async fn insert_inbox(
         &self,
         group: String,
         rows: Vec<InboxRow>,
     ) -> Result<Vec<bool>, DbError> {
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(failed("begin inbox batch"))?;
-        let stmt = tx
-            .prepare(
+        let client = self.client().await?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.message_id.as_str()).collect();
+        let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+        let payloads: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+        let headers: Vec<Option<&str>> = rows.iter().map(|r| r.headers.as_deref()).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.stream_seq as i64).collect();
+        let new = client
+            .query(
                 "INSERT INTO inbox (consumer_group, message_id, subject, payload, headers, stream_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (consumer_group, message_id) DO NOTHING",
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+                 ON CONFLICT (consumer_group, message_id) DO NOTHING
+                 RETURNING message_id",
+                &[&group, &ids, &subjects, &payloads, &headers, &seqs],
             )
             .await
-            .map_err(failed("prepare inbox insert"))?;
-        let mut inserted = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let n = tx
-                .execute(
-                    &stmt,
-                    &[
-                        &group,
-                        &r.message_id,
-                        &r.subject,
-                        &r.payload,
-                        &r.headers,
-                        &(r.stream_seq as i64),
-                    ],
-                )
-                .await
-                .map_err(failed("insert inbox row"))?;
-            inserted.push(n == 1);
-        }
-        tx.commit().await.map_err(failed("commit inbox batch"))?;
-        Ok(inserted)
+            .map_err(failed("insert inbox batch"))?;
+        let mut new: std::collections::HashSet<String> =
+            new.iter().map(|r| r.get::<_, String>(0)).collect();
+        Ok(ids.iter().map(|id| new.remove(*id)).collect())
     }
 
     pub async fn claim_outbox(
@@ -376,6 +367,34 @@ impl PgStore {
             max_attempts: n(3),
             claimed: n(4),
         })
+    }
+
+    pub async fn inbox_span(&self, group: String) -> Result<(u64, f64), DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*), COALESCE(EXTRACT(EPOCH FROM MAX(received_at) - MIN(received_at)), 0)::float8
+                 FROM inbox WHERE consumer_group = $1",
+                &[&group],
+            )
+            .await
+            .map_err(failed("read the inbox's span"))?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    }
+
+    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(published_at), COALESCE(EXTRACT(EPOCH FROM MAX(published_at) - MIN(first_attempt_at)), 0)::float8
+                 FROM outbox",
+                &[],
+            )
+            .await
+            .map_err(failed("read the outbox's span"))?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

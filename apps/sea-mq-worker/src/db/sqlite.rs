@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::config::SqliteSync;
+
 use super::{DbError, InboxRow, NewOutboxRow, OutboxProgress, OutboxRow};
 
 const SCHEMA: &str = "
@@ -60,6 +62,8 @@ pub struct SqliteStore {
     files: Arc<Vec<OpenedFile>>,
     /// Set once a file is found replaced: every later write and ping fails the same way.
     replaced: Arc<OnceLock<DbError>>,
+    /// What commits use (`WORKER_SQLITE_SYNCHRONOUS`); a claim relaxes it for itself only.
+    synchronous: SqliteSync,
 }
 
 /// A file as the kernel knew it at open: a path that later names another file, or none, means
@@ -168,18 +172,26 @@ fn busy_handler(tries: i32) -> bool {
 }
 
 /// Opens the file, switches it to WAL with `synchronous=FULL`, and creates the tables.
-fn open_once(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+fn open_once(
+    path: &std::path::Path,
+    busy_timeout: Duration,
+    synchronous: SqliteSync,
+) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     BUSY_TIMEOUT_MS.store(busy_timeout.as_millis() as u64, Ordering::Relaxed);
     conn.busy_handler(Some(busy_handler))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", synchronous.as_str())?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
 
 impl SqliteStore {
-    pub async fn open(path: PathBuf, busy_timeout: Duration) -> Result<SqliteStore, DbError> {
+    pub async fn open(
+        path: PathBuf,
+        busy_timeout: Duration,
+        synchronous: SqliteSync,
+    ) -> Result<SqliteStore, DbError> {
         let db_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, DbError> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -192,7 +204,7 @@ impl SqliteStore {
             // schema, which fail at once with SQLITE_BUSY instead of waiting: retry, bounded.
             let deadline = std::time::Instant::now() + busy_timeout.max(Duration::from_secs(5));
             loop {
-                match open_once(&path, busy_timeout) {
+                match open_once(&path, busy_timeout, synchronous) {
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::DatabaseBusy
                             && std::time::Instant::now() < deadline =>
@@ -209,6 +221,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             files: Arc::new(opened_files(&db_path)?),
             replaced: Arc::new(OnceLock::new()),
+            synchronous,
         })
     }
 
@@ -300,12 +313,16 @@ impl SqliteStore {
         // A claim is only a lease: losing it to a power cut returns its rows, republished under
         // the same ids, which JetStream drops as duplicates. So its commit skips the fsync
         // (`synchronous=NORMAL` in WAL mode); the mark that follows syncs both.
+        let synchronous = self.synchronous;
         self.write(move |conn| {
+            if synchronous == SqliteSync::Normal {
+                return claim(conn, owner, limit, lease);
+            }
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(failed("relax sync for the claim"))?;
             let claimed = claim(conn, owner, limit, lease);
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(failed("restore synchronous=FULL"))?;
+            conn.pragma_update(None, "synchronous", synchronous.as_str())
+                .map_err(failed("restore synchronous"))?;
             claimed
         })
         .await
@@ -412,6 +429,32 @@ impl SqliteStore {
                 },
             )
             .map_err(failed("read outbox progress"))
+        })
+        .await
+    }
+
+    pub async fn inbox_span(&self, group: String) -> Result<(u64, f64), DbError> {
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*), COALESCE((julianday(MAX(received_at)) - julianday(MIN(received_at))) * 86400.0, 0)
+                 FROM inbox WHERE consumer_group = ?1",
+                [group],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?)),
+            )
+            .map_err(failed("read the inbox's span"))
+        })
+        .await
+    }
+
+    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(published_at), COALESCE((julianday(MAX(published_at)) - julianday(MIN(first_attempt_at))) * 86400.0, 0)
+                 FROM outbox",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?)),
+            )
+            .map_err(failed("read the outbox's span"))
         })
         .await
     }
