@@ -245,7 +245,8 @@ fn write_provisioner(w: &mut String, inner: &Topology, names: &ComposeNames, net
     );
     let _ = writeln!(
         w,
-        "    # Run it again: `docker-compose ... --profile {WORKER_PROFILE} up {PROVISION_SERVICE}`."
+        "    # Run it again: `docker-compose -f <this file> --profile {} --profile {WORKER_PROFILE} up {PROVISION_SERVICE}`.",
+        super::compose_file::compose_profile(inner.profile)
     );
     write_image(w);
     let _ = writeln!(
