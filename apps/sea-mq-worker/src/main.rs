@@ -74,13 +74,9 @@ fn provision() -> ExitCode {
     match runtime.block_on(provision::run(cfg, &|line| eprint_redacted(line))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut message = format!("sea-mq-worker provision: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprint_redacted(&message);
+            // The error with its causes, as the worker's own errors are shown.
+            let e = anyhow::Error::from(e);
+            eprint_redacted(&format!("sea-mq-worker provision: {e:#}"));
             ExitCode::FAILURE
         }
     }

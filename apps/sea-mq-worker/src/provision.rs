@@ -110,8 +110,9 @@ pub async fn run(cfg: ProvisionConfig, progress: &dyn Fn(&str)) -> Result<(), Pr
                     break;
                 }
                 Err(e) if worth_retrying(&e) && began.elapsed() < RETRY_FOR => {
+                    let e = anyhow::Error::from(e);
                     progress(&format!(
-                        "attempt {attempt} failed ({e}); trying again (for up to {RETRY_FOR:?})"
+                        "attempt {attempt} failed ({e:#}); trying again (for up to {RETRY_FOR:?})"
                     ));
                     attempt += 1;
                     tokio::time::sleep(RETRY_EVERY).await;
