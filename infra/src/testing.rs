@@ -352,6 +352,23 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("start the workers: {e}"));
     }
 
+    /// `up -d` of the whole compose file with the worker profile (servers, the one-shot
+    /// `sea-provision`, the workers on `image`), as an operator runs it: no health gate and no
+    /// provisioning of the test's own. Panics with the provisioner's log when Compose fails.
+    pub fn up_with_workers(&self, image: &TestImage) {
+        let nats_image =
+            crate::deployment::image::resolve(&nats_server().path, &cache_dir(), &|_| {})
+                .unwrap_or_else(|e| panic!("the server image: {e}"));
+        self.compose_project()
+            .up_all(&nats_image, &image.tag)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "docker-compose up -d with the worker profile: {e}\nsea-provision's log:\n{}",
+                    self.container_log(crate::render::compose_worker::PROVISION_SERVICE)
+                )
+            });
+    }
+
     /// The last lines a container of this cluster logged (a server's or a worker's service).
     pub fn container_log(&self, service: &str) -> String {
         self.compose_project().log_tail(service, 40)

@@ -45,19 +45,15 @@ impl Provision {
                     "NATS_SERVERS is unset: using profile {profile} ({})",
                     topology.nats_servers()
                 );
-                federation::domains(&topology)
-                    .iter()
+                federation::domain_specs(&topology, &spec)
+                    .into_iter()
                     .map(|d| {
                         let label = if topology.clusters.len() > 1 {
-                            d.label.clone()
+                            d.label
                         } else {
                             String::new()
                         };
-                        (
-                            label,
-                            d.servers.clone(),
-                            federation::spec_for(&spec, &topology, d),
-                        )
+                        (label, d.servers, d.spec)
                     })
                     .collect()
             }

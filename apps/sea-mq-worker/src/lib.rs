@@ -7,6 +7,7 @@
 //! - `dlq`: dead-lettering with provenance headers.
 //! - `db`: the inbox and outbox tables (SQLite or PostgreSQL).
 //! - `http` + `metrics`: `/healthz`, `/readyz`, `/metrics`; `health`: faults they report.
+//! - `provision`: the compose files' one-shot provisioner (`sea-mq-worker provision`).
 //! - `run`: start-up and graceful shutdown; `logs`: log output, credentials redacted.
 //! - `bench`: the probes `cargo xtask bench` runs through the `sea-mq-bench` binary.
 //! - `child`: the worker as a child process (for xtask's drills, bench and verify, and tests).
@@ -25,4 +26,5 @@ pub mod inbox;
 pub mod metrics;
 pub mod outbox;
 pub mod pg_server;
+pub mod provision;
 pub mod run;

@@ -3,17 +3,19 @@
 //! `ha` rendering beside the servers, reaching them by service name. Events published from
 //! here land in its inbox exactly once and outbox rows inserted here reach the stream exactly
 //! once, across a `docker kill` of the `SEA_EVENTS` leader; its `/readyz` answers 200 from the
-//! host. Skipped without a Docker engine unless SEA_REQUIRE_DOCKER=1 (CI sets it).
+//! host. And the operator's bring-up as it is documented: `up -d` of the compose file with the
+//! `worker` profile and nothing else, the one-shot `sea-provision` provisioning before the
+//! worker starts, `/readyz` 200 from the host. Skipped without a Docker engine unless SEA_REQUIRE_DOCKER=1 (CI sets it).
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use sea_infra::client::connect::NatsConfig;
 use sea_infra::client::{crosscheck, observe, provision};
 use sea_infra::model::{Profile, Spec};
-use sea_infra::render::compose_worker::WorkerService;
+use sea_infra::render::compose_worker::{WorkerService, PROVISION_SERVICE};
 use sea_infra::testing::{publish_until_acked, require, Prerequisite, TestCluster, TestImage};
 use sea_mq_worker::child;
 use sea_mq_worker::config::Database;
@@ -160,4 +162,63 @@ async fn worker_in_containers_survives_losing_the_stream_leader() {
     assert!(counts.values().all(|c| *c == 1), "none doubled: {counts:?}");
 
     wait_ready(&cluster, &worker, Duration::from_secs(30)).await;
+}
+
+/// `docker-compose --profile nats-ha --profile worker up -d` on a private rendering (free ports,
+/// names of its own, removed on drop) and nothing else: no health gate, no provisioning from
+/// the test. The one-shot `sea-provision` provisions the spec, the worker's `/readyz` answers
+/// 200 from the host, and a second `up -d` runs the provisioner again, which finds nothing to
+/// do while the worker stays ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_up_with_the_worker_profile_provisions_and_the_worker_gets_ready() {
+    if !require(
+        "compose_up_with_the_worker_profile_provisions_and_the_worker_gets_ready",
+        Prerequisite::Docker,
+    ) {
+        return;
+    }
+    let image = TestImage::worker(Path::new(env!("CARGO_BIN_EXE_sea-mq-worker")));
+    let cluster = TestCluster::compose(Profile::Ha);
+    let worker = cluster.workers()[0].clone();
+
+    let began = Instant::now();
+    cluster.up_with_workers(&image);
+    let up = began.elapsed();
+    let ready = wait_ready(&cluster, &worker, Duration::from_secs(60)).await;
+    eprintln!(
+        "up -d returned after {up:?}; {} ready {ready:?} later ({:?} in all)",
+        worker.container,
+        began.elapsed()
+    );
+    let first = cluster.container_log(PROVISION_SERVICE);
+    assert!(
+        first.contains("plan: ") && first.contains("applied: "),
+        "sea-provision applied nothing:\n{first}"
+    );
+    let js = jetstream::new(
+        crosscheck::connect(&NatsConfig::default(), &cluster.server_urls())
+            .await
+            .expect("connect"),
+    );
+    for stream in Spec::builtin().streams {
+        if let Err(e) = js.get_stream(&stream.name).await {
+            panic!(
+                "stream {} not provisioned: {e}; sea-provision's log:\n{first}",
+                stream.name
+            );
+        }
+    }
+
+    let again = Instant::now();
+    cluster.up_with_workers(&image);
+    let log = cluster.container_log(PROVISION_SERVICE);
+    assert!(
+        log.contains("nothing to do: the live configuration matches the spec"),
+        "the second run was not a no-op:\n{log}"
+    );
+    wait_ready(&cluster, &worker, Duration::from_secs(30)).await;
+    eprintln!(
+        "second up -d (provisioner re-run, nothing to do) took {:?}",
+        again.elapsed()
+    );
 }

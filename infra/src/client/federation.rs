@@ -127,6 +127,28 @@ fn mirror_of(
     mirror
 }
 
+/// What provisioning one domain takes: its label, its servers' client URLs and its spec.
+#[derive(Clone, Debug)]
+pub struct DomainSpec {
+    pub label: String,
+    pub servers: Vec<String>,
+    pub spec: Spec,
+}
+
+/// Every domain of `topology` with the spec [`spec_for`] gives it from `base`: what
+/// `cargo xtask provision`, the compose files' one-shot provisioner and [`provision_topology`]
+/// provision.
+pub fn domain_specs(topology: &Topology, base: &Spec) -> Vec<DomainSpec> {
+    domains(topology)
+        .iter()
+        .map(|d| DomainSpec {
+            label: d.label.clone(),
+            servers: d.servers.clone(),
+            spec: spec_for(base, topology, d),
+        })
+        .collect()
+}
+
 /// Provisions every domain of `topology` with its spec (tests, drills, verify): the applied
 /// plan of each, labelled.
 pub async fn provision_topology(
@@ -135,9 +157,8 @@ pub async fn provision_topology(
     base: &Spec,
 ) -> Result<Vec<(String, Plan)>, ProvisionError> {
     let mut out = Vec::new();
-    for domain in domains(topology) {
-        let mut spec = spec_for(base, topology, &domain);
-        let plan = provision_servers(nats, &domain.servers, &mut spec).await?;
+    for mut domain in domain_specs(topology, base) {
+        let plan = provision_servers(nats, &domain.servers, &mut domain.spec).await?;
         out.push((domain.label, plan));
     }
     Ok(out)

@@ -222,6 +222,19 @@ impl Compose {
         self.compose(&args, &[(ENV_WORKER_IMAGE, image)]).map(drop)
     }
 
+    /// Every service of the file, as an operator's `--profile nats-<p> --profile worker up -d`
+    /// starts them: the servers with `nats_image`, then the one-shot provisioner and the workers
+    /// with `worker_image` (both must be present: nothing is built or pulled). Compose returns
+    /// once the provisioner exited 0 and the workers were started.
+    pub fn up_all(&self, nats_image: &str, worker_image: &str) -> Result<(), DockerError> {
+        let envs = [
+            (ENV_NATS_IMAGE, nats_image),
+            (ENV_WORKER_IMAGE, worker_image),
+        ];
+        self.compose(&["up", "--detach", "--no-build"], &envs)
+            .map(drop)
+    }
+
     /// Re-creates one server's container with `image` (its volume stays): an upgrade.
     pub(crate) fn recreate(&self, server: &str, image: &str) -> Result<(), DockerError> {
         let args = ["up", "--detach", "--no-deps", "--force-recreate", server];

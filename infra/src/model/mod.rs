@@ -11,6 +11,6 @@ pub use security::{Permissions, Role, Security};
 pub use spec::{ConsumerSpec, MirrorSpec, Spec, StreamSpec};
 pub use topology::{
     Cluster, PortRole, PortUse, Profile, Server, ServerSettings, Topology, TopologyError,
-    UnknownProfile, CONTAINER_PORTS,
+    UnknownProfile, CONTAINER_PORTS, ENV_COMPOSE_PROFILE,
 };
 pub use version::{Version, PINNED_VERSION};

@@ -26,6 +26,11 @@ pub enum Profile {
     Leaf,
 }
 
+/// The variable that names the compose profile the one-shot provisioner (`sea-mq-worker
+/// provision`, service `sea-provision` of the compose files) provisions, seen from inside the
+/// compose network ([`Topology::in_containers`]).
+pub const ENV_COMPOSE_PROFILE: &str = "SEA_COMPOSE_PROFILE";
+
 impl Profile {
     pub const ALL: [Profile; 4] = [Profile::Single, Profile::Ha, Profile::Mesh, Profile::Leaf];
 

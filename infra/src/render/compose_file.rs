@@ -177,6 +177,16 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         "# No registry? `cargo xtask image` builds a local {} from scratch.",
         default_nats_image()
     );
+    if !secure {
+        let _ = writeln!(
+            w,
+            "# Add `--profile worker` for the workers (`cargo xtask image --worker` builds their image):"
+        );
+        let _ = writeln!(
+            w,
+            "# the one-shot `sea-provision` provisions the streams and consumers first, then they start."
+        );
+    }
     if secure {
         let _ = writeln!(
             w,
@@ -270,7 +280,7 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
     } else {
         compose_worker::services(host, names)
     };
-    compose_worker::write_services(w, &workers, inner, &network, restart);
+    compose_worker::write_services(w, &workers, inner, names, restart);
     let _ = writeln!(w, "volumes:");
     for (_, node) in host.servers() {
         let v = names.volume(&node.name);

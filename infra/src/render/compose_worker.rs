@@ -6,6 +6,12 @@
 //! Compose builds it from the multi-stage `apps/sea-mq-worker/Dockerfile`, which needs a
 //! registry for its base images.
 //!
+//! Before them runs `sea-provision`, a one-shot service of the same image
+//! (`sea-mq-worker provision`, compose profiles `worker` and `provision`): once every server is
+//! healthy it makes the streams and consumers match the spec, as `cargo xtask provision` does
+//! (the same library, idempotent), and the workers start only after it exited 0
+//! (`service_completed_successfully`, Compose 1.29 and later).
+//!
 //! The committed files publish the workers' HTTP ports on 8080, 8081, ... and keep each database
 //! in a named volume; a private rendering ([`WorkerHosting::OnHost`]) publishes them on the ports
 //! it is given and bind-mounts a host directory as `/data`, so a test reads the inbox and writes
@@ -25,6 +31,10 @@ pub const DEFAULT_WORKER_IMAGE: &str = "sea-mq-worker:dev";
 
 /// The compose profile of the workers (not started with the servers by default).
 pub(crate) const WORKER_PROFILE: &str = "worker";
+
+/// The one-shot provisioner's service, and its own compose profile (it is in `worker` too).
+pub const PROVISION_SERVICE: &str = "sea-provision";
+const PROVISION_PROFILE: &str = "provision";
 
 /// The worker's HTTP port inside its container (`HTTP_ADDR` of the images).
 pub const CONTAINER_HTTP_PORT: u16 = 8080;
@@ -139,27 +149,18 @@ pub(crate) fn write_services(
     w: &mut String,
     workers: &[WorkerService],
     inner: &Topology,
-    network: &str,
+    names: &ComposeNames,
     restart: &str,
 ) {
+    if workers.is_empty() {
+        return;
+    }
+    let network = names.network(inner.profile);
+    write_provisioner(w, inner, names, &network);
     for worker in workers {
         let cluster = &inner.clusters[worker.cluster];
         let _ = writeln!(w, "  {}:", worker.service);
-        let _ = writeln!(
-            w,
-            "    # `cargo xtask image --worker` builds this image FROM scratch (nothing pulled); when it"
-        );
-        let _ = writeln!(
-            w,
-            "    # is missing, Compose builds the multi-stage Dockerfile, which needs a registry."
-        );
-        let _ = writeln!(w, "    build:");
-        let _ = writeln!(w, "      context: ../..");
-        let _ = writeln!(w, "      dockerfile: apps/sea-mq-worker/Dockerfile");
-        let _ = writeln!(
-            w,
-            "    image: ${{{ENV_WORKER_IMAGE}:-{DEFAULT_WORKER_IMAGE}}}"
-        );
+        write_image(w);
         let _ = writeln!(w, "    container_name: {}", worker.container);
         if let Some(user) = &worker.user {
             let _ = writeln!(w, "    user: \"{user}\"");
@@ -191,8 +192,9 @@ pub(crate) fn write_services(
         }
         let _ = writeln!(w, "    networks: [\"{network}\"]");
         let _ = writeln!(w, "    depends_on:");
+        write_condition(w, PROVISION_SERVICE, "service_completed_successfully");
         for server in &cluster.servers {
-            let _ = writeln!(w, "      - {}", server.name);
+            write_condition(w, &server.name, "service_started");
         }
         let _ = writeln!(w, "    healthcheck:");
         let _ = writeln!(
@@ -202,6 +204,74 @@ pub(crate) fn write_services(
         let _ = writeln!(w, "      interval: 10s");
         let _ = writeln!(w, "    restart: {restart}");
     }
+}
+
+/// The image of the workers and of the provisioner, and how Compose gets it when missing.
+fn write_image(w: &mut String) {
+    let _ = writeln!(
+        w,
+        "    # `cargo xtask image --worker` builds this image FROM scratch (nothing pulled); when it"
+    );
+    let _ = writeln!(
+        w,
+        "    # is missing, Compose builds the multi-stage Dockerfile, which needs a registry."
+    );
+    let _ = writeln!(w, "    build:");
+    let _ = writeln!(w, "      context: ../..");
+    let _ = writeln!(w, "      dockerfile: apps/sea-mq-worker/Dockerfile");
+    let _ = writeln!(
+        w,
+        "    image: ${{{ENV_WORKER_IMAGE}:-{DEFAULT_WORKER_IMAGE}}}"
+    );
+}
+
+/// One entry of a long-form `depends_on:`.
+fn write_condition(w: &mut String, service: &str, condition: &str) {
+    let _ = writeln!(w, "      {service}:");
+    let _ = writeln!(w, "        condition: {condition}");
+}
+
+/// `sea-provision`: `sea-mq-worker provision` on every server of the profile once all are
+/// healthy, run to completion (never restarted); the workers wait for its exit 0.
+fn write_provisioner(w: &mut String, inner: &Topology, names: &ComposeNames, network: &str) {
+    let _ = writeln!(w, "  {PROVISION_SERVICE}:");
+    let _ = writeln!(
+        w,
+        "    # One-shot: makes the streams and consumers match the spec (`cargo xtask provision`'s"
+    );
+    let _ = writeln!(
+        w,
+        "    # library; a second run changes nothing), then exits; the workers start after its exit 0."
+    );
+    let _ = writeln!(
+        w,
+        "    # Run it again: `docker-compose -f <this file> --profile {} --profile {WORKER_PROFILE} up {PROVISION_SERVICE}`.",
+        super::compose_file::compose_profile(inner.profile)
+    );
+    write_image(w);
+    let _ = writeln!(
+        w,
+        "    container_name: {}",
+        names.container(PROVISION_SERVICE)
+    );
+    let _ = writeln!(
+        w,
+        "    profiles: [\"{WORKER_PROFILE}\", \"{PROVISION_PROFILE}\"]"
+    );
+    let _ = writeln!(w, "    command: [\"provision\"]");
+    let _ = writeln!(w, "    environment:");
+    let _ = writeln!(
+        w,
+        "      {}: \"{}\"",
+        crate::model::ENV_COMPOSE_PROFILE,
+        inner.profile
+    );
+    let _ = writeln!(w, "    networks: [\"{network}\"]");
+    let _ = writeln!(w, "    depends_on:");
+    for (_, server) in inner.servers() {
+        write_condition(w, &server.name, "service_healthy");
+    }
+    let _ = writeln!(w, "    restart: \"no\"");
 }
 
 /// The workers' named volumes, under `volumes:`.
@@ -267,13 +337,7 @@ mod tests {
             Some(PathBuf::from("/tmp/x/worker/sea-nats/sea.db"))
         );
         let mut yaml = String::new();
-        write_services(
-            &mut yaml,
-            &workers,
-            &host.in_containers(),
-            "t1-net",
-            "\"no\"",
-        );
+        write_services(&mut yaml, &workers, &host.in_containers(), &names, "\"no\"");
         write_volumes(&mut yaml, &workers);
         for line in [
             "    user: \"1000:1000\"",
@@ -281,6 +345,14 @@ mod tests {
             "      - \"/tmp/x/worker/sea-nats:/data\"",
             "      NATS_SERVERS: \"nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222\"",
             "    image: ${SEA_WORKER_IMAGE:-sea-mq-worker:dev}",
+            "    networks: [\"t1-net\"]",
+            "  sea-provision:\n",
+            "    container_name: t1-provision\n",
+            "    command: [\"provision\"]\n",
+            "      SEA_COMPOSE_PROFILE: \"ha\"\n",
+            "      nats-3:\n        condition: service_healthy\n",
+            "      sea-provision:\n        condition: service_completed_successfully\n",
+            "      nats-1:\n        condition: service_started\n",
         ] {
             assert!(yaml.contains(line), "{line} missing in:\n{yaml}");
         }

@@ -612,12 +612,40 @@ pub async fn provision_servers(
     servers: &[String],
     spec: &mut Spec,
 ) -> Result<Plan, ProvisionError> {
+    provision_servers_with(nats, servers, spec, false, &|_| {}).await
+}
+
+/// [`provision_servers`] telling `progress` the target, the plan line by line and each step
+/// applied (the compose one-shot provisioner's output). `explicit_replicas`: `STREAM_REPLICAS`
+/// was set, so a count larger than the cluster is an error rather than fitted.
+pub async fn provision_servers_with(
+    nats: &crate::client::connect::NatsConfig,
+    servers: &[String],
+    spec: &mut Spec,
+    explicit_replicas: bool,
+    progress: &dyn Fn(&str),
+) -> Result<Plan, ProvisionError> {
     let client = nats.connect(servers).await.map_err(|e| api("connect", e))?;
     let target = ConnectedCluster::from_client(&client, servers);
-    let notes = fit_replicas(spec, &target, false)?;
+    let notes = fit_replicas(spec, &target, explicit_replicas)?;
     let js = nats.jetstream(client);
     let plan = plan(&js, spec, target, notes, &Allowed::default()).await?;
-    apply(&js, spec, &plan, Duration::from_secs(60), &|_| {}).await?;
+    progress(&format!(
+        "JetStream at {} ({}, {} server(s))",
+        plan.target.servers.join(","),
+        plan.target.cluster.as_deref().unwrap_or("unclustered"),
+        plan.target.cluster_size
+    ));
+    for line in plan
+        .notes
+        .iter()
+        .map(|n| format!("note: {n}"))
+        .chain(plan.lines())
+    {
+        progress(&line);
+    }
+    progress(&format!("plan: {}", plan.summary()));
+    apply(&js, spec, &plan, Duration::from_secs(60), progress).await?;
     wait_reachable(nats, servers, spec, Duration::from_secs(30)).await?;
     Ok(plan)
 }
