@@ -655,7 +655,7 @@ fn machine() -> String {
     format!("{cores} cores, {mem_gib:.0} GiB, {cpu}")
 }
 
-/// Issue 16's goals: the worker's CPU per event and rates against a bare client's.
+/// The efficiency goals: the worker's CPU per event and rates against a bare client's.
 const GOALS: [(&str, &str, f64, bool); 5] = [
     // (ratio key, goal, bound, whether the ratio must be at most the bound)
     (
