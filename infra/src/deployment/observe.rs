@@ -29,9 +29,7 @@ use super::{ports, procfs, Deployment};
 pub const DEFAULT_EXPORTER_PORT: u16 = 7777;
 pub const DEFAULT_PROMETHEUS_PORT: u16 = 9090;
 
-/// The scrape jobs the alert rules name (`up{job=...}`).
-pub const EXPORTER_JOB: &str = "sea-nats-exporter";
-pub const WORKER_JOB: &str = "sea-mq-worker";
+pub use crate::model::monitoring::{EXPORTER_JOB, WORKER_JOB};
 
 /// What to run and how.
 #[derive(Clone, Debug)]

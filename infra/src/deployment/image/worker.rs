@@ -12,8 +12,7 @@ use super::{ldd, ImageError};
 const DOCKERFILE: &str = include_str!("../../../docker/worker-scratch.Dockerfile");
 const EXPORTER_DOCKERFILE: &str = include_str!("../../../docker/exporter-scratch.Dockerfile");
 
-/// The exporter image's default name (what the Kubernetes sidecar runs).
-pub const DEFAULT_EXPORTER_IMAGE: &str = "sea-nats-exporter:dev";
+pub use crate::model::monitoring::DEFAULT_EXPORTER_IMAGE;
 
 /// Builds the image of the worker binary `bin` as `tag`.
 pub fn build(
