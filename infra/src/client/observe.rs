@@ -103,19 +103,30 @@ pub async fn read_stream(
         reason,
     };
     let deadline = Instant::now() + timeout;
-    let st = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let c = st
-        .create_consumer(consumer::pull::Config {
-            filter_subject: filter.to_owned(),
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(60),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let open = || async {
+        let st = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+        let c = st
+            .create_consumer(consumer::pull::Config {
+                filter_subject: filter.to_owned(),
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((st, c))
+    };
+    // A server can answer a JetStream API request with "no responders" for a moment after
+    // start-up (seen once on compose, 1.4 s after provisioning): tried again until the deadline.
+    let (st, c) = loop {
+        match open().await {
+            Ok(opened) => break opened,
+            Err(e) if e.contains("no responders") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    };
     let total = c.cached_info().num_pending as usize;
     // A consumer just created on a replicated stream answers pulls once it has a leader.
     let name = c.cached_info().name.clone();
