@@ -12,6 +12,7 @@ use async_nats::jetstream;
 
 use crate::client::connect::NatsConfig;
 use crate::client::{crosscheck, observe};
+use crate::deployment::image::worker;
 use crate::deployment::nats_server::{NatsServer, Resolver};
 use crate::deployment::sops::{self, Sops};
 use crate::deployment::{cache_dir, BackendKind, Deployment, Throwaway, UpOptions, UpReport};
@@ -369,6 +370,43 @@ impl TestCluster {
             });
     }
 
+    /// `up -d` of the whole compose file with the worker and `observe` profiles: the servers,
+    /// `sea-provision`, the workers on `worker`, the exporter on `exporter` and Prometheus on
+    /// `prometheus`. Panics with the observers' logs when Compose fails.
+    pub fn up_observed(&self, worker: &TestImage, exporter: &TestImage, prometheus: &TestImage) {
+        let nats = crate::deployment::image::resolve(&nats_server().path, &cache_dir(), &|_| {})
+            .unwrap_or_else(|e| panic!("the server image: {e}"));
+        let images = crate::deployment::ComposeImages {
+            nats,
+            worker: worker.tag.clone(),
+            exporter: exporter.tag.clone(),
+            prometheus: prometheus.tag.clone(),
+        };
+        self.compose_project()
+            .up_observed(&images)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "docker-compose up -d with the worker and observe profiles: {e}\n{}",
+                    self.observe_logs()
+                )
+            });
+    }
+
+    /// The exporter's and Prometheus's URLs on the host (compose profile `observe`).
+    pub fn observe_urls(&self) -> (String, String) {
+        self.compose_project().observe_urls()
+    }
+
+    /// The last lines the exporter and Prometheus logged.
+    pub fn observe_logs(&self) -> String {
+        use crate::render::compose_observe::{EXPORTER_SERVICE, PROMETHEUS_SERVICE};
+        [EXPORTER_SERVICE, PROMETHEUS_SERVICE]
+            .iter()
+            .map(|s| format!("{s}:\n{}", self.container_log(s)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The last lines a container of this cluster logged (a server's or a worker's service).
     pub fn container_log(&self, service: &str) -> String {
         self.compose_project().log_tail(service, 40)
@@ -401,12 +439,27 @@ pub struct TestImage {
 impl TestImage {
     /// The worker image ([`crate::deployment::image::worker`]) of the binary `bin`.
     pub fn worker(bin: &Path) -> TestImage {
+        TestImage::build(&worker::WORKER, "sea-mq-worker", bin)
+    }
+
+    /// The exporter image of the binary `bin`.
+    pub fn exporter(bin: &Path) -> TestImage {
+        TestImage::build(&worker::EXPORTER, "sea-nats-exporter", bin)
+    }
+
+    /// The Prometheus image of the binary `bin` (Debian's `prometheus`).
+    pub fn prometheus(bin: &Path) -> TestImage {
+        TestImage::build(&worker::PROMETHEUS, "sea-prometheus", bin)
+    }
+
+    /// `packed` from `bin`, tagged `<name>:test-<pid>-<millis>`; panics when it fails.
+    fn build(packed: &worker::Packed, name: &str, bin: &Path) -> TestImage {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let tag = format!("sea-mq-worker:test-{}-{millis}", std::process::id());
-        crate::deployment::image::worker::build(bin, &cache_dir(), &tag, &|_| {})
-            .unwrap_or_else(|e| panic!("build the worker image {tag}: {e}"));
+        let tag = format!("{name}:test-{}-{millis}", std::process::id());
+        worker::build(packed, bin, &cache_dir(), &tag, &|_| {})
+            .unwrap_or_else(|e| panic!("build the image {tag}: {e}"));
         TestImage { tag }
     }
 }

@@ -41,8 +41,8 @@ pub enum Command {
     Verify(Verify),
     /// Rewrite the committed rendered files (configs, compose files, Kubernetes manifests).
     Render(Render),
-    /// Build the local nats-server image (and with --worker the worker's) FROM scratch, for
-    /// machines without a registry.
+    /// Build the local nats-server image (and with --worker, --exporter, --prometheus those
+    /// images) FROM scratch, for machines without a registry.
     Image(Image),
     /// Ensure the development TLS certificates: a CA, one per server name, one per client role.
     Certs(Certs),
@@ -400,9 +400,14 @@ pub struct Image {
     #[arg(long)]
     pub worker: bool,
     /// Also build the exporter image `sea-nats-exporter:dev` FROM scratch from a release build
-    /// of sea-nats-exporter: the Kubernetes manifests' sidecar.
+    /// of sea-nats-exporter: the Kubernetes manifests' sidecar and the compose files' `observe`
+    /// profile.
     #[arg(long)]
     pub exporter: bool,
+    /// Also build the Prometheus image `sea-prometheus:dev` FROM scratch from the `prometheus`
+    /// on PATH (Debian's package): what the compose files' `observe` profile runs.
+    #[arg(long)]
+    pub prometheus: bool,
 }
 
 #[derive(Debug, Args)]

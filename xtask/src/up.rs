@@ -170,7 +170,7 @@ impl Up {
 fn observe_tools(sh: &Shell, backend: BackendKind) -> anyhow::Result<ObserveOptions> {
     anyhow::ensure!(
         backend == BackendKind::Process,
-        "--observe runs the exporter and Prometheus as processes beside process deployments; with --backend compose run them as documented in docs/observability.md"
+        "--observe runs the exporter and Prometheus as processes beside process deployments; with --backend compose use the compose files' `observe` profile (docs/observability.md)"
     );
     let prometheus = which::which("prometheus").map_err(|_| {
         anyhow::anyhow!("--observe needs `prometheus` on PATH (apt-get install prometheus)")

@@ -15,6 +15,9 @@ use super::docker::{self, DockerError};
 use super::ports;
 use crate::model::{Profile, Topology};
 use crate::render::compose_file::{self, ComposeNames, ENV_NATS_IMAGE, ENV_NATS_SECRETS_DIR};
+use crate::render::compose_observe::{
+    self, ObserveHosting, ENV_EXPORTER_IMAGE, ENV_PROMETHEUS_IMAGE, OBSERVE_PROFILE,
+};
 use crate::render::compose_worker::{
     self, WorkerHosting, WorkerService, ENV_WORKER_IMAGE, WORKER_PROFILE,
 };
@@ -37,6 +40,15 @@ pub enum ComposeError {
     },
 }
 
+/// The images of every service of a compose file.
+#[derive(Clone, Debug)]
+pub struct ComposeImages {
+    pub nats: String,
+    pub worker: String,
+    pub exporter: String,
+    pub prometheus: String,
+}
+
 /// One compose project: a compose file, the profile that selects its servers, and the names
 /// its containers get.
 #[derive(Clone, Debug)]
@@ -51,6 +63,8 @@ pub struct Compose {
     pub network: String,
     /// The worker services (compose profile `worker`), one per cluster.
     pub workers: Vec<WorkerService>,
+    /// The topology's profile (`ha`, ...), which fixes the committed observe ports.
+    topology_profile: Profile,
     /// The secrets directory a secure compose file mounts (`SEA_NATS_SECRETS_DIR`).
     secrets_dir: Option<PathBuf>,
     tool: Vec<String>,
@@ -99,6 +113,11 @@ impl Compose {
             prefix: prefix.to_owned(),
             throwaway: true,
             workers: workers_on_host(topology, &dir.join("worker"))?,
+            observe: ObserveHosting::OnHost {
+                exporter_port: ports::free_port(),
+                prometheus_port: ports::free_port(),
+                rules: crate::project_root().join(compose_observe::RULES),
+            },
         };
         for f in compose_file::files(topology, &names) {
             let path = dir.join(&f.path);
@@ -127,6 +146,7 @@ impl Compose {
             file: file.to_owned(),
             project,
             profile: compose_file::compose_profile(topology.profile),
+            topology_profile: topology.profile,
             network: names.network(topology.profile),
             workers: if topology.settings.security.is_secure() {
                 Vec::new()
@@ -171,10 +191,21 @@ impl Compose {
         self.names.container(node)
     }
 
-    /// `<tool> -p <project> -f <file> --profile <profile> --profile worker args…`, run in the
-    /// file's directory with `envs` added. Both profiles, so that every service of the file is in
-    /// scope (`config` checks the workers, `down` removes them) whatever the Compose version.
+    /// `<tool> -p <project> -f <file> --profile <profile> --profile worker --profile observe
+    /// args…`, run in the file's directory with `envs` added. Every profile, so that every service
+    /// of the file is in scope (`config` checks the workers, `down` removes them) whatever the
+    /// Compose version.
     fn compose(&self, args: &[&str], envs: &[(&str, &str)]) -> Result<String, DockerError> {
+        self.compose_with(&[WORKER_PROFILE, OBSERVE_PROFILE], args, envs)
+    }
+
+    /// `compose` with the servers' profile and `extra` profiles only.
+    fn compose_with(
+        &self,
+        extra: &[&str],
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<String, DockerError> {
         let mut all = vec![
             "-p",
             &self.project,
@@ -182,9 +213,10 @@ impl Compose {
             &self.file,
             "--profile",
             &self.profile,
-            "--profile",
-            WORKER_PROFILE,
         ];
+        for profile in extra {
+            all.extend(["--profile", profile]);
+        }
         all.extend_from_slice(args);
         let mut envs: Vec<(String, String)> = envs
             .iter()
@@ -231,8 +263,31 @@ impl Compose {
             (ENV_NATS_IMAGE, nats_image),
             (ENV_WORKER_IMAGE, worker_image),
         ];
+        self.compose_with(&[WORKER_PROFILE], &["up", "--detach", "--no-build"], &envs)
+            .map(drop)
+    }
+
+    /// As [`Compose::up_all`], with the `observe` profile too: the exporter and Prometheus on
+    /// `images.exporter` and `images.prometheus` (present: nothing is built or pulled).
+    pub fn up_observed(&self, images: &ComposeImages) -> Result<(), DockerError> {
+        let envs = [
+            (ENV_NATS_IMAGE, images.nats.as_str()),
+            (ENV_WORKER_IMAGE, images.worker.as_str()),
+            (ENV_EXPORTER_IMAGE, images.exporter.as_str()),
+            (ENV_PROMETHEUS_IMAGE, images.prometheus.as_str()),
+        ];
         self.compose(&["up", "--detach", "--no-build"], &envs)
             .map(drop)
+    }
+
+    /// `http://127.0.0.1:<port>` of the exporter and of Prometheus (compose profile `observe`).
+    pub fn observe_urls(&self) -> (String, String) {
+        let (exporter, prometheus) =
+            compose_observe::host_ports(self.topology_profile, &self.names);
+        (
+            format!("http://127.0.0.1:{exporter}"),
+            format!("http://127.0.0.1:{prometheus}"),
+        )
     }
 
     /// Re-creates one server's container with `image` (its volume stays): an upgrade.

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-pub use compose::{Compose, ComposeError};
+pub use compose::{Compose, ComposeError, ComposeImages};
 pub use error::{DownError, ServerError, ServerFailure, UnknownServer, Unsupported, UpError};
 pub use state::{cache_dir, state_root, CorruptState, StateDir, StateError, ENV_STATE_DIR};
 pub use throwaway::{Throwaway, ThrowawayError};

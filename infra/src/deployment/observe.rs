@@ -25,11 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{ports, procfs, Deployment};
 
-/// The exporter's and Prometheus's own ports when free (else free ones are taken).
-pub const DEFAULT_EXPORTER_PORT: u16 = 7777;
-pub const DEFAULT_PROMETHEUS_PORT: u16 = 9090;
-
-pub use crate::model::monitoring::{EXPORTER_JOB, WORKER_JOB};
+// The renderer of the scrape configuration and its names live in the render layer (the compose
+// files' Prometheus loads the same configuration); re-exported here for `up --observe`'s users.
+pub use crate::render::prometheus::{
+    prometheus_config, DEFAULT_EXPORTER_PORT, DEFAULT_INTERVAL, DEFAULT_PROMETHEUS_PORT,
+    EXPORTER_JOB, WORKER_JOB,
+};
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -59,7 +60,7 @@ impl ObserveOptions {
             exporter,
             prometheus,
             rules: crate::project_root().join("infra/prometheus/alerts.yml"),
-            interval: Duration::from_secs(5),
+            interval: DEFAULT_INTERVAL,
             workers: Vec::new(),
             default_ports: true,
             timeout: Duration::from_secs(60),
@@ -128,42 +129,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ObserveError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// The Prometheus configuration: the exporter, the workers, the rules.
-pub fn prometheus_config(
-    exporter: &str,
-    workers: &[String],
-    rules: &Path,
-    interval: Duration,
-) -> String {
-    let quote = |s: &str| serde_json::to_string(s).expect("a string serializes");
-    let list = |items: &[String]| {
-        items
-            .iter()
-            .map(|t| quote(t))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let ms = interval.as_millis().max(1);
-    // The exporter answers within its own timeout (3 s by default); the scrape may take as long
-    // as the interval allows.
-    let timeout = ms.min(10_000);
-    let mut out = format!(
-        "# Rendered by sea-infra (deployment::observe); rewritten on every `up --observe`.\n\
-         global:\n  scrape_interval: {ms}ms\n  evaluation_interval: {ms}ms\n  scrape_timeout: {timeout}ms\n\
-         rule_files:\n  - {}\n\
-         scrape_configs:\n  - job_name: {EXPORTER_JOB}\n    static_configs:\n      - targets: [{}]\n",
-        quote(&rules.display().to_string()),
-        list(&[exporter.to_owned()]),
-    );
-    if !workers.is_empty() {
-        out.push_str(&format!(
-            "  - job_name: {WORKER_JOB}\n    static_configs:\n      - targets: [{}]\n",
-            list(workers)
-        ));
-    }
-    out
 }
 
 impl Deployment {
@@ -397,26 +362,4 @@ pub fn stop(o: &Observer, grace: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_config_names_the_jobs_the_rules_use() {
-        let text = prometheus_config(
-            "127.0.0.1:7777",
-            &["127.0.0.1:8080".to_owned()],
-            Path::new("/s/observe/alerts.yml"),
-            Duration::from_secs(1),
-        );
-        assert!(text.contains("job_name: sea-nats-exporter"), "{text}");
-        assert!(text.contains("targets: [\"127.0.0.1:7777\"]"), "{text}");
-        assert!(text.contains("job_name: sea-mq-worker"), "{text}");
-        assert!(text.contains("- \"/s/observe/alerts.yml\""), "{text}");
-        assert!(text.contains("scrape_interval: 1000ms"), "{text}");
-        let without = prometheus_config("a:1", &[], Path::new("r"), Duration::from_secs(5));
-        assert!(!without.contains(WORKER_JOB), "{without}");
-    }
 }

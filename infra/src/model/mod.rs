@@ -2,7 +2,6 @@
 //! nats-server release it runs ([`version`]) and who may connect to it ([`security`]). Pure
 //! data: no I/O beyond reading env variables.
 
-pub mod monitoring;
 pub mod security;
 pub mod spec;
 pub mod topology;

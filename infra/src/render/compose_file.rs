@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::model::PINNED_VERSION;
 use crate::model::{Profile, Topology, CONTAINER_PORTS};
+use crate::render::compose_observe::{self, ObserveHosting};
 use crate::render::compose_worker::{self, WorkerHosting};
 use crate::render::{self, RenderedFile};
 
@@ -35,6 +36,8 @@ pub struct ComposeNames {
     pub throwaway: bool,
     /// Where the workers' HTTP ports and databases are on the host.
     pub workers: WorkerHosting,
+    /// Where the exporter and Prometheus (compose profile `observe`) are on the host.
+    pub observe: ObserveHosting,
 }
 
 impl Default for ComposeNames {
@@ -43,6 +46,7 @@ impl Default for ComposeNames {
             prefix: "sea".to_owned(),
             throwaway: false,
             workers: WorkerHosting::Committed,
+            observe: ObserveHosting::Committed,
         }
     }
 }
@@ -123,6 +127,10 @@ pub(crate) fn files(topology: &Topology, names: &ComposeNames) -> Vec<RenderedFi
             contents: f.contents,
         })
         .collect();
+    if !secure {
+        let workers = compose_worker::services(topology, names);
+        out.push(compose_observe::prometheus_file(topology.profile, &workers));
+    }
     out.push(RenderedFile {
         path: compose.to_owned(),
         contents: compose_yaml(topology, &inner, names),
@@ -185,6 +193,16 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         let _ = writeln!(
             w,
             "# the one-shot `sea-provision` provisions the streams and consumers first, then they start."
+        );
+        let (exporter, prometheus) = compose_observe::host_ports(profile, names);
+        let _ = writeln!(
+            w,
+            "# Add `--profile {}` for sea-nats-exporter (:{exporter}) and Prometheus (:{prometheus}) with the alert rules",
+            compose_observe::OBSERVE_PROFILE
+        );
+        let _ = writeln!(
+            w,
+            "# (`cargo xtask image --exporter --prometheus` builds their images)."
         );
     }
     if secure {
@@ -281,6 +299,9 @@ fn compose_yaml(host: &Topology, inner: &Topology, names: &ComposeNames) -> Stri
         compose_worker::services(host, names)
     };
     compose_worker::write_services(w, &workers, inner, names, restart);
+    if !secure {
+        compose_observe::write_services(w, host, inner, names, restart);
+    }
     let _ = writeln!(w, "volumes:");
     for (_, node) in host.servers() {
         let v = names.volume(&node.name);

@@ -327,6 +327,7 @@ mod tests {
                 data_dir: PathBuf::from("/tmp/x/worker"),
                 user: "1000:1000".into(),
             },
+            observe: Default::default(),
         };
         let host = Topology::for_profile(Profile::Ha);
         let workers = services(&host, &names);

@@ -510,7 +510,7 @@ fn exporter(w: &mut String) {
     let _ = writeln!(
         w,
         "          image: {}",
-        crate::model::monitoring::DEFAULT_EXPORTER_IMAGE
+        crate::render::compose_observe::DEFAULT_EXPORTER_IMAGE
     );
     let _ = writeln!(w, "          env:");
     for (name, value) in [
@@ -551,10 +551,10 @@ fn pod_monitors() -> String {
     let monitors = [
         (
             STATEFULSET,
-            crate::model::monitoring::EXPORTER_JOB,
+            crate::render::prometheus::EXPORTER_JOB,
             "metrics",
         ),
-        (WORKER, crate::model::monitoring::WORKER_JOB, "http"),
+        (WORKER, crate::render::prometheus::WORKER_JOB, "http"),
     ];
     for (i, (app, job, port)) in monitors.into_iter().enumerate() {
         if i > 0 {

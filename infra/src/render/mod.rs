@@ -1,5 +1,6 @@
 //! Text rendered from the model: nats-server configs ([`nats_conf`]), compose files and the
-//! configs they mount ([`compose_file`]) with their worker services ([`compose_worker`]),
+//! configs they mount ([`compose_file`]) with their worker services ([`compose_worker`]) and
+//! observing services ([`compose_observe`]), the Prometheus configuration ([`prometheus`]),
 //! Kubernetes manifests ([`k8s`]).
 //!
 //! Output is deterministic (same model, byte-identical text): the files committed to the
@@ -7,9 +8,11 @@
 
 pub mod auth;
 pub mod compose_file;
+pub mod compose_observe;
 pub mod compose_worker;
 pub mod k8s;
 pub mod nats_conf;
+pub mod prometheus;
 
 use std::path::Path;
 

@@ -2,7 +2,9 @@
 //! built on the host, exactly the shared libraries `ldd` says it loads (at their paths, the
 //! dynamic loader included), Debian's busybox-static (whose `wget` the compose health check
 //! runs) and a `/data` its non-root user owns. Nothing is pulled. The exporter's image
-//! (`sea-nats-exporter`, the Kubernetes sidecar) is built the same way ([`build_exporter`]).
+//! (`sea-nats-exporter`, the Kubernetes sidecar and the compose `observe` profile) is built the
+//! same way ([`EXPORTER`]), and so is Prometheus's from the host's (Debian's) binary
+//! ([`PROMETHEUS`]).
 
 use std::path::Path;
 
@@ -11,34 +13,45 @@ use super::{ldd, ImageError};
 
 const DOCKERFILE: &str = include_str!("../../../docker/worker-scratch.Dockerfile");
 const EXPORTER_DOCKERFILE: &str = include_str!("../../../docker/exporter-scratch.Dockerfile");
+const PROMETHEUS_DOCKERFILE: &str = include_str!("../../../docker/prometheus-scratch.Dockerfile");
 
-pub use crate::model::monitoring::DEFAULT_EXPORTER_IMAGE;
+/// The exporter image's default name (what the Kubernetes sidecar and the compose files run).
+pub use crate::render::compose_observe::DEFAULT_EXPORTER_IMAGE;
 
-/// Builds the image of the worker binary `bin` as `tag`.
-pub fn build(
-    bin: &Path,
-    cache: &Path,
-    tag: &str,
-    progress: &dyn Fn(&str),
-) -> Result<(), ImageError> {
-    build_scratch(bin, "sea-mq-worker", DOCKERFILE, cache, tag, progress)
+/// A binary packed FROM scratch: its name in the image and the Dockerfile that packs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Packed {
+    name: &'static str,
+    dockerfile: &'static str,
 }
 
-/// Builds the image of the exporter binary `bin` as `tag`.
-pub fn build_exporter(
+/// `sea-mq-worker` (`cargo xtask image --worker`, the compose `worker` profile).
+pub const WORKER: Packed = Packed {
+    name: "sea-mq-worker",
+    dockerfile: DOCKERFILE,
+};
+
+/// `sea-nats-exporter` (`--exporter`: the Kubernetes sidecar, the compose `observe` profile).
+pub const EXPORTER: Packed = Packed {
+    name: "sea-nats-exporter",
+    dockerfile: EXPORTER_DOCKERFILE,
+};
+
+/// The host's `prometheus` (`--prometheus`: the compose `observe` profile).
+pub const PROMETHEUS: Packed = Packed {
+    name: "prometheus",
+    dockerfile: PROMETHEUS_DOCKERFILE,
+};
+
+/// Builds the image of `packed` from the binary `bin` as `tag`.
+pub fn build(
+    packed: &Packed,
     bin: &Path,
     cache: &Path,
     tag: &str,
     progress: &dyn Fn(&str),
 ) -> Result<(), ImageError> {
-    build_scratch(
-        bin,
-        "sea-nats-exporter",
-        EXPORTER_DOCKERFILE,
-        cache,
-        tag,
-        progress,
-    )
+    build_scratch(bin, packed.name, packed.dockerfile, cache, tag, progress)
 }
 
 /// `bin` copied into the context as `name`, with its shared libraries and busybox, built with
