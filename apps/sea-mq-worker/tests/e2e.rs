@@ -12,9 +12,10 @@
 //! it for real.
 
 use sea_infra::client::connect::NatsConfig;
-use sea_infra::client::{crosscheck, federation, provision};
+use sea_infra::client::{crosscheck, federation};
 use sea_infra::model::{Profile, Spec, Topology};
 use sea_infra::testing::TestCluster;
+use sea_mq_worker::provision::{self, ProvisionConfig};
 
 /// A client URL (or comma-separated list) of the first cluster, `sea-a`.
 pub const ENV_E2E_NATS_A_URL: &str = "E2E_NATS_A_URL";
@@ -45,11 +46,22 @@ async fn e2e_federation_pubsub_across_clusters() {
     // The mesh's spec (SEA_EVENTS placed in sea-a, its mirror in sea-b) on the servers given.
     let mesh = Topology::for_profile(Profile::Mesh);
     let domain = &federation::domains(&mesh)[0];
-    let mut spec = federation::spec_for(&Spec::builtin(), &mesh, domain);
+    let spec = federation::spec_for(&Spec::builtin(), &mesh, domain);
     let servers: Vec<String> = a.iter().chain(&b).cloned().collect();
-    provision::provision_servers(&NatsConfig::default(), &servers, &mut spec)
+    // Right after `up -d` the mesh may still be electing its meta leader: provisioned as the
+    // compose files' one-shot provisioner does it, trying again while the cluster gets there.
+    let cfg = ProvisionConfig {
+        nats: NatsConfig::default(),
+        groups: vec![federation::DomainSpec {
+            label: "mesh".to_owned(),
+            servers: servers.clone(),
+            spec,
+        }],
+        explicit_replicas: false,
+    };
+    provision::run(cfg, &|line| eprintln!("{line}"))
         .await
-        .unwrap_or_else(|e| panic!("provision the mesh at {}: {e}", servers.join(",")));
+        .unwrap_or_else(|e| panic!("provision the mesh at {}: {e:#}", servers.join(",")));
     let report = crosscheck::mesh_checks(&NatsConfig::default(), &a, &b)
         .await
         .unwrap_or_else(|e| panic!("federation check failed: {e}"));
