@@ -87,8 +87,9 @@ pub enum UpError {
     #[error("{} exited during start-up; last lines of {}:\n{}", .0.server, .0.log, .0.tail)]
     Exited(Box<ServerFailure>),
     #[error(
-        "health gate failed after {waited:.1?}: {}: {}: {}; last lines of {}:\n{}",
-        .failure.server, .failure.check, .failure.detail, .failure.log, .failure.tail
+        "health gate failed after {waited:.1?}: {}: {}: {}{}; last lines of {}:\n{}",
+        .failure.server, .failure.check, .failure.detail, account_hint(&.failure.detail),
+        .failure.log, .failure.tail
     )]
     Unhealthy {
         failure: Box<ServerFailure>,
@@ -96,6 +97,16 @@ pub enum UpError {
     },
     #[error("interrupted: stopped the servers this run had started")]
     Interrupted,
+}
+
+/// A server whose data holds JetStream state of an account its configuration lacks (it ran
+/// secured, with accounts, and was started again without): its health never passes.
+fn account_hint(detail: &str) -> &'static str {
+    if detail.contains("JetStream account") && detail.contains("could not be resolved") {
+        " (the data directory holds streams of an account this configuration does not define: the profile ran secured before; start it with --secure, or delete that data with `cargo xtask down --purge`)"
+    } else {
+        ""
+    }
 }
 
 fn holder_suffix(holder: &Option<String>) -> String {
