@@ -81,6 +81,33 @@ where
     }
 }
 
+/// The stream and a reading consumer created on it with `config`. A server can answer a
+/// JetStream API request with "no responders" for a moment after start-up (seen once on
+/// compose, 1.4 s after provisioning): tried again until `deadline`.
+async fn open_reader(
+    js: &jetstream::Context,
+    stream: &str,
+    config: consumer::pull::Config,
+    deadline: Instant,
+) -> Result<(jetstream::stream::Stream, consumer::PullConsumer), String> {
+    loop {
+        let opened = async {
+            let st = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+            let c = st
+                .create_consumer(config.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((st, c))
+        };
+        match opened.await {
+            Err(e) if e.contains("no responders") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("read stream {stream} ({filter}): {reason}")]
 pub struct ReadError {
@@ -103,30 +130,19 @@ pub async fn read_stream(
         reason,
     };
     let deadline = Instant::now() + timeout;
-    let open = || async {
-        let st = js.get_stream(stream).await.map_err(|e| e.to_string())?;
-        let c = st
-            .create_consumer(consumer::pull::Config {
-                filter_subject: filter.to_owned(),
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(60),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((st, c))
-    };
-    // A server can answer a JetStream API request with "no responders" for a moment after
-    // start-up (seen once on compose, 1.4 s after provisioning): tried again until the deadline.
-    let (st, c) = loop {
-        match open().await {
-            Ok(opened) => break opened,
-            Err(e) if e.contains("no responders") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => return Err(fail(e)),
-        }
-    };
+    let (st, c) = open_reader(
+        js,
+        stream,
+        consumer::pull::Config {
+            filter_subject: filter.to_owned(),
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        },
+        deadline,
+    )
+    .await
+    .map_err(fail)?;
     let total = c.cached_info().num_pending as usize;
     // A consumer just created on a replicated stream answers pulls once it has a leader.
     let name = c.cached_info().name.clone();
@@ -179,12 +195,10 @@ pub async fn read_ids(
         reason,
     };
     let deadline = Instant::now() + timeout;
-    let st = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let c = st
-        .create_consumer(consumer::pull::Config {
+    let (st, c) = open_reader(
+        js,
+        stream,
+        consumer::pull::Config {
             filter_subject: filter.to_owned(),
             ack_policy: consumer::AckPolicy::None,
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -193,9 +207,11 @@ pub async fn read_ids(
             headers_only: true,
             inactive_threshold: Duration::from_secs(60),
             ..Default::default()
-        })
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+        },
+        deadline,
+    )
+    .await
+    .map_err(fail)?;
     let total = c.cached_info().num_pending as usize;
     let name = c.cached_info().name.clone();
     let mut out = Vec::with_capacity(total);
