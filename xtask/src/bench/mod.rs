@@ -14,7 +14,8 @@
 //! acknowledgement (`sync_interval: always`), measured the same way for the paths a disk write
 //! is on (raw publish, raw consume with its acks, the outbox relay), next to the default's.
 //!
-//! With `--secure`, the same raw paths on a secured cluster (see `tls`).
+//! With `--secure`, the same raw paths on a secured cluster (see `tls`); with `--against REV`,
+//! the worker built at REV next to this build (see `against`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,6 +40,7 @@ use xshell::{cmd, Shell};
 
 use crate::flags::Bench;
 
+mod against;
 mod exporter;
 mod placement;
 mod tls;
@@ -101,6 +103,19 @@ impl Measured {
     /// The servers' CPU per event, in microseconds.
     fn server_us(&self) -> f64 {
         self.per_event_us(self.server_cpu)
+    }
+
+    /// Several measurements of one thing as one: events, seconds and CPU summed.
+    fn sum(all: &[Measured]) -> Measured {
+        all.iter().fold(Measured::default(), |a, m| Measured {
+            span: Span {
+                events: a.span.events + m.span.events,
+                seconds: a.span.seconds + m.span.seconds,
+                cpu_seconds: a.span.cpu_seconds + m.span.cpu_seconds,
+            },
+            client_cpu: a.client_cpu + m.client_cpu,
+            server_cpu: a.server_cpu + m.server_cpu,
+        })
     }
 
     fn json(&self) -> serde_json::Value {
@@ -346,6 +361,11 @@ impl Bench {
         ))
         .run()
         .context("build the release binaries")?;
+        let baseline = self
+            .against
+            .as_deref()
+            .map(|rev| against::build(sh, rev))
+            .transpose()?;
         let release = crate::project::project_root().join("target/release");
         let dir = tempfile::Builder::new()
             .prefix("sea-bench-")
@@ -436,6 +456,13 @@ impl Bench {
                 knobs.push((knob, m));
             }
         }
+        let against = match &baseline {
+            Some(base) => {
+                let sqlite = Db::Sqlite(dir.path().to_owned());
+                Some(bins.against(&rt, &place, d, &sqlite, base, n)?)
+            }
+            None => None,
+        };
         drop(dbs);
         drop(place);
         drop(cluster);
@@ -471,7 +498,11 @@ impl Bench {
             [consume, consume_4],
             &results,
             &knobs,
-            ([publish_always, consume_always, outbox_always], tls),
+            Extra {
+                always: [publish_always, consume_always, outbox_always],
+                tls,
+                against,
+            },
         )
     }
 }
@@ -613,10 +644,12 @@ impl Bins {
             (ENV_OUTBOX_POLL_INTERVAL_MS, "10"),
         ];
         settings.extend(knob.and_then(|k| k.env));
+        // Ids unique to the measurement: ids an earlier one published would be dropped by the
+        // servers as duplicates, not stored, and measure a cheaper path.
         self.probe(&[
             "fill-outbox",
             &db_arg,
-            "outbox",
+            label,
             &n.to_string(),
             &PAYLOAD_BYTES.to_string(),
         ])?;
@@ -630,6 +663,84 @@ impl Bins {
             Ok((self.probe(&["outbox-span", &db_arg])?, cpu))
         })
     }
+
+    /// `--against`: the 1-worker inbox and the relay on `db` with the baseline's worker and
+    /// this build's, each twice in the order A B B A, summed per build.
+    fn against(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        place: &Placement<'_>,
+        d: &Deployment,
+        db: &Db,
+        base: &against::Baseline,
+        n: u64,
+    ) -> anyhow::Result<AbResult> {
+        let builds = [
+            Bins {
+                worker: base.worker.clone(),
+                ..self.clone()
+            },
+            self.clone(),
+        ];
+        let mut paths = Vec::new();
+        for path in ["inbox, 1 worker", "outbox relay"] {
+            let mut runs: [Vec<Measured>; 2] = Default::default();
+            for (round, b) in [0, 1, 1, 0].into_iter().enumerate() {
+                let who = if b == 0 {
+                    base.rev.as_str()
+                } else {
+                    "this build"
+                };
+                eprintln!("  measuring {path}, {who} (A/B round {}) ...", round + 1);
+                let label = format!("ab-{}-{b}-{round}", paths.len());
+                let m = if paths.is_empty() {
+                    builds[b].inbox(rt, place, d, db, &label, 1, n, None)?
+                } else {
+                    builds[b].outbox(rt, place, d, db, &label, n, None)?
+                };
+                runs[b].push(m);
+            }
+            paths.push((path, Measured::sum(&runs[0]), Measured::sum(&runs[1])));
+        }
+        Ok(AbResult {
+            rev: base.rev.clone(),
+            commit: base.commit.clone(),
+            paths,
+        })
+    }
+}
+
+/// What `--against` measured: per path, the baseline's and this build's sums.
+struct AbResult {
+    rev: String,
+    commit: String,
+    paths: Vec<(&'static str, Measured, Measured)>,
+}
+
+impl AbResult {
+    fn json(&self) -> serde_json::Value {
+        let paths: serde_json::Map<String, serde_json::Value> = self
+            .paths
+            .iter()
+            .map(|(path, base, this)| {
+                let v = json!({
+                    "baseline": base.json(),
+                    "this_build": this.json(),
+                    "rate_vs_baseline": this.rate() / base.rate(),
+                    "client_cpu_vs_baseline": this.client_us() / base.client_us(),
+                });
+                (path.replace([',', ' '], "_").replace("__", "_"), v)
+            })
+            .collect();
+        json!({ "revision": self.rev, "commit": self.commit, "order": "A B B A", "paths": paths })
+    }
+}
+
+/// The measurements after the main ones: the durable variant, TLS, the A/B.
+struct Extra {
+    always: [Measured; 3],
+    tls: Option<tls::TlsCost>,
+    against: Option<AbResult>,
 }
 
 fn machine() -> String {
@@ -723,7 +834,11 @@ fn report(
     [consume, consume_4]: [Measured; 2],
     results: &[DbResults],
     knobs: &[(&Knob, Measured)],
-    (always, tls): ([Measured; 3], Option<tls::TlsCost>),
+    Extra {
+        always,
+        tls,
+        against,
+    }: Extra,
 ) -> anyhow::Result<()> {
     let [publish_always, consume_always, outbox_always] = always;
     let main = &results[0];
@@ -832,6 +947,7 @@ fn report(
                 "vs_default": always_ratios,
             },
             "secure": secure,
+            "against": against.as_ref().map(AbResult::json),
             "goals": goals.iter().map(|(g, ok)| json!({"goal": g, "met": ok})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -936,6 +1052,26 @@ fn report(
                 &format!("  {label}, TLS"),
                 &secured,
                 format!("{:.2} x plaintext", secured.rate() / plain.rate()),
+            );
+        }
+    }
+    if let Some(ab) = &against {
+        let short = &ab.commit[..ab.commit.len().min(10)];
+        println!(
+            "A/B: the worker at {} ({short}) and this build, sqlite, each twice (A B B A):",
+            ab.rev
+        );
+        for (path, base, this) in &ab.paths {
+            line(&format!("  {path}, {}", ab.rev), base, String::new());
+            line(
+                &format!("  {path}, this build"),
+                this,
+                format!(
+                    "rate {:.2} x, client CPU/event {:.2} x {}'s",
+                    this.rate() / base.rate(),
+                    this.client_us() / base.client_us(),
+                    ab.rev
+                ),
             );
         }
     }

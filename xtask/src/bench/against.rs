@@ -1,0 +1,67 @@
+//! `bench --against REV`: the worker built from another git revision, measured side by side
+//! with this tree's build in the same run, on the same cluster: the A/B of a change to the
+//! worker, where separate runs differ by more than most changes move.
+//!
+//! REV's tree is exported with `git archive` into `target/bench-against/src` (no worktree to
+//! clean up if the command is interrupted) and built into `target/bench-against/target`, which
+//! stays for the next run, so later builds are incremental. Each build is measured twice, in
+//! the order A B B A, so a drift of the machine over the run weighs on both alike.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use xshell::{cmd, Shell};
+
+/// The other revision's worker, built.
+pub struct Baseline {
+    /// What the operator asked for (a commit, branch or tag).
+    pub rev: String,
+    /// The commit it resolved to.
+    pub commit: String,
+    pub worker: PathBuf,
+}
+
+/// Resolves `rev`, exports its tree and builds its `sea-mq-worker` (release).
+pub fn build(sh: &Shell, rev: &str) -> anyhow::Result<Baseline> {
+    let spec = format!("{rev}^{{commit}}");
+    let commit = cmd!(sh, "git rev-parse --verify --quiet {spec}")
+        .quiet()
+        .read()
+        .ok()
+        .filter(|c| !c.is_empty())
+        .with_context(|| {
+            format!("--against {rev}: no such commit here (give a commit, branch or tag that `git rev-parse` knows)")
+        })?;
+    let short = &commit[..commit.len().min(10)];
+    let root = crate::project::project_root().join("target/bench-against");
+    let (src, tar) = (root.join("src"), root.join("src.tar"));
+    if src.exists() {
+        std::fs::remove_dir_all(&src).with_context(|| format!("remove {}", src.display()))?;
+    }
+    std::fs::create_dir_all(&src).with_context(|| format!("create {}", src.display()))?;
+    cmd!(sh, "git archive --format=tar -o {tar} {commit}")
+        .quiet()
+        .run()
+        .with_context(|| format!("export {rev} ({short})"))?;
+    cmd!(sh, "tar -xf {tar} -C {src}").quiet().run()?;
+    std::fs::remove_file(&tar).ok();
+    eprintln!(
+        "building sea-mq-worker (release) at {rev} ({short}); the first build takes minutes ..."
+    );
+    let (manifest, target) = (src.join("Cargo.toml"), root.join("target"));
+    crate::project::cargo(cmd!(
+        sh,
+        "cargo build --quiet --release -p sea-mq-worker --bin sea-mq-worker --manifest-path {manifest} --target-dir {target}"
+    ))
+    .run()
+    .with_context(|| format!("build sea-mq-worker at {rev} ({short})"))?;
+    // A copy named for its commit: the next export replaces the tree, not this binary.
+    let worker = root.join(format!("sea-mq-worker-{short}"));
+    std::fs::copy(target.join("release/sea-mq-worker"), &worker)
+        .with_context(|| format!("copy the worker built at {short}"))?;
+    Ok(Baseline {
+        rev: rev.to_owned(),
+        commit,
+        worker,
+    })
+}
