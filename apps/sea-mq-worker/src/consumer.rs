@@ -65,13 +65,23 @@ async fn bind(worker: &Worker, check_window: bool) -> anyhow::Result<Consumer<pu
 /// A batch handed to the committer, with the bound consumer's `max_deliver`.
 type Batch = (Vec<(jetstream::Message, Instant)>, i64);
 
-/// Writes batches to the inbox and acks them, one after another, while the pull loop gathers
-/// the next batch: a commit waits for an fsync, and pulling no longer waits with it. The channel
-/// holds one batch, so at most three batches are unacked (committing, queued, gathering).
+/// Batches the pull loop may queue for the committer while it commits.
+const QUEUED_BATCHES: usize = 2;
+
+/// Writes batches to the inbox and acks them while the pull loop gathers the next batch: a
+/// commit waits for an fsync, and pulling does not wait with it. What queued up during one
+/// commit goes into the next as one transaction (group commit: one fsync for up to
+/// `QUEUED_BATCHES` batches when the database is the bottleneck, one per batch when it is not).
+/// At most `2 * QUEUED_BATCHES + 1` batches are unacked (committing, queued, gathering).
 fn spawn_committer(worker: Arc<Worker>) -> (mpsc::Sender<Batch>, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Batch>(1);
+    let (tx, mut rx) = mpsc::channel::<Batch>(QUEUED_BATCHES);
     let handle = tokio::spawn(async move {
-        while let Some((batch, max_deliver)) = rx.recv().await {
+        while let Some((mut batch, mut max_deliver)) = rx.recv().await {
+            while let Ok((more, latest)) = rx.try_recv() {
+                batch.extend(more);
+                // The consumer bound last is the one the server has.
+                max_deliver = latest;
+            }
             inbox::process_batch(&worker, batch, max_deliver).await;
         }
     });
