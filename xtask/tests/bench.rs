@@ -1,7 +1,7 @@
-//! `cargo xtask bench --json --secure` end to end on a short run: it builds the release binaries, starts
-//! its own cluster, measures every rate, and prints the ratios and goals scripts read. The
-//! figures themselves are judged by the command, not here (a timed assertion would only measure
-//! the machine).
+//! `cargo xtask bench --json --secure --against HEAD` end to end on a short run: it builds the
+//! release binaries (and the worker at HEAD), starts its own clusters, measures every rate, and
+//! prints the ratios and goals scripts read. The figures themselves are judged by the command,
+//! not here (a timed assertion would only measure the machine).
 
 mod common;
 
@@ -18,12 +18,16 @@ fn bench_json_reports_every_rate_ratio_and_goal() {
     let run = common::xtask(
         &[
             "bench",
+            // Enough that every client's CPU time spans several of /proc's 10 ms ticks (at 3,000
+            // the raw consumer once read 0 ticks, and its CPU ratio divided by zero).
             "--events",
-            "3000",
+            "10000",
             "--json",
             "--database",
             database,
             "--secure",
+            "--against",
+            "HEAD",
         ],
         &[],
     );
@@ -31,7 +35,7 @@ fn bench_json_reports_every_rate_ratio_and_goal() {
     assert_eq!(run.code, Some(0), "bench failed:\n{all}");
     let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{all}"));
 
-    assert_eq!(report["events"], 3000);
+    assert_eq!(report["events"], 10000);
     for rate in [
         "raw_publish",
         "raw_consume",
@@ -120,4 +124,34 @@ fn bench_json_reports_every_rate_ratio_and_goal() {
         );
         assert!(secure["vs_plain"][rate].as_f64().is_some(), "{all}");
     }
+    // The A/B (`--against HEAD`): both builds measured on both paths, in the same run.
+    let ab = &report["against"];
+    assert_eq!(ab["revision"], "HEAD", "{all}");
+    assert_eq!(ab["commit"].as_str().map(str::len), Some(40), "{all}");
+    for path in ["inbox_1_worker", "outbox_relay"] {
+        for build in ["baseline", "this_build"] {
+            let r = ab["paths"][path][build]["rate"].as_f64().unwrap_or(0.0);
+            assert!(r > 0.0, "against: {path} {build}:\n{all}");
+        }
+        for ratio in ["rate_vs_baseline", "client_cpu_vs_baseline"] {
+            assert!(
+                ab["paths"][path][ratio].is_number(),
+                "against: {path} {ratio}:\n{all}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bench_against_an_unknown_revision_names_it_and_fails() {
+    let run = common::xtask(
+        &["bench", "--against", "no-such-rev", "--events", "10"],
+        &[],
+    );
+    assert_ne!(run.code, Some(0), "{}", run.all);
+    assert!(
+        run.all.contains("--against no-such-rev: no such commit"),
+        "{}",
+        run.all
+    );
 }

@@ -3,8 +3,9 @@
 //! worker, where separate runs differ by more than most changes move.
 //!
 //! REV's tree is exported with `git archive` into `target/bench-against/src` (no worktree to
-//! clean up if the command is interrupted) and built into `target/bench-against/target`, which
-//! stays for the next run, so later builds are incremental. Each build is measured twice, in
+//! clean up if the command is interrupted) and built into `target/bench-against/target`: seeded
+//! from this tree's release build the first time, kept for the next run, so builds are
+//! incremental. Each build is measured twice, in
 //! the order A B B A, so a drift of the machine over the run weighs on both alike.
 
 use std::path::PathBuf;
@@ -45,10 +46,15 @@ pub fn build(sh: &Shell, rev: &str) -> anyhow::Result<Baseline> {
         .with_context(|| format!("export {rev} ({short})"))?;
     cmd!(sh, "tar -xf {tar} -C {src}").quiet().run()?;
     std::fs::remove_file(&tar).ok();
-    eprintln!(
-        "building sea-mq-worker (release) at {rev} ({short}); the first build takes minutes ..."
-    );
     let (manifest, target) = (src.join("Cargo.toml"), root.join("target"));
+    if !target.exists() {
+        // Seeded with this tree's release build: the dependencies compiled there are reused,
+        // so only the workspace's own crates are built for REV.
+        let release = crate::project::project_root().join("target/release");
+        std::fs::create_dir_all(&target)?;
+        cmd!(sh, "cp -a {release} {target}").quiet().run()?;
+    }
+    eprintln!("building sea-mq-worker (release) at {rev} ({short}) ...");
     crate::project::cargo(cmd!(
         sh,
         "cargo build --quiet --release -p sea-mq-worker --bin sea-mq-worker --manifest-path {manifest} --target-dir {target}"
