@@ -296,8 +296,9 @@ pub struct Bench {
     #[arg(long)]
     pub secure: bool,
     /// Also measure the worker built at another git revision (a commit, branch or tag) side by
-    /// side with this tree's build, on the same cluster: the 1-worker inbox and the relay on
-    /// SQLite, each build twice (A B B A). REV's build stays in target/bench-against.
+    /// side with this tree's build, on the same cluster: the 1-worker inbox and the relay on the
+    /// first database of --database, each build twice (A B B A). REV's build stays in
+    /// target/bench-against.
     #[arg(long, value_name = "REV")]
     pub against: Option<String>,
     #[command(flatten)]

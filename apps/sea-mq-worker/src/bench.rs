@@ -180,9 +180,10 @@ pub async fn inbox_span(db: &str, group: &str) -> anyhow::Result<Span> {
     })
 }
 
-/// Published outbox rows and the time from the first claim to the last mark.
-pub async fn outbox_span(db: &str) -> anyhow::Result<Span> {
-    let (events, seconds) = open(db).await?.outbox_span().await?;
+/// Published outbox rows filled with `prefix` and the time from their first claim to their
+/// last mark.
+pub async fn outbox_span(db: &str, prefix: &str) -> anyhow::Result<Span> {
+    let (events, seconds) = open(db).await?.outbox_span(&format!("{prefix}-")).await?;
     Ok(Span {
         events,
         seconds,

@@ -173,8 +173,8 @@ pub enum BenchDatabase {
 enum Db {
     /// A fresh file per measurement, in this directory.
     Sqlite(PathBuf),
-    /// One private server for the run; measurements are told apart by consumer group, and only
-    /// one outbox measurement runs on it.
+    /// One private server for the run; measurements are told apart by consumer group (inbox)
+    /// and by id prefix (outbox).
     Postgres(PgServer),
 }
 
@@ -457,10 +457,7 @@ impl Bench {
             }
         }
         let against = match &baseline {
-            Some(base) => {
-                let sqlite = Db::Sqlite(dir.path().to_owned());
-                Some(bins.against(&rt, &place, d, &sqlite, base, n)?)
-            }
+            Some(base) => Some(bins.against(&rt, &place, d, &dbs[0], base, n)?),
             None => None,
         };
         drop(dbs);
@@ -660,12 +657,13 @@ impl Bins {
             rt.block_on(wait_for(&mut relay, PUBLISHED, n))?;
             let cpu = workers_cpu(&relay);
             drop(relay);
-            Ok((self.probe(&["outbox-span", &db_arg])?, cpu))
+            Ok((self.probe(&["outbox-span", &db_arg, label])?, cpu))
         })
     }
 
-    /// `--against`: the 1-worker inbox and the relay on `db` with the baseline's worker and
-    /// this build's, each twice in the order A B B A, summed per build.
+    /// `--against`: the 1-worker inbox and the relay on `db` (the first of `--database`) with
+    /// the baseline's worker and this build's, each twice in the order A B B A, summed per
+    /// build.
     fn against(
         &self,
         rt: &tokio::runtime::Runtime,
@@ -703,6 +701,7 @@ impl Bins {
             paths.push((path, Measured::sum(&runs[0]), Measured::sum(&runs[1])));
         }
         Ok(AbResult {
+            database: db.name(),
             rev: base.rev.clone(),
             commit: base.commit.clone(),
             paths,
@@ -712,6 +711,7 @@ impl Bins {
 
 /// What `--against` measured: per path, the baseline's and this build's sums.
 struct AbResult {
+    database: &'static str,
     rev: String,
     commit: String,
     paths: Vec<(&'static str, Measured, Measured)>,
@@ -732,7 +732,13 @@ impl AbResult {
                 (path.replace([',', ' '], "_").replace("__", "_"), v)
             })
             .collect();
-        json!({ "revision": self.rev, "commit": self.commit, "order": "A B B A", "paths": paths })
+        json!({
+            "revision": self.rev,
+            "commit": self.commit,
+            "database": self.database,
+            "order": "A B B A",
+            "paths": paths,
+        })
     }
 }
 
@@ -1058,8 +1064,8 @@ fn report(
     if let Some(ab) = &against {
         let short = &ab.commit[..ab.commit.len().min(10)];
         println!(
-            "A/B: the worker at {} ({short}) and this build, sqlite, each twice (A B B A):",
-            ab.rev
+            "A/B: the worker at {} ({short}) and this build, {}, each twice (A B B A):",
+            ab.rev, ab.database
         );
         for (path, base, this) in &ab.paths {
             line(&format!("  {path}, {}", ab.rev), base, String::new());

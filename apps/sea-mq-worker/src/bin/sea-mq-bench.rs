@@ -6,7 +6,7 @@
 //! sea-mq-bench consume SERVERS STREAM DURABLE COUNT BATCH CLIENTS
 //! sea-mq-bench fill-outbox DB PREFIX COUNT SIZE        (DB: a SQLite file or a DATABASE_URL)
 //! sea-mq-bench inbox-span DB GROUP
-//! sea-mq-bench outbox-span DB
+//! sea-mq-bench outbox-span DB PREFIX
 //! ```
 
 use anyhow::{bail, Context};
@@ -29,7 +29,7 @@ async fn probe(args: &[String]) -> anyhow::Result<Span> {
             Ok(Span { events: arg(args, 3, "COUNT")?, seconds: 0.0, cpu_seconds: 0.0 })
         }
         Some("inbox-span") => bench::inbox_span(&s(1, "DB")?, &s(2, "GROUP")?).await,
-        Some("outbox-span") => bench::outbox_span(&s(1, "DB")?).await,
+        Some("outbox-span") => bench::outbox_span(&s(1, "DB")?, &s(2, "PREFIX")?).await,
         _ => bail!("usage: sea-mq-bench publish|consume|fill-outbox|inbox-span|outbox-span ARGS (see the source)"),
     }
 }

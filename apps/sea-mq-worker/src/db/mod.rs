@@ -190,11 +190,12 @@ impl Store {
         }
     }
 
-    /// Published outbox rows and the seconds from the first claim to the last mark.
-    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+    /// Published outbox rows whose id starts with `id_prefix`, and the seconds from their first
+    /// claim to their last mark.
+    pub async fn outbox_span(&self, id_prefix: &str) -> Result<(u64, f64), DbError> {
         match self {
-            Store::Sqlite(s) => s.outbox_span().await,
-            Store::Postgres(s) => s.outbox_span().await,
+            Store::Sqlite(s) => s.outbox_span(id_prefix.to_owned()).await,
+            Store::Postgres(s) => s.outbox_span(id_prefix.to_owned()).await,
         }
     }
 

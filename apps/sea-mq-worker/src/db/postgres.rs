@@ -383,14 +383,14 @@ impl PgStore {
         Ok((row.get::<_, i64>(0) as u64, row.get(1)))
     }
 
-    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+    pub async fn outbox_span(&self, id_prefix: String) -> Result<(u64, f64), DbError> {
         let row = self
             .client()
             .await?
             .query_one(
                 "SELECT COUNT(published_at), COALESCE(EXTRACT(EPOCH FROM MAX(published_at) - MIN(first_attempt_at)), 0)::float8
-                 FROM outbox",
-                &[],
+                 FROM outbox WHERE starts_with(id, $1)",
+                &[&id_prefix],
             )
             .await
             .map_err(failed("read the outbox's span"))?;

@@ -446,12 +446,12 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn outbox_span(&self) -> Result<(u64, f64), DbError> {
+    pub async fn outbox_span(&self, id_prefix: String) -> Result<(u64, f64), DbError> {
         self.with(move |conn| {
             conn.query_row(
                 "SELECT COUNT(published_at), COALESCE((julianday(MAX(published_at)) - julianday(MIN(first_attempt_at))) * 86400.0, 0)
-                 FROM outbox",
-                [],
+                 FROM outbox WHERE substr(id, 1, length(?1)) = ?1",
+                [id_prefix],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?)),
             )
             .map_err(failed("read the outbox's span"))
