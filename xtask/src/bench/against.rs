@@ -5,8 +5,8 @@
 //! REV's tree is exported with `git archive` into `target/bench-against/src` (no worktree to
 //! clean up if the command is interrupted) and built into `target/bench-against/target`: seeded
 //! from this tree's release build the first time, kept for the next run, so builds are
-//! incremental. Each build is measured twice, in
-//! the order A B B A, so a drift of the machine over the run weighs on both alike.
+//! incremental. Each build is measured twice, in the order A B B A, so a drift of the machine
+//! over the run weighs on both alike.
 
 use std::path::PathBuf;
 
@@ -22,17 +22,22 @@ pub struct Baseline {
     pub worker: PathBuf,
 }
 
-/// Resolves `rev`, exports its tree and builds its `sea-mq-worker` (release).
-pub fn build(sh: &Shell, rev: &str) -> anyhow::Result<Baseline> {
+/// Resolves `rev` to a commit: called before anything is built, so a typo fails at once.
+pub fn resolve(sh: &Shell, rev: &str) -> anyhow::Result<String> {
     let spec = format!("{rev}^{{commit}}");
-    let commit = cmd!(sh, "git rev-parse --verify --quiet {spec}")
+    cmd!(sh, "git rev-parse --verify --quiet {spec}")
         .quiet()
         .read()
         .ok()
         .filter(|c| !c.is_empty())
         .with_context(|| {
             format!("--against {rev}: no such commit here (give a commit, branch or tag that `git rev-parse` knows)")
-        })?;
+        })
+}
+
+/// Exports the tree of `commit` (what `rev` resolved to) and builds its `sea-mq-worker`
+/// (release).
+pub fn build(sh: &Shell, rev: &str, commit: String) -> anyhow::Result<Baseline> {
     let short = &commit[..commit.len().min(10)];
     let root = crate::project::project_root().join("target/bench-against");
     let (src, tar) = (root.join("src"), root.join("src.tar"));

@@ -354,6 +354,12 @@ impl Bench {
         let profile = self
             .profile_flag
             .map_or_else(crate::flags::env_profile_or_ha, Ok)?;
+        // `--against`: the revision resolved before anything is built.
+        let revision = self
+            .against
+            .as_deref()
+            .map(|rev| Ok::<_, anyhow::Error>((rev, against::resolve(sh, rev)?)))
+            .transpose()?;
         eprintln!("building sea-mq-worker and sea-mq-bench (release) ...");
         crate::project::cargo(cmd!(
             sh,
@@ -361,10 +367,8 @@ impl Bench {
         ))
         .run()
         .context("build the release binaries")?;
-        let baseline = self
-            .against
-            .as_deref()
-            .map(|rev| against::build(sh, rev))
+        let baseline = revision
+            .map(|(rev, commit)| against::build(sh, rev, commit))
             .transpose()?;
         let release = crate::project::project_root().join("target/release");
         let dir = tempfile::Builder::new()
@@ -681,7 +685,10 @@ impl Bins {
             self.clone(),
         ];
         let mut paths = Vec::new();
-        for path in ["inbox, 1 worker", "outbox relay"] {
+        for path in [
+            ("inbox, 1 worker", "inbox_1_worker"),
+            ("outbox relay", "outbox_relay"),
+        ] {
             let mut runs: [Vec<Measured>; 2] = Default::default();
             for (round, b) in [0, 1, 1, 0].into_iter().enumerate() {
                 let who = if b == 0 {
@@ -689,7 +696,11 @@ impl Bins {
                 } else {
                     "this build"
                 };
-                eprintln!("  measuring {path}, {who} (A/B round {}) ...", round + 1);
+                eprintln!(
+                    "  measuring {}, {who} (A/B round {}) ...",
+                    path.0,
+                    round + 1
+                );
                 let label = format!("ab-{}-{b}-{round}", paths.len());
                 let m = if paths.is_empty() {
                     builds[b].inbox(rt, place, d, db, &label, 1, n, None)?
@@ -709,12 +720,13 @@ impl Bins {
     }
 }
 
-/// What `--against` measured: per path, the baseline's and this build's sums.
+/// What `--against` measured: per path (its label and JSON key), the baseline's and this
+/// build's sums.
 struct AbResult {
     database: &'static str,
     rev: String,
     commit: String,
-    paths: Vec<(&'static str, Measured, Measured)>,
+    paths: Vec<((&'static str, &'static str), Measured, Measured)>,
 }
 
 impl AbResult {
@@ -722,14 +734,14 @@ impl AbResult {
         let paths: serde_json::Map<String, serde_json::Value> = self
             .paths
             .iter()
-            .map(|(path, base, this)| {
+            .map(|((_, key), base, this)| {
                 let v = json!({
                     "baseline": base.json(),
                     "this_build": this.json(),
                     "rate_vs_baseline": this.rate() / base.rate(),
                     "client_cpu_vs_baseline": this.client_us() / base.client_us(),
                 });
-                (path.replace([',', ' '], "_").replace("__", "_"), v)
+                (key.to_string(), v)
             })
             .collect();
         json!({
@@ -1067,7 +1079,7 @@ fn report(
             "A/B: the worker at {} ({short}) and this build, {}, each twice (A B B A):",
             ab.rev, ab.database
         );
-        for (path, base, this) in &ab.paths {
+        for ((path, _), base, this) in &ab.paths {
             line(&format!("  {path}, {}", ab.rev), base, String::new());
             line(
                 &format!("  {path}, this build"),
