@@ -685,9 +685,10 @@ impl Bins {
             self.clone(),
         ];
         let mut paths = Vec::new();
-        for path in [
-            ("inbox, 1 worker", "inbox_1_worker"),
-            ("outbox relay", "outbox_relay"),
+        // (label, JSON key, whether it is the inbox; else the relay)
+        for (path, key, inbox) in [
+            ("inbox, 1 worker", "inbox_1_worker", true),
+            ("outbox relay", "outbox_relay", false),
         ] {
             let mut runs: [Vec<Measured>; 2] = Default::default();
             for (round, b) in [0, 1, 1, 0].into_iter().enumerate() {
@@ -696,20 +697,21 @@ impl Bins {
                 } else {
                     "this build"
                 };
-                eprintln!(
-                    "  measuring {}, {who} (A/B round {}) ...",
-                    path.0,
-                    round + 1
-                );
-                let label = format!("ab-{}-{b}-{round}", paths.len());
-                let m = if paths.is_empty() {
+                eprintln!("  measuring {path}, {who} (A/B round {}) ...", round + 1);
+                let label = format!("ab-{key}-{b}-{round}");
+                let m = if inbox {
                     builds[b].inbox(rt, place, d, db, &label, 1, n, None)?
                 } else {
                     builds[b].outbox(rt, place, d, db, &label, n, None)?
                 };
                 runs[b].push(m);
             }
-            paths.push((path, Measured::sum(&runs[0]), Measured::sum(&runs[1])));
+            let [base_runs, this_runs] = &runs;
+            paths.push((
+                (path, key),
+                Measured::sum(base_runs),
+                Measured::sum(this_runs),
+            ));
         }
         Ok(AbResult {
             database: db.name(),
